@@ -1,0 +1,312 @@
+"""Whisper ASR on CTranslate2 (via faster-whisper's loader, tokenizer and feature extractor).
+
+We call ``ctranslate2.models.Whisper`` directly instead of ``WhisperModel.transcribe`` because the
+streaming path decodes one short VAD segment at a time, and three measured choices matter there
+(``shared/ASR_NOTES.md``):
+
+* **Encode only the real length.** faster-whisper pads every decode to a 30 s window; we pad the
+  log-mel features (with their minimum) to ``max(min_window_s, speech + 2 s)``. 3.6x faster on short
+  utterances at +0.006 CER.
+* **Bound the output by the audio length** (``tokens_per_second``) and fall back to temperature sampling
+  when the greedy hypothesis is repetitive (gzip compression ratio) or runs into the bound: greedy
+  Whisper loops on short clips (``第五大道００００…``), which cost 0.38 CER.
+* **No Chinese prompt; convert to Simplified afterwards** with OpenCC (Whisper writes Traditional
+  characters for ``zh``, and a Simplified prompt made accuracy worse).
+
+Thread-safety: a :class:`WhisperRecognizer` is used by one thread at a time (its
+:class:`~speechsvc.scheduler.InferenceWorker`); CTranslate2 parallelises inside a call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from speechsvc.errors import InvalidAudio, ModelUnavailable
+from speechsvc.types import Float32Array
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+HOP_LENGTH = 160
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 log-mel frames per second
+MAX_FRAMES = 30 * FRAMES_PER_SECOND  # Whisper's 30 s window: 3000 frames
+MAX_SAMPLES = 30 * SAMPLE_RATE
+
+# Text Whisper is known to invent on silence, music and noise (from subtitle-laden training data).
+HALLUCINATIONS = (
+    "字幕由amara.org社区提供",
+    "请不吝点赞订阅转发打赏支持明镜与点点栏目",
+    "thank you for watching",
+    "thanks for watching",
+    "优优独播剧场",
+    "小编字幕",
+    "中文字幕",
+)
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    """Options of the Whisper recognizer. Validated once in :mod:`speechsvc.config`."""
+
+    # CTranslate2 Whisper directory; None = the assembled default (Whisper base).
+    model_dir: Path | None = None
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    # CTranslate2 compute type; "default" = int8 on CPU, float16 on CUDA.
+    compute_type: str = "default"
+    # Intra-op threads for CTranslate2 on CPU (0 = its default: all cores).
+    cpu_threads: int = 2
+    # Minimum encoder window in seconds; shorter speech is padded to this, longer to speech + 2 s.
+    min_window_s: float = 10.0
+    # Output bound: at most this many tokens per second of audio, plus extra_tokens.
+    tokens_per_second: float = 10.0
+    extra_tokens: int = 12
+    repetition_penalty: float = 1.05
+    beam_size: int = 1
+    # Fall back to sampling when the hypothesis compresses better than this (a repetition loop).
+    compression_ratio_threshold: float = 2.0
+    fallback_temperatures: tuple[float, ...] = (0.2, 0.4)
+    fallback_hypotheses: int = 3
+    # Drop a hypothesis as non-speech when P(no speech) is above and avg log-prob below these.
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    # Candidate languages when a call asks for auto-detection.
+    languages: tuple[str, ...] = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class AsrRequest:
+    audio: Float32Array  # 16 kHz mono float32 in [-1, 1]
+    language: str | None  # None = detect among AsrOptions.languages
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    text: str
+    language: str
+    confidence: float  # exp(mean token log-prob)
+    no_speech_prob: float
+    # Mean and std over time of the encoder output for the real frames (for the emotion head).
+    encoder_stats: Float32Array | None = field(default=None, repr=False)
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def window_frames(n_samples: int, min_window_s: float) -> int:
+    """Encoder window for ``n_samples`` of speech: at least ``min_window_s``, else speech + 2 s."""
+    speech_frames = math.ceil(n_samples / HOP_LENGTH)
+    wanted = max(int(min_window_s * FRAMES_PER_SECOND), speech_frames + 2 * FRAMES_PER_SECOND)
+    return min(MAX_FRAMES, wanted)
+
+
+class TextNormalizer:
+    """Output clean-up per language: Simplified script for Chinese, whitespace, known hallucinations."""
+
+    def __init__(self) -> None:
+        import opencc
+
+        self._t2s = opencc.OpenCC("t2s")
+
+    def __call__(self, text: str, language: str) -> str:
+        text = " ".join(text.split())
+        if language == "zh":
+            text = self._t2s.convert(text)
+        squashed = "".join(ch for ch in text.lower() if ch.isalnum() or ch == ".")
+        if any(h.replace(" ", "") in squashed for h in HALLUCINATIONS) and len(squashed) < 40:
+            return ""
+        return text
+
+
+class WhisperRecognizer:
+    """Batched Whisper decoding of speech segments. Load once; call from one thread."""
+
+    def __init__(self, options: AsrOptions, model_dir: Path) -> None:
+        import ctranslate2
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        if options.cpu_threads:
+            # Set BLAS/OMP threads explicitly (ASR_NOTES): oversubscription on 2 cores doubles latency.
+            os.environ.setdefault("OMP_NUM_THREADS", str(options.cpu_threads))
+        device = options.device
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        compute_type = options.compute_type
+        if compute_type == "default":
+            compute_type = "float16" if device == "cuda" else "int8"
+        try:
+            self._model = WhisperModel(
+                str(model_dir),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=options.cpu_threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ModelUnavailable(f"cannot load Whisper model from {model_dir}: {e}") from e
+        self.options = options
+        self.device = device
+        self.compute_type = compute_type
+        self.model_dir = model_dir
+        self._ct2 = self._model.model
+        if not self._ct2.is_multilingual:
+            raise ModelUnavailable(f"{model_dir} is an English-only Whisper; speechsvc needs a multilingual one")
+        self._tokenizer = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language="en")
+        self._features = self._model.feature_extractor
+        self._normalize = TextNormalizer()
+        self._lang_tokens = {
+            lang: self._model.hf_tokenizer.token_to_id(f"<|{lang}|>") for lang in options.languages
+        }
+        log.info("loaded whisper %s on %s (%s)", model_dir, device, compute_type)
+
+    def warm_up(self) -> None:
+        """One decode of a short tone so the first call does not pay for lazy initialisation."""
+        t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
+        self.transcribe([AsrRequest(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32), "zh")])
+
+    def log_mel(self, audio: Float32Array) -> Float32Array:
+        """Log-mel features of up to 30 s of audio, shape (n_mels, frames)."""
+        if audio.ndim != 1 or audio.dtype != np.float32:
+            raise InvalidAudio("ASR input must be 1-D float32 at 16 kHz")
+        if audio.size > MAX_SAMPLES:
+            raise InvalidAudio(f"ASR segment of {audio.size / SAMPLE_RATE:.1f} s exceeds 30 s")
+        features: Float32Array = self._features(audio, padding=0)
+        return features
+
+    def transcribe(self, requests: list[AsrRequest]) -> list[AsrResult]:
+        """Decode a batch of segments (any mix of languages); results in request order."""
+        import ctranslate2
+
+        if not requests:
+            return []
+        mels = [self.log_mel(r.audio) for r in requests]
+        frames = max(window_frames(r.audio.size, self.options.min_window_s) for r in requests)
+        batch = np.stack([_pad_frames(m, frames) for m in mels])
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch))
+        encoded = self._ct2.encode(features, to_cpu=self.device == "cpu")
+        languages = self._languages(encoded, requests)
+        prompts = [self._prompt(lang) for lang in languages]
+        limits = [self._max_new_tokens(r.audio.size) for r in requests]
+        results = self._ct2.generate(
+            encoded,
+            prompts,
+            beam_size=self.options.beam_size,
+            max_length=len(prompts[0]) + max(limits),
+            repetition_penalty=self.options.repetition_penalty,
+            return_scores=True,
+            return_no_speech_prob=True,
+        )
+        stats = self._encoder_stats(encoded, requests) if self.device == "cpu" else [None] * len(requests)
+        out = []
+        for i, (req, res, lang, limit) in enumerate(zip(requests, results, languages, limits, strict=True)):
+            tokens = [t for t in res.sequences_ids[0][:limit] if t < self._tokenizer.eot]
+            text = self._tokenizer.decode(tokens).strip()
+            avg_logprob = _avg_logprob(res.scores[0], len(tokens))
+            if self._needs_fallback(text, len(res.sequences_ids[0]), limit):
+                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
+            if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
+                text = ""
+            out.append(
+                AsrResult(
+                    text=self._normalize(text, lang),
+                    language=lang,
+                    confidence=float(math.exp(avg_logprob)),
+                    no_speech_prob=float(res.no_speech_prob),
+                    encoder_stats=stats[i],
+                )
+            )
+        return out
+
+    def _languages(self, encoded: object, requests: list[AsrRequest]) -> list[str]:
+        if all(r.language for r in requests):
+            return [str(r.language) for r in requests]
+        detected = self._ct2.detect_language(encoded)
+        langs = []
+        for req, probs in zip(requests, detected, strict=True):
+            if req.language:
+                langs.append(req.language)
+                continue
+            candidates = [(p, tok[2:-2]) for tok, p in probs if tok[2:-2] in self._lang_tokens]
+            langs.append(max(candidates)[1] if candidates else self.options.languages[0])
+        return langs
+
+    def _prompt(self, language: str) -> list[int]:
+        lang_id = self._lang_tokens.get(language) or self._model.hf_tokenizer.token_to_id(f"<|{language}|>")
+        if lang_id is None:
+            raise InvalidAudio(f"unsupported language {language!r}")
+        t = self._tokenizer
+        return [t.sot, lang_id, t.transcribe, t.no_timestamps]
+
+    def _max_new_tokens(self, n_samples: int) -> int:
+        seconds = n_samples / SAMPLE_RATE
+        return int(self.options.tokens_per_second * seconds) + self.options.extra_tokens
+
+    def _needs_fallback(self, text: str, n_tokens: int, limit: int) -> bool:
+        return n_tokens >= limit or compression_ratio(text) > self.options.compression_ratio_threshold
+
+    def _fallback(
+        self, mel: Float32Array, prompt: list[int], limit: int, text: str, avg_logprob: float
+    ) -> tuple[str, float]:
+        """Re-decode one segment with temperature sampling; keep the best non-repetitive hypothesis."""
+        import ctranslate2
+
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel))
+        best = (text, avg_logprob) if compression_ratio(text) <= self.options.compression_ratio_threshold else None
+        ctranslate2.set_random_seed(0)  # reproducible output for the same audio
+        for temperature in self.options.fallback_temperatures:
+            results = self._ct2.generate(
+                features,
+                [prompt],
+                beam_size=1,
+                num_hypotheses=self.options.fallback_hypotheses,
+                sampling_topk=0,
+                sampling_temperature=temperature,
+                max_length=len(prompt) + limit,
+                repetition_penalty=self.options.repetition_penalty,
+                return_scores=True,
+            )[0]
+            for ids, score in zip(results.sequences_ids, results.scores, strict=True):
+                tokens = [t for t in ids[:limit] if t < self._tokenizer.eot]
+                candidate = self._tokenizer.decode(tokens).strip()
+                logprob = _avg_logprob(score, len(tokens))
+                if len(ids) >= limit or compression_ratio(candidate) > self.options.compression_ratio_threshold:
+                    continue
+                if best is None or logprob > best[1]:
+                    best = (candidate, logprob)
+            if best is not None:
+                return best
+        return text, avg_logprob
+
+    def _encoder_stats(self, encoded: object, requests: list[AsrRequest]) -> list[Float32Array | None]:
+        """Mean/std over the real (unpadded) encoder frames of each item: 2 x d_model floats."""
+        array = np.asarray(encoded)
+        stats: list[Float32Array | None] = []
+        for i, req in enumerate(requests):
+            n = max(1, math.ceil(req.audio.size / HOP_LENGTH / 2))  # the encoder halves the frame rate
+            frames = array[i, :n]
+            stats.append(np.concatenate([frames.mean(0), frames.std(0)]).astype(np.float32))
+        return stats
+
+
+def _pad_frames(mel: Float32Array, frames: int) -> Float32Array:
+    """Pad (with the minimum, i.e. silence) or cut log-mel features to ``frames`` columns."""
+    if mel.shape[1] >= frames:
+        return mel[:, :frames]
+    fill = float(mel.min()) if mel.size else -1.5
+    return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=fill)
+
+
+def _avg_logprob(score: float, n_tokens: int) -> float:
+    """CTranslate2 scores are length-normalised log-probs; mirror faster-whisper's average."""
+    return float(score) * n_tokens / (n_tokens + 1) if n_tokens else float(score)

@@ -1,0 +1,185 @@
+"""Audio in: wire codecs (PCM16, G.711 μ-law/A-law, float32), validation, channel split, streaming
+resampling to the pipeline's 16 kHz, and file decoding for batch work.
+
+Every function here is pure or owns only per-stream state; none is shared between calls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from speechsvc.errors import InvalidAudio, UnsupportedFormat
+from speechsvc.types import Float32Array, Int16Array
+
+PIPELINE_RATE = 16000
+Encoding = Literal["pcm16", "mulaw", "alaw", "f32"]
+ENCODINGS: tuple[Encoding, ...] = ("pcm16", "mulaw", "alaw", "f32")
+SAMPLE_RATES = (8000, 16000, 48000)
+BYTES_PER_SAMPLE = {"pcm16": 2, "mulaw": 1, "alaw": 1, "f32": 4}
+
+
+def _mulaw_table() -> Int16Array:
+    """ITU-T G.711 μ-law decode table (the same values as audioop.ulaw2lin)."""
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = u & 0x80
+    exponent = (u >> 4) & 0x07
+    mantissa = u & 0x0F
+    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return np.where(sign, -magnitude, magnitude).astype(np.int16)
+
+
+def _alaw_table() -> Int16Array:
+    """ITU-T G.711 A-law decode table (the same values as audioop.alaw2lin)."""
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    sign = a & 0x80
+    exponent = (a >> 4) & 0x07
+    mantissa = a & 0x0F
+    magnitude = np.where(
+        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
+    )
+    return np.where(sign, magnitude, -magnitude).astype(np.int16)
+
+
+MULAW_TO_PCM = _mulaw_table()
+ALAW_TO_PCM = _alaw_table()
+
+
+def mulaw_encode(pcm: Int16Array) -> bytes:
+    """G.711 μ-law encoder, bit-exact with audioop.lin2ulaw (for tests, benchmarks, telephone simulation)."""
+    v = pcm.astype(np.int32) >> 2  # G.711 works on 14-bit samples
+    mask = np.where(v < 0, 0x7F, 0xFF)
+    mag = np.minimum(np.abs(v), 8159) + 0x21
+    segment = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), mag)
+    code = np.where(segment >= 8, 0x7F, (segment << 4) | ((mag >> (segment + 1)) & 0x0F))
+    return ((code ^ mask) & 0xFF).astype(np.uint8).tobytes()
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """What a client declared for its binary frames."""
+
+    encoding: Encoding = "pcm16"
+    sample_rate: int = 16000
+    channels: int = 1
+
+    def validate(self) -> AudioFormat:
+        if self.encoding not in ENCODINGS:
+            raise UnsupportedFormat(f"encoding {self.encoding!r} is not supported; use one of {ENCODINGS}")
+        if self.sample_rate not in SAMPLE_RATES:
+            raise UnsupportedFormat(f"sample_rate {self.sample_rate} is not supported; use one of {SAMPLE_RATES}")
+        if self.channels not in (1, 2):
+            raise UnsupportedFormat(f"channels {self.channels} is not supported; use 1 (mono) or 2 (one leg each)")
+        return self
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per sample frame (all channels)."""
+        return BYTES_PER_SAMPLE[self.encoding] * self.channels
+
+    def bytes_for_ms(self, ms: float) -> int:
+        return int(math.ceil(self.sample_rate * ms / 1000)) * self.frame_bytes
+
+
+def decode_frame(data: bytes, fmt: AudioFormat) -> Int16Array:
+    """Wire bytes -> int16 samples of shape (n, channels).
+
+    Raises:
+        InvalidAudio: empty frame, a length that is not whole sample frames, or NaN/inf floats.
+    """
+    if not data:
+        raise InvalidAudio("empty audio frame")
+    if len(data) % fmt.frame_bytes:
+        raise InvalidAudio(
+            f"{len(data)} bytes is not a whole number of {fmt.encoding} sample frames "
+            f"({fmt.frame_bytes} bytes each for {fmt.channels} channel(s))"
+        )
+    if fmt.encoding == "pcm16":
+        pcm = np.frombuffer(data, dtype="<i2").astype(np.int16)
+    elif fmt.encoding == "mulaw":
+        pcm = MULAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
+    elif fmt.encoding == "alaw":
+        pcm = ALAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
+    else:
+        floats = np.frombuffer(data, dtype="<f4")
+        if not np.all(np.isfinite(floats)):
+            raise InvalidAudio("float32 audio contains NaN or infinity")
+        pcm = (np.clip(floats, -1.0, 1.0) * 32767).astype(np.int16)
+    return pcm.reshape(-1, fmt.channels)
+
+
+class StreamResampler:
+    """Stateful int16 mono resampler to 16 kHz (libswresample via PyAV): no clicks at frame edges."""
+
+    def __init__(self, source_rate: int) -> None:
+        self.source_rate = source_rate
+        self._resampler = None
+        if source_rate != PIPELINE_RATE:
+            import av
+
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=PIPELINE_RATE)
+
+    def process(self, pcm: Int16Array) -> Float32Array:
+        """Resample a chunk; returns float32 in [-1, 1] at 16 kHz (possibly empty)."""
+        if self._resampler is None:
+            return pcm.astype(np.float32) / 32768.0
+        return self._run(self._frame(pcm))
+
+    def flush(self) -> Float32Array:
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        return self._run(None)
+
+    def _frame(self, pcm: Int16Array) -> object:
+        import av
+
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm.reshape(1, -1)), format="s16", layout="mono")
+        frame.sample_rate = self.source_rate
+        frame.pts = None
+        return frame
+
+    def _run(self, frame: object) -> Float32Array:
+        assert self._resampler is not None
+        outs = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        if not outs:
+            return np.zeros(0, np.float32)
+        return np.concatenate(outs).astype(np.float32) / 32768.0
+
+
+def to_float(pcm: Int16Array) -> Float32Array:
+    return pcm.astype(np.float32) / 32768.0
+
+
+def decode_file(path: Path | str) -> tuple[Float32Array, int]:
+    """Decode any container/codec FFmpeg reads into 16 kHz float32 of shape (channels, n).
+
+    Raises:
+        InvalidAudio: the file cannot be opened or has no audio stream.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise InvalidAudio(f"{path}: no audio stream")
+            stream = container.streams.audio[0]
+            channels = min(2, stream.codec_context.channels or 1)
+            layout = "stereo" if channels == 2 else "mono"
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=PIPELINE_RATE)
+            parts = []
+            for frame in container.decode(stream):
+                frame.pts = None
+                parts.extend(f.to_ndarray() for f in resampler.resample(frame))
+            parts.extend(f.to_ndarray() for f in resampler.resample(None))
+    except av.error.FFmpegError as e:
+        raise InvalidAudio(f"{path}: cannot decode audio: {e}") from e
+    if not parts:
+        return np.zeros((channels, 0), np.float32), PIPELINE_RATE
+    audio = np.concatenate(parts, axis=1).astype(np.float32)
+    if not np.all(np.isfinite(audio)):
+        raise InvalidAudio(f"{path}: decoded audio contains NaN or infinity")
+    return audio, PIPELINE_RATE

@@ -1,0 +1,54 @@
+"""Prometheus metrics of one engine, in their own registry (so tests can build several engines)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active_calls = Gauge("speechsvc_active_calls", "Calls streaming now", ["transport"], registry=r)
+        self.max_calls = Gauge("speechsvc_max_calls", "Configured call capacity", registry=r)
+        self.calls_total = Counter("speechsvc_calls_total", "Calls accepted", ["transport"], registry=r)
+        self.rejections = Counter(
+            "speechsvc_rejections_total", "Calls or work refused", ["reason"], registry=r
+        )
+        self.errors = Counter("speechsvc_client_errors_total", "Errors reported to clients", ["code"], registry=r)
+        self.queue_depth = Gauge("speechsvc_queue_depth", "Items waiting per inference worker", ["worker"], registry=r)
+        self.endpoint_to_final = Histogram(
+            "speechsvc_endpoint_to_final_seconds",
+            "Wall time from the VAD endpoint (end of speech + pause) to the final transcript",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "speechsvc_inference_batch_seconds", "Model time per batch", ["worker"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram(
+            "speechsvc_inference_batch_size", "Items per batch", ["worker"], buckets=(1, 2, 4, 8, 16, 32), registry=r
+        )
+        self.queue_wait = Histogram(
+            "speechsvc_queue_wait_seconds", "Time items waited in a queue", ["worker"], buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.real_time_factor = Histogram(
+            "speechsvc_asr_real_time_factor",
+            "ASR compute time divided by audio duration, per batch",
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+            registry=r,
+        )
+        self.audio_seconds = Counter("speechsvc_audio_seconds_total", "Audio received", ["leg"], registry=r)
+
+    def track_depth(self, worker: str, depth: Callable[[], int]) -> None:
+        self.queue_depth.labels(worker).set_function(depth)
+
+    def on_batch(self, worker: str, size: int, seconds: float, waited: float) -> None:
+        self.batch_seconds.labels(worker).observe(seconds)
+        self.batch_size.labels(worker).observe(size)
+        self.queue_wait.labels(worker).observe(waited)

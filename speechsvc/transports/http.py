@@ -1,0 +1,68 @@
+"""The FastAPI application: lifespan (load models once, warm up, drain), health, readiness, metrics,
+and the routers of the other HTTP/WebSocket transports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from speechsvc.config import Settings
+from speechsvc.engine import Engine
+from speechsvc.transports import ws
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Build the app. ``engine`` may be passed in (tests, or to share it with gRPC); otherwise the
+    lifespan loads one from ``settings``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = engine is None
+        eng = engine or await asyncio.to_thread(Engine.load, settings)
+        app.state.engine = eng
+        if own:
+            await eng.start()
+        try:
+            yield
+        finally:
+            if own:
+                await eng.drain(settings.shutdown_grace_s)
+                await eng.stop()
+
+    app = FastAPI(title="speechsvc", version="0.1.0", lifespan=lifespan)
+    if engine is not None:
+        app.state.engine = engine
+    app.include_router(ws.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        eng: Engine | None = getattr(request.app.state, "engine", None)
+        if eng is None or not eng.ready:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        body: dict[str, Any] = {
+            "status": "ready",
+            "active_calls": eng.active_calls,
+            "max_calls": eng.settings.max_calls,
+            "models": [m.__dict__ for m in eng.models],
+        }
+        return JSONResponse(body)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        eng: Engine = request.app.state.engine
+        return Response(generate_latest(eng.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
