@@ -209,7 +209,7 @@ class WhisperRecognizer:
         )
         stats = self._encoder_stats(encoded, requests) if self.device == "cpu" else [None] * len(requests)
         out = []
-        for i, (req, res, lang, limit) in enumerate(zip(requests, results, languages, limits, strict=True)):
+        for i, (res, lang, limit) in enumerate(zip(results, languages, limits, strict=True)):
             tokens = [t for t in res.sequences_ids[0][:limit] if t < self._tokenizer.eot]
             text = self._tokenizer.decode(tokens).strip()
             avg_logprob = _avg_logprob(res.scores[0], len(tokens))

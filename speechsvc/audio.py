@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import av
 
 from speechsvc.errors import InvalidAudio, UnsupportedFormat
 from speechsvc.types import Float32Array, Int16Array
@@ -82,7 +85,7 @@ class AudioFormat:
         return BYTES_PER_SAMPLE[self.encoding] * self.channels
 
     def bytes_for_ms(self, ms: float) -> int:
-        return int(math.ceil(self.sample_rate * ms / 1000)) * self.frame_bytes
+        return math.ceil(self.sample_rate * ms / 1000) * self.frame_bytes
 
 
 def decode_frame(data: bytes, fmt: AudioFormat) -> Int16Array:
@@ -134,7 +137,7 @@ class StreamResampler:
             return np.zeros(0, np.float32)
         return self._run(None)
 
-    def _frame(self, pcm: Int16Array) -> object:
+    def _frame(self, pcm: Int16Array) -> av.AudioFrame:
         import av
 
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm.reshape(1, -1)), format="s16", layout="mono")
@@ -142,7 +145,7 @@ class StreamResampler:
         frame.pts = None
         return frame
 
-    def _run(self, frame: object) -> Float32Array:
+    def _run(self, frame: av.AudioFrame | None) -> Float32Array:
         assert self._resampler is not None
         outs = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         if not outs:
@@ -170,7 +173,7 @@ def decode_file(path: Path | str) -> tuple[Float32Array, int]:
             channels = min(2, stream.codec_context.channels or 1)
             layout = "stereo" if channels == 2 else "mono"
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=PIPELINE_RATE)
-            parts = []
+            parts: list[np.ndarray] = []
             for frame in container.decode(stream):
                 frame.pts = None
                 parts.extend(f.to_ndarray() for f in resampler.resample(frame))
@@ -183,3 +186,47 @@ def decode_file(path: Path | str) -> tuple[Float32Array, int]:
     if not np.all(np.isfinite(audio)):
         raise InvalidAudio(f"{path}: decoded audio contains NaN or infinity")
     return audio, PIPELINE_RATE
+
+
+def resample(audio: Float32Array, source_rate: int, target_rate: int) -> Float32Array:
+    """Resample float32 audio of shape (n,) or (n, channels) (libswresample); offline, whole arrays."""
+    import av
+
+    if source_rate == target_rate:
+        return audio
+    frames = audio.reshape(audio.shape[0], -1)
+    channels = frames.shape[1]
+    layout = "stereo" if channels == 2 else "mono"
+    resampler = av.AudioResampler(format="flt", layout=layout, rate=target_rate)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(frames.reshape(1, -1), np.float32), format="flt",
+                                       layout=layout)
+    frame.sample_rate = source_rate
+    outs = [f.to_ndarray().reshape(-1, channels) for f in (*resampler.resample(frame), *resampler.resample(None))]
+    out = np.concatenate(outs).astype(np.float32)
+    return out if audio.ndim == 2 else out.reshape(-1)
+
+
+def encode_file(path: Path | str, audio: Float32Array, sample_rate: int, codec: str | None = None) -> None:
+    """Write float32 audio of shape (channels, n) to any container FFmpeg writes (by extension).
+
+    Used to keep audio when a setting asks for it and to make compressed fixtures in tests.
+    """
+    import av
+
+    channels = audio.shape[0]
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec or _codec_for(Path(path).suffix), rate=sample_rate, layout=layout)
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sample_rate)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T.reshape(1, -1), np.float32), format="flt",
+                                           layout=layout)
+        frame.sample_rate = sample_rate
+        for resampled in (*resampler.resample(frame), *resampler.resample(None)):
+            container.mux(stream.encode(resampled))
+        container.mux(stream.encode(None))
+
+
+def _codec_for(suffix: str) -> str:
+    return {".mp3": "libmp3lame", ".ogg": "libopus", ".opus": "libopus", ".m4a": "aac", ".flac": "flac"}.get(
+        suffix.lower(), "pcm_s16le"
+    )

@@ -31,7 +31,7 @@ class StreamAudio:
 
     @property
     def duration_s(self) -> float:
-        return self.pcm.shape[0] / self.sample_rate
+        return float(self.pcm.shape[0] / self.sample_rate)
 
     def frames(self, frame_ms: int) -> Iterator[tuple[int, bytes]]:
         """(media time in ms at the end of the frame, little-endian PCM16 bytes)."""

@@ -92,7 +92,7 @@ class Engine:
         calls = list(self.sessions.values())
         if calls:
             log.info("draining %d calls (grace %.1f s)", len(calls), grace_s)
-            done, pending = await asyncio.wait(
+            _, pending = await asyncio.wait(
                 [asyncio.ensure_future(c.close("shutdown")) for c in calls], timeout=grace_s or None
             )
             if pending:

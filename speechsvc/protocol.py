@@ -138,7 +138,9 @@ def event_type(event: PipelineEvent) -> str:
     return EVENT_TYPES[type(event)]
 
 
-def event_to_dict(event: PipelineEvent, call_id: str, seq: int, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+def event_to_dict(
+    event: PipelineEvent, call_id: str, seq: int, metadata: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One event as a JSON-ready dict: ``type``, ``call_id``, ``seq`` first, then the event's fields."""
     body = asdict(event)
     if isinstance(event, Transcript):
@@ -147,7 +149,8 @@ def event_to_dict(event: PipelineEvent, call_id: str, seq: int, metadata: dict[s
     out.update(body)
     if metadata:
         out["metadata"] = metadata
-    return _finite(out)
+    finite: dict[str, Any] = _finite(out)
+    return finite
 
 
 def ready_event(config: CallConfig, seq: int = 0) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class InferenceWorker(Generic[In, Out]):
             self.busy = True
             try:
                 results = await loop.run_in_executor(self._executor, self._run, [j.item for j in jobs])
-            except Exception as e:  # noqa: BLE001 - a model failure is delivered to every waiting caller
+            except Exception as e:
                 log.exception("%s worker: batch of %d failed", self.name, len(jobs))
                 for j in jobs:
                     if not j.future.done():

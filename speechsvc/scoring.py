@@ -48,9 +48,20 @@ def normalize_zh(text: str) -> str:
     return "".join(ch for ch in text if ch.isalnum())
 
 
+_EN_NUMBERS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+
+
 def normalize_en(text: str) -> list[str]:
+    """Lower-case words without punctuation; number words up to twenty as digits (Whisper writes digits)."""
     text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
-    return re.sub(r"[^\w\s']", " ", text).replace("'", "").split()
+    words = re.sub(r"[^\w\s']", " ", text).replace("'", "").split()
+    return [_EN_NUMBERS.get(w, w) for w in words]
 
 
 def edit_distance(ref: list[str] | str, hyp: list[str] | str) -> int:

@@ -49,7 +49,7 @@ class CallConfig:
     """What a call declared when it started (validated by the transport's schema)."""
 
     call_id: str
-    audio: AudioFormat = AudioFormat()
+    audio: AudioFormat = field(default_factory=AudioFormat)
     # Leg carried by each channel, in channel order.
     legs: tuple[Leg, ...] = ("customer",)
     # "zh", "en" or "auto" (detect per utterance among the configured languages).

@@ -26,17 +26,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = engine is None
-        eng = engine or await asyncio.to_thread(Engine.load, settings)
+        if engine is not None:
+            yield  # the caller owns the engine's lifecycle
+            return
+        eng = await asyncio.to_thread(Engine.load, settings)
         app.state.engine = eng
-        if own:
-            await eng.start()
+        await eng.start()
         try:
             yield
         finally:
-            if own:
-                await eng.drain(settings.shutdown_grace_s)
-                await eng.stop()
+            await eng.drain(settings.shutdown_grace_s)
+            await eng.stop()
 
     app = FastAPI(title="speechsvc", version="0.1.0", lifespan=lifespan)
     if engine is not None:

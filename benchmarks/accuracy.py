@@ -1,0 +1,94 @@
+"""ASR accuracy per eval folder and source: CER (Mandarin) / WER (English), through the same VAD → ASR path
+as `speechsvc transcribe`, on the 16 kHz audio and on the 8 kHz telephone copies.
+
+    python benchmarks/accuracy.py [--eval ../shared/eval] [--out benchmarks/results/accuracy.json]
+
+Prints how it was taken (versions, device, compute type, beam, threads, machine) next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+from speechsvc.asr import WhisperRecognizer
+from speechsvc.config import Settings
+from speechsvc.evaluation import evaluate_asr
+from speechsvc.models import resolve_whisper_dir, silero_vad_path
+from speechsvc.vad import SileroModel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def environment(recognizer: WhisperRecognizer, settings: Settings) -> dict[str, object]:
+    import ctranslate2
+    import faster_whisper
+
+    return {
+        "machine": f"{platform.processor() or platform.machine()}, {_cpu_model()}, {_cores()} cores",
+        "python": platform.python_version(),
+        "faster_whisper": faster_whisper.__version__,
+        "ctranslate2": ctranslate2.__version__,
+        "model": str(recognizer.model_dir),
+        "device": recognizer.device,
+        "compute_type": recognizer.compute_type,
+        "beam_size": settings.asr_beam_size,
+        "threads": settings.cpu_threads,
+        "min_window_s": settings.asr_min_window_s,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "accuracy.json")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    settings = Settings(device=args.device, cpu_threads=args.threads)
+    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    vad = SileroModel(silero_vad_path())
+    env = environment(recognizer, settings)
+    print(json.dumps(env, indent=2))
+    sets = [
+        ("asr_zh", "file", "zh"),
+        ("asr_zh", "tel_file", "zh"),
+        ("asr_en", "file", "en"),
+        ("asr_en", "orig_8k_file", "en"),
+    ]
+    results = []
+    for folder, column, language in sets:
+        if not (args.eval / folder / "manifest.csv").is_file():
+            print(f"skip {folder}: {args.eval / folder} is absent")
+            continue
+        r = evaluate_asr(args.eval / folder, column, language, recognizer.transcribe, vad, settings.vad())
+        results.append(asdict(r))
+        print(f"{folder:8s} {column:13s} {r.metric} {r.error_rate:.3f}  files={r.files}  "
+              f"audio={r.audio_s}s wall={r.wall_s}s RTF={r.rtf}")
+        for source, v in r.per_source.items():
+            print(f"    {source:32s} {v['error_rate']:.3f} ({v['files']:.0f} files)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": env, "results": results}, ensure_ascii=False, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

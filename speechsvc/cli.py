@@ -1,0 +1,177 @@
+"""Command line: flags → Settings → the modules that do the work. Results go to stdout; progress and logs
+to stderr, so output can be piped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from speechsvc import log as logsetup
+from speechsvc.config import Settings
+from speechsvc.errors import SpeechsvcError
+
+log = logging.getLogger("speechsvc")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    """Flags that were given override SPEECHSVC_* environment variables."""
+    fields = {
+        "asr_model_dir": getattr(args, "model_dir", None),
+        "device": getattr(args, "device", None),
+        "compute_type": getattr(args, "compute_type", None),
+        "cpu_threads": getattr(args, "threads", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "grpc_port": getattr(args, "grpc_port", None),
+        "max_calls": getattr(args, "max_calls", None),
+        **extra,
+    }
+    return Settings(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", type=Path, help="CTranslate2 Whisper directory (default: assembled Whisper base)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
+    p.add_argument("--threads", type=int, help="CPU threads for the ASR model")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from speechsvc.server import serve
+
+    asyncio.run(serve(_settings(args)))
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from speechsvc.asr import WhisperRecognizer
+    from speechsvc.models import resolve_whisper_dir, silero_vad_path
+    from speechsvc.transcribe import transcribe_file
+    from speechsvc.vad import SileroModel
+    from speechsvc.writers import WRITERS
+
+    settings = _settings(args)
+    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    vad = SileroModel(silero_vad_path())
+    language = None if args.language == "auto" else args.language
+    failures = 0
+    for path in args.files:
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio"
+        with tqdm(total=0.0, desc=Path(path).name, file=sys.stderr, disable=args.quiet, bar_format=bar_format) as bar:
+            try:
+                result = transcribe_file(
+                    path, recognizer.transcribe, vad, settings.vad(), language,
+                    progress=bar.update, on_duration=partial(setattr, bar, "total"),
+                )
+            except SpeechsvcError as e:
+                log.error("%s: %s", path, e)
+                failures += 1
+                continue
+        sys.stdout.write(WRITERS[args.format](result))
+        if args.format == "json":
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    return 1 if failures else 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from speechsvc.client import load_stream_audio, stream_ws
+
+    audio = load_stream_audio(args.file)
+
+    def show(event: dict[str, Any]) -> None:
+        event = {k: v for k, v in event.items() if k not in ("received_at", "sent_ms")}
+        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    if args.grpc:
+        from speechsvc.grpc_client import stream_grpc
+
+        asyncio.run(stream_grpc(args.grpc, audio, language=args.language, speed=args.speed, on_event=show))
+    else:
+        events = asyncio.run(stream_ws(args.url, audio, language=args.language, speed=args.speed, on_event=show))
+        if events and events[0].get("type") != "ready":
+            show(events[0])
+            return 1
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from speechsvc.models import check_whisper_dir, default_whisper_dir, heads_dir, install_whisper_base
+
+    whisper = args.model_dir or default_whisper_dir()
+    if args.action == "install":
+        path = install_whisper_base(args.model_dir)
+        sys.stdout.write(f"{path}\n")
+        return 0
+    if args.action == "path":
+        sys.stdout.write(f"{whisper}\n")
+        return 0
+    rows = [("asr", whisper, check_whisper_dir(whisper, deep=args.action == "verify"))]
+    for head in sorted(heads_dir().glob("*/model.json")) if heads_dir().is_dir() else []:
+        rows.append((head.parent.name, head.parent, []))
+    for name, path, problems in rows:
+        status = "ok" if not problems else "; ".join(problems)
+        sys.stdout.write(f"{name}\t{path}\t{status}\n")
+    return 0 if all(not p for _, _, p in rows) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="speechsvc", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the streaming service (HTTP/WebSocket and gRPC)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--grpc-port", type=int, help="gRPC port (-1 disables gRPC)")
+    p.add_argument("--max-calls", type=int)
+    _model_flags(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("transcribe", help="transcribe audio/video files")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--format", choices=["json", "srt", "vtt", "txt"], default="txt")
+    p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _model_flags(p)
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("stream", help="stream a file to a server at real time and print events (JSON lines)")
+    p.add_argument("file")
+    p.add_argument("--url", default="ws://127.0.0.1:8080/v1/stream")
+    p.add_argument("--grpc", metavar="HOST:PORT", help="use the gRPC API instead of WebSocket")
+    p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
+    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
+    p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("models", help="install, list, verify the local models")
+    p.add_argument("action", choices=["list", "verify", "path", "install"])
+    p.add_argument("--model-dir", type=Path)
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logsetup.setup(args.log_level)
+    try:
+        return int(args.func(args))
+    except SpeechsvcError as e:
+        log.error("%s", e)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Whole-file transcription on the same stages as streaming: decode → per-channel VAD → batched ASR.
+
+Used by ``speechsvc transcribe`` and the batch jobs. Runs synchronously on the caller's thread and calls
+the recognizer directly (it is not shared with live calls here); the service's batch API goes through
+the engine's worker instead so live calls keep priority.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from speechsvc.asr import SAMPLE_RATE, AsrRequest, AsrResult
+from speechsvc.audio import decode_file
+from speechsvc.types import Float32Array, Leg, SpeechSegment
+from speechsvc.vad import SileroModel, SpeechEnded, VadOptions, VadStream
+
+log = logging.getLogger(__name__)
+
+# Feed the VAD in 0.5 s blocks (the VAD's own windows are 32 ms).
+VAD_BLOCK = SAMPLE_RATE // 2
+
+
+@dataclass(frozen=True)
+class FileSegment:
+    leg: Leg
+    index: int
+    start_ms: int
+    end_ms: int
+    text: str
+    language: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FileTranscript:
+    path: str
+    duration_s: float
+    legs: tuple[Leg, ...]
+    segments: tuple[FileSegment, ...]
+
+
+def legs_for(channels: int) -> tuple[Leg, ...]:
+    """Mono recordings are one mixed leg; stereo call recordings carry customer, agent."""
+    return ("mixed",) if channels == 1 else ("customer", "agent")
+
+
+def segment_audio(audio: Float32Array, leg: Leg, model: SileroModel, options: VadOptions) -> list[SpeechSegment]:
+    stream = VadStream(model, options, leg)
+    segments: list[SpeechSegment] = []
+    for i in range(0, audio.size, VAD_BLOCK):
+        segments.extend(e.segment for e in stream.feed(audio[i : i + VAD_BLOCK]) if isinstance(e, SpeechEnded))
+    segments.extend(e.segment for e in stream.flush() if isinstance(e, SpeechEnded))
+    return segments
+
+
+def transcribe_segments(
+    segments: Sequence[SpeechSegment],
+    recognize: Callable[[list[AsrRequest]], Sequence[AsrResult]],
+    language: str | None,
+    batch_size: int = 8,
+    progress: Callable[[float], None] | None = None,
+) -> list[FileSegment]:
+    """Decode segments in batches of similar length (less padding); results in time order."""
+    order = sorted(range(len(segments)), key=lambda i: segments[i].audio.size)
+    results: dict[int, AsrResult] = {}
+    for b in range(0, len(order), batch_size):
+        ids = order[b : b + batch_size]
+        out = recognize([AsrRequest(segments[i].audio, language) for i in ids])
+        results.update(zip(ids, out, strict=True))
+        if progress:
+            progress(sum(segments[i].audio.size for i in ids) / SAMPLE_RATE)
+    merged = [
+        FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4))
+        for s, r in ((segments[i], results[i]) for i in range(len(segments)))
+        if r.text
+    ]
+    return sorted(merged, key=lambda s: (s.start_ms, s.leg))
+
+
+def transcribe_file(
+    path: Path | str,
+    recognize: Callable[[list[AsrRequest]], Sequence[AsrResult]],
+    vad_model: SileroModel,
+    vad_options: VadOptions,
+    language: str | None,
+    batch_size: int = 8,
+    progress: Callable[[float], None] | None = None,
+    on_duration: Callable[[float], None] | None = None,
+) -> FileTranscript:
+    """Transcribe one file. ``language`` None detects per segment.
+
+    Raises:
+        InvalidAudio: the file cannot be decoded.
+    """
+    audio, _ = decode_file(path)
+    duration = audio.shape[1] / SAMPLE_RATE
+    if on_duration:
+        on_duration(duration)
+    legs = legs_for(audio.shape[0])
+    segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
+    out = transcribe_segments(segments, recognize, language, batch_size, progress)
+    return FileTranscript(str(path), round(duration, 3), legs, tuple(out))

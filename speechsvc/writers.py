@@ -1,0 +1,46 @@
+"""Output writers for file transcripts, by format name (json, srt, vtt, txt)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+
+from speechsvc.transcribe import FileTranscript
+
+
+def _clock(ms: int, sep: str) -> str:
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _speaker(t: FileTranscript, leg: str) -> str:
+    return f"[{leg}] " if len(t.legs) > 1 else ""
+
+
+def to_json(t: FileTranscript) -> str:
+    return json.dumps(asdict(t), ensure_ascii=False, indent=2)
+
+
+def to_txt(t: FileTranscript) -> str:
+    return "".join(f"{_speaker(t, s.leg)}{s.text}\n" for s in t.segments)
+
+
+def to_srt(t: FileTranscript) -> str:
+    blocks = [
+        f"{i}\n{_clock(s.start_ms, ',')} --> {_clock(s.end_ms, ',')}\n{_speaker(t, s.leg)}{s.text}\n"
+        for i, s in enumerate(t.segments, 1)
+    ]
+    return "\n".join(blocks)
+
+
+def to_vtt(t: FileTranscript) -> str:
+    blocks = [
+        f"{_clock(s.start_ms, '.')} --> {_clock(s.end_ms, '.')}\n{_speaker(t, s.leg)}{s.text}\n" for s in t.segments
+    ]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+WRITERS: dict[str, Callable[[FileTranscript], str]] = {"json": to_json, "txt": to_txt, "srt": to_srt, "vtt": to_vtt}

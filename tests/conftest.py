@@ -1,0 +1,106 @@
+"""Shared fixtures: the eval data (skipped with a reason when ../shared is absent), models loaded once per
+test session, and a real server on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+EVAL = Path(os.environ.get("SPEECHSVC_EVAL_DIR", REPO.parent / "shared" / "eval"))
+
+
+def eval_path(*parts: str) -> Path:
+    """A path under ../shared/eval; skips the test (with the reason) when it is absent."""
+    path = EVAL.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"eval data absent: {path} (internal data set, see ../shared/eval/README.md)")
+    return path
+
+
+def manifest(folder: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(eval_path(folder, "manifest.csv").open()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def recognizer():  # type: ignore[no-untyped-def]
+    from speechsvc.asr import WhisperRecognizer
+    from speechsvc.config import Settings
+    from speechsvc.models import resolve_whisper_dir
+
+    settings = Settings()
+    return WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+
+
+@pytest.fixture(scope="session")
+def vad_model():  # type: ignore[no-untyped-def]
+    from speechsvc.models import silero_vad_path
+    from speechsvc.vad import SileroModel
+
+    return SileroModel(silero_vad_path())
+
+
+class LiveServer:
+    """The real app (uvicorn) on a free port, in a thread with its own event loop."""
+
+    def __init__(self, **settings: object) -> None:
+        import uvicorn
+
+        from speechsvc.config import Settings
+        from speechsvc.transports.http import create_app
+
+        self.port = free_port()
+        self.settings = Settings(port=self.port, grpc_port=-1, **settings)  # type: ignore[arg-type]
+        self.app = create_app(self.settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws_max_size=self.settings.max_message_bytes + 1024)
+        self.server = uvicorn.Server(config)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.serve(),), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def engine(self):  # type: ignore[no-untyped-def]
+        return self.app.state.engine
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.time() + 120
+        while not (self.server.started and getattr(self.app.state, "engine", None) and self.engine.ready):
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not become ready")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LiveServer]:
+    with LiveServer(partial_interval_ms=600) as s:
+        yield s

@@ -1,0 +1,76 @@
+"""The CLI as a user runs it (subprocess: stdout carries only the result) and the model registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import opencc
+import pytest
+
+from speechsvc.audio import decode_file, encode_file
+from speechsvc.errors import ModelUnavailable
+from speechsvc.models import check_whisper_dir, default_whisper_dir, install_whisper_base, resolve_whisper_dir
+from tests.conftest import eval_path
+
+
+def speechsvc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "speechsvc.cli", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.mark.model
+def test_transcribe_mandarin_prints_simplified_text_only_on_stdout() -> None:
+    path = eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0001.wav")
+    result = speechsvc("transcribe", str(path), "--format", "txt")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "设定29度" or "设定" in result.stdout
+    assert opencc.OpenCC("t2s").convert(result.stdout) == result.stdout
+    assert "loaded whisper" in result.stderr  # logs go to stderr
+
+
+@pytest.mark.model
+def test_transcribe_formats_and_bad_file(tmp_path: Path) -> None:
+    path = eval_path("long", "orig_8k", "ibm_05-gettysburg-address-2min.wav")
+    audio, rate = decode_file(path)
+    clip = tmp_path / "clip.mp3"  # any container/codec FFmpeg reads
+    encode_file(clip, audio[:, : rate * 20], rate)
+    js = json.loads(speechsvc("transcribe", str(clip), "--format", "json", "--language", "en", "-q").stdout)
+    assert js["legs"] == ["mixed"] and js["segments"] and 19 < js["duration_s"] < 21
+    srt = speechsvc("transcribe", str(clip), "--format", "srt", "--language", "en", "-q").stdout
+    assert srt.startswith("1\n00:00:") and " --> " in srt
+    vtt = speechsvc("transcribe", str(clip), "--format", "vtt", "--language", "en", "-q").stdout
+    assert vtt.startswith("WEBVTT")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    failed = speechsvc("transcribe", str(bad), "-q")
+    assert failed.returncode == 1 and failed.stdout == "" and "cannot decode" in failed.stderr
+
+
+def test_models_list_and_path() -> None:
+    listed = speechsvc("models", "list")
+    assert listed.returncode == 0 and listed.stdout.startswith("asr\t") and "\tok" in listed.stdout
+    assert speechsvc("models", "path").stdout.strip() == str(default_whisper_dir())
+
+
+def test_install_is_idempotent_and_verified(tmp_path: Path) -> None:
+    target = tmp_path / "whisper"
+    assert install_whisper_base(target) == target
+    stamp = (target / ".verified").read_text()
+    mtime = (target / "model.bin").stat().st_mtime_ns
+    install_whisper_base(target)
+    assert (target / "model.bin").stat().st_mtime_ns == mtime and (target / ".verified").read_text() == stamp
+    assert check_whisper_dir(target, deep=True) == []
+    with (target / "model.bin").open("r+b") as f:  # flip one byte
+        f.seek(1000)
+        f.write(b"\xff")
+    assert "sha256" in check_whisper_dir(target, deep=True)[0]
+
+
+def test_missing_model_dir_names_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="speechsvc models install"):
+        resolve_whisper_dir(tmp_path / "nowhere")
+    result = speechsvc("transcribe", "x.wav", "--model-dir", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "does not exist" in result.stderr

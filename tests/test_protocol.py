@@ -1,0 +1,56 @@
+"""Wire protocol v1: message validation and event shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from speechsvc.errors import ProtocolError, UnsupportedFormat
+from speechsvc.protocol import StartMessage, event_to_dict, parse_client_message
+from speechsvc.types import Transcript
+
+
+def test_start_defaults() -> None:
+    msg = parse_client_message('{"type":"start","call_id":"c-1","sample_rate":8000,"encoding":"mulaw"}')
+    assert isinstance(msg, StartMessage)
+    config = msg.to_config("zh")
+    assert config.legs == ("customer",) and config.language == "zh" and config.audio.sample_rate == 8000
+
+
+def test_stereo_defaults_to_customer_and_agent() -> None:
+    msg = parse_client_message('{"type":"start","channels":2}')
+    assert isinstance(msg, StartMessage)
+    assert msg.to_config("zh").legs == ("customer", "agent")
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        ("not json", ProtocolError, "not valid JSON"),
+        ("[1,2]", ProtocolError, "JSON object"),
+        ('{"type":"hello"}', ProtocolError, "unknown message type 'hello'"),
+        ('{"type":"start","sample_rate":NaN}', ProtocolError, "NaN"),
+        ('{"type":"start","sample_rate":44100}', UnsupportedFormat, "44100"),
+        ('{"type":"start","encoding":"opus"}', UnsupportedFormat, "encoding"),
+        ('{"type":"start","channels":3}', UnsupportedFormat, "channels"),
+        ('{"type":"start","call_id":"bad id with spaces"}', ProtocolError, "call_id"),
+        ('{"type":"start","colour":"blue"}', ProtocolError, "colour"),
+    ],
+)
+def test_bad_messages(text: str, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        parse_client_message(text)
+
+
+def test_legs_must_match_channels() -> None:
+    msg = parse_client_message('{"type":"start","channels":2,"legs":["customer"]}')
+    assert isinstance(msg, StartMessage)
+    with pytest.raises(UnsupportedFormat, match="one leg per channel"):
+        msg.to_config("zh")
+
+
+def test_transcript_event_shape() -> None:
+    t = Transcript("agent", 3, 100, 900, "你好", "zh", True, 0.8, "你好", emitted_at=1.5)
+    body = event_to_dict(t, "c-1", 7, {"callSid": "CA1"})
+    assert body["type"] == "transcript.final" and body["seq"] == 7 and body["call_id"] == "c-1"
+    assert body["leg"] == "agent" and body["start_ms"] == 100 and body["end_ms"] == 900
+    assert body["metadata"] == {"callSid": "CA1"} and "is_final" not in body
