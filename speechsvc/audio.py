@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 
@@ -157,7 +157,7 @@ def to_float(pcm: Int16Array) -> Float32Array:
     return pcm.astype(np.float32) / 32768.0
 
 
-def decode_file(path: Path | str) -> tuple[Float32Array, int]:
+def decode_file(path: Path | str | BinaryIO) -> tuple[Float32Array, int]:
     """Decode any container/codec FFmpeg reads into 16 kHz float32 of shape (channels, n).
 
     Raises:
@@ -166,9 +166,9 @@ def decode_file(path: Path | str) -> tuple[Float32Array, int]:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(path if not isinstance(path, Path | str) else str(path), "r") as container:
             if not container.streams.audio:
-                raise InvalidAudio(f"{path}: no audio stream")
+                raise InvalidAudio(f"{_name(path)}: no audio stream")
             stream = container.streams.audio[0]
             channels = min(2, stream.codec_context.channels or 1)
             layout = "stereo" if channels == 2 else "mono"
@@ -178,14 +178,18 @@ def decode_file(path: Path | str) -> tuple[Float32Array, int]:
                 frame.pts = None
                 parts.extend(f.to_ndarray() for f in resampler.resample(frame))
             parts.extend(f.to_ndarray() for f in resampler.resample(None))
-    except av.error.FFmpegError as e:
-        raise InvalidAudio(f"{path}: cannot decode audio: {e}") from e
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise InvalidAudio(f"{_name(path)}: cannot decode audio: {e}") from e
     if not parts:
         return np.zeros((channels, 0), np.float32), PIPELINE_RATE
     audio = np.concatenate(parts, axis=1).astype(np.float32)
     if not np.all(np.isfinite(audio)):
-        raise InvalidAudio(f"{path}: decoded audio contains NaN or infinity")
+        raise InvalidAudio(f"{_name(path)}: decoded audio contains NaN or infinity")
     return audio, PIPELINE_RATE
+
+
+def _name(path: Path | str | BinaryIO) -> str:
+    return str(path) if isinstance(path, Path | str) else "audio"
 
 
 def resample(audio: Float32Array, source_rate: int, target_rate: int) -> Float32Array:
@@ -217,7 +221,8 @@ def encode_file(path: Path | str, audio: Float32Array, sample_rate: int, codec: 
     layout = "stereo" if channels == 2 else "mono"
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec or _codec_for(Path(path).suffix), rate=sample_rate, layout=layout)
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=sample_rate)
+        assert isinstance(stream, av.AudioStream)
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=sample_rate)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T.reshape(1, -1), np.float32), format="flt",
                                            layout=layout)
         frame.sample_rate = sample_rate

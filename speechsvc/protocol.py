@@ -145,6 +145,9 @@ def event_to_dict(
     body = asdict(event)
     if isinstance(event, Transcript):
         body.pop("is_final")
+    for key in ("alternatives", "probabilities"):
+        if key in body:  # (label, probability) pairs as objects, the same shape as the protobuf messages
+            body[key] = [{"label": label, "probability": p} for label, p in body[key]]
     out: dict[str, Any] = {"type": event_type(event), "version": PROTOCOL_VERSION, "call_id": call_id, "seq": seq}
     out.update(body)
     if metadata:

@@ -7,8 +7,9 @@ the engine's worker instead so live calls keep priority.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,26 @@ def transcribe_segments(
         if r.text
     ]
     return sorted(merged, key=lambda s: (s.start_ms, s.leg))
+
+
+async def transcribe_audio_async(
+    audio: Float32Array,
+    submit: Callable[[AsrRequest], Awaitable[AsrResult]],
+    vad_model: SileroModel,
+    vad_options: VadOptions,
+    language: str | None,
+) -> tuple[tuple[Leg, ...], list[FileSegment]]:
+    """The service's path: 16 kHz audio of shape (channels, n) → segments, through an inference worker
+    (``submit``), so recorded audio shares the model with live calls at a lower priority."""
+    legs = legs_for(audio.shape[0])
+    segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
+    results = await asyncio.gather(*(submit(AsrRequest(s.audio, language)) for s in segments))
+    out = [
+        FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4))
+        for s, r in zip(segments, results, strict=True)
+        if r.text
+    ]
+    return legs, sorted(out, key=lambda s: (s.start_ms, s.leg))
 
 
 def transcribe_file(

@@ -59,7 +59,7 @@ def vad_model():  # type: ignore[no-untyped-def]
 class LiveServer:
     """The real app (uvicorn) on a free port, in a thread with its own event loop."""
 
-    def __init__(self, **settings: object) -> None:
+    def __init__(self, grpc: bool = False, **settings: object) -> None:
         import uvicorn
 
         from speechsvc.config import Settings
@@ -73,6 +73,8 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.serve(),), daemon=True)
+        self.with_grpc = grpc
+        self.grpc = None
 
     @property
     def url(self) -> str:
@@ -93,14 +95,27 @@ class LiveServer:
             if time.time() > deadline or not self.thread.is_alive():
                 raise RuntimeError("server did not become ready")
             time.sleep(0.05)
+        if self.with_grpc:
+            from speechsvc.transports.grpc import start_grpc_server
+
+            grpc_settings = self.settings.model_copy(update={"grpc_port": 0})
+            self.grpc = asyncio.run_coroutine_threadsafe(start_grpc_server(self.engine, grpc_settings),
+                                                         self.loop).result(30)
         return self
 
+    @property
+    def grpc_target(self) -> str:
+        assert self.grpc is not None
+        return f"127.0.0.1:{self.grpc.port}"
+
     def __exit__(self, *exc: object) -> None:
+        if self.grpc is not None:
+            asyncio.run_coroutine_threadsafe(self.grpc.stop(1.0), self.loop).result(30)
         self.server.should_exit = True
         self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[LiveServer]:
-    with LiveServer(partial_interval_ms=600) as s:
+    with LiveServer(grpc=True, partial_interval_ms=600) as s:
         yield s

@@ -1,0 +1,91 @@
+"""gRPC client helper: stream a file to ``speechsvc.v1.Speech/StreamCall`` at real time and collect events
+as the same dicts the WebSocket protocol sends (so callers and tests can treat both transports alike)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from speechsvc.client import StreamAudio
+from speechsvc.v1 import pb, pb_grpc
+
+EVENT_TYPES = {
+    "ready": "ready",
+    "partial": "transcript.partial",
+    "final": "transcript.final",
+    "intent": "intent",
+    "sentiment": "sentiment",
+    "emotion": "emotion",
+    "escalation": "escalation",
+    "error": "error",
+    "ended": "ended",
+}
+
+
+def message_to_dict(message: pb.ServerMessage) -> dict[str, Any]:
+    """A ``ServerMessage`` as the JSON-protocol event dict."""
+    kind = message.WhichOneof("event")
+    body: dict[str, Any] = {"type": EVENT_TYPES[kind], "version": 1, "call_id": message.call_id, "seq": message.seq}
+    body.update(json_format.MessageToDict(getattr(message, kind), preserving_proto_field_name=True,
+                                          always_print_fields_with_no_presence=True))
+    for key in ("start_ms", "end_ms", "audio_ms", "speech_ms"):
+        if key in body:
+            body[key] = int(body[key])  # int64 travels as a JSON string
+    if kind == "ended":
+        for leg in body["legs"]:
+            leg.update({k: int(v) for k, v in leg.items() if k.endswith("_ms")})
+    if message.emitted_at:
+        body["emitted_at"] = message.emitted_at
+    if message.metadata:
+        body["metadata"] = dict(message.metadata)
+    return body
+
+
+async def stream_grpc(
+    target: str,
+    audio: StreamAudio,
+    *,
+    language: str = "zh",
+    frame_ms: int = 100,
+    speed: float = 1.0,
+    call_id: str | None = None,
+    partials: bool = True,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> list[dict[str, Any]]:
+    """Stream ``audio`` over gRPC; return the events. Raises ``grpc.aio.AioRpcError`` on a non-OK status."""
+    config = pb.CallConfig(
+        call_id=call_id or "", encoding=pb.PCM16, sample_rate=audio.sample_rate, channels=audio.channels,
+        language=language, disable_partials=not partials,
+    )
+    sent = {"ms": 0}
+
+    async def requests() -> AsyncIterator[pb.ClientMessage]:
+        yield pb.ClientMessage(config=config)
+        t0 = time.perf_counter()
+        for media_ms, frame in audio.frames(frame_ms):
+            yield pb.ClientMessage(audio=frame)
+            sent["ms"] = media_ms
+            if speed > 0:
+                delay = t0 + media_ms / 1000 / speed - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        yield pb.ClientMessage(control=pb.Control(action=pb.Control.STOP))
+
+    events: list[dict[str, Any]] = []
+    channel = grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+    async with channel:
+        stub = pb_grpc.SpeechStub(channel)
+        async for message in stub.StreamCall(requests()):
+            event = message_to_dict(message)
+            event["received_at"] = time.time()
+            event["sent_ms"] = sent["ms"]
+            events.append(event)
+            if on_event:
+                on_event(event)
+    return events

@@ -1,0 +1,278 @@
+"""gRPC transport (``grpc.aio``): ``speechsvc.v1.Speech`` on the same CallSession core as the WebSocket.
+
+The first ``ClientMessage`` is the config (validated by the same schema as the WebSocket start message),
+then audio, then an optional ``Control.STOP``. Events are the WebSocket events as protobuf. This module
+is the single place where expected errors become gRPC status codes (:data:`STATUS`). Also served: the
+standard health service (SERVING only once the engine is warmed up) and server reflection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from speechsvc.audio import AudioFormat, decode_file, decode_frame, resample, to_float
+from speechsvc.config import Settings
+from speechsvc.engine import Engine
+from speechsvc.errors import (
+    InvalidAudio,
+    MessageTooLarge,
+    ModelUnavailable,
+    Overloaded,
+    ProtocolError,
+    ShuttingDown,
+    SpeechsvcError,
+    UnsupportedFormat,
+)
+from speechsvc.log import call_id_var
+from speechsvc.protocol import StartMessage, event_to_dict, parse_client_message, ready_event
+from speechsvc.scheduler import Priority
+from speechsvc.session import CallConfig, CallSession
+from speechsvc.transcribe import transcribe_audio_async
+from speechsvc.types import PipelineEvent
+from speechsvc.v1 import pb, pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Speech"].full_name
+STATUS: dict[type[SpeechsvcError], grpc.StatusCode] = {
+    ProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
+    UnsupportedFormat: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidAudio: grpc.StatusCode.INVALID_ARGUMENT,
+    MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+ENCODINGS = {pb.ENCODING_UNSPECIFIED: "pcm16", pb.PCM16: "pcm16", pb.MULAW: "mulaw", pb.ALAW: "alaw", pb.F32: "f32"}
+# Event type (as in the JSON protocol) -> ServerMessage oneof field.
+ONEOF = {
+    "ready": "ready",
+    "transcript.partial": "partial",
+    "transcript.final": "final",
+    "intent": "intent",
+    "sentiment": "sentiment",
+    "emotion": "emotion",
+    "escalation": "escalation",
+    "error": "error",
+    "ended": "ended",
+}
+ENVELOPE = ("type", "version", "call_id", "seq", "emitted_at", "metadata")
+
+
+def status_of(error: SpeechsvcError) -> grpc.StatusCode:
+    return STATUS.get(type(error), grpc.StatusCode.INTERNAL)
+
+
+def to_server_message(body: dict[str, Any]) -> pb.ServerMessage:
+    """A JSON-protocol event dict (``event_to_dict`` / ``ready_event``) as a ``ServerMessage``."""
+    message = pb.ServerMessage(call_id=body["call_id"], seq=max(0, body["seq"]), emitted_at=body.get("emitted_at", 0))
+    message.metadata.update(body.get("metadata") or {})
+    payload = {k: v for k, v in body.items() if k not in ENVELOPE}
+    json_format.ParseDict(payload, getattr(message, ONEOF[body["type"]]), ignore_unknown_fields=True)
+    return message
+
+
+def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfig:
+    """Validate a proto config with the same schema (and messages) as the WebSocket start message."""
+    start = {
+        "type": "start",
+        "encoding": ENCODINGS.get(config.encoding, "unknown"),
+        "sample_rate": config.sample_rate or 16000,
+        "channels": config.channels or 1,
+        "partials": not config.disable_partials,
+        "metadata": dict(config.metadata),
+    }
+    if config.call_id:
+        start["call_id"] = config.call_id
+    if config.legs:
+        start["legs"] = list(config.legs)
+    if config.language:
+        start["language"] = config.language
+    message = parse_client_message(json.dumps(start))
+    assert isinstance(message, StartMessage)
+    return message.to_config(default_language)
+
+
+class SpeechServicer(pb_grpc.SpeechServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def StreamCall(
+        self, request_iterator: AsyncIterator[pb.ClientMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ServerMessage]:
+        engine = self.engine
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty stream: the first message must be a config")
+        if first.WhichOneof("message") != "config":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "audio received before the config; the first message must be a config")
+        try:
+            config = config_from_proto(first.config, engine.stream_options.default_language)
+            engine.admit(config.call_id, "grpc")
+        except SpeechsvcError as e:
+            await context.abort(status_of(e), str(e))
+        call_id_var.set(config.call_id)
+        session = CallSession(engine, config, "grpc")
+        engine.sessions[config.call_id] = session
+        reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
+        try:
+            yield to_server_message(ready_event(config))
+            seq = 1
+            async for event in session.events():
+                yield self._message(event, session, seq)
+                seq += 1
+            fatal = reader.result() if reader.done() else None
+            if fatal is not None:
+                await context.abort(status_of(fatal), str(fatal))
+            if session.failed is not None:
+                await context.abort(status_of(session.failed), str(session.failed))
+        finally:
+            reader.cancel()
+            session.abort()
+            engine.sessions.pop(config.call_id, None)
+            engine.release(config.call_id, "grpc")
+            log.info("call ended")
+
+    @staticmethod
+    def _message(event: PipelineEvent, session: CallSession, seq: int) -> pb.ServerMessage:
+        return to_server_message(event_to_dict(event, session.call_id, seq, session.config.metadata))
+
+    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> SpeechsvcError | None:
+        """Feed audio until STOP or the end of the request stream, then finish the call."""
+        try:
+            async for message in requests:
+                kind = message.WhichOneof("message")
+                if kind == "control" and message.control.action == pb.Control.STOP:
+                    break
+                try:
+                    if kind == "audio":
+                        session.feed_bytes(message.audio)
+                    else:
+                        raise ProtocolError(f"unexpected {kind or 'empty'} message during a call; send audio or STOP")
+                except (InvalidAudio, ProtocolError) as e:
+                    session.report(e)  # the frame is dropped; the call goes on
+        except ShuttingDown:
+            return None
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            session.abort()
+            raise
+        await session.close("stop")
+        return None
+
+    async def Transcribe(
+        self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TranscribeResponse:
+        engine = self.engine
+        language = request.language or engine.stream_options.default_language
+        try:
+            if request.HasField("config"):
+                raw = request.config
+                fmt = AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or 16000,  # type: ignore[arg-type]
+                                  raw.channels or 1).validate()
+                pcm = decode_frame(request.audio, fmt)
+                if fmt.sample_rate != 16000:
+                    audio = resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
+                else:
+                    audio = to_float(pcm).T
+            else:
+                audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio))
+            submit: Callable[[Any], Awaitable[Any]] = lambda r: engine.asr.submit(r, Priority.BATCH)  # noqa: E731
+            legs, segments = await transcribe_audio_async(
+                audio, submit, engine.vad_model, engine.vad_options, None if language == "auto" else language
+            )
+        except SpeechsvcError as e:
+            await context.abort(status_of(e), str(e))
+        response = pb.TranscribeResponse(duration_s=round(audio.shape[1] / 16000, 3), legs=list(legs))
+        for s in segments:
+            response.segments.add(leg=s.leg, index=s.index, start_ms=s.start_ms, end_ms=s.end_ms, text=s.text,
+                                  language=s.language, confidence=s.confidence)
+        return response
+
+
+class CallIdInterceptor(grpc.aio.ServerInterceptor):
+    """Puts a call/request id in the logging context of every RPC (``x-call-id`` metadata, else a new id);
+    StreamCall replaces it with the call id from its config."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        call_id_var.set(str(metadata.get("x-call-id") or f"rpc-{uuid.uuid4().hex[:8]}"))
+        return await continuation(handler_call_details)
+
+
+@dataclass
+class GrpcServer:
+    server: grpc.aio.Server
+    port: int
+    health_task: asyncio.Task[None]
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop accepting, give running calls ``grace_s`` to finish, then cancel them."""
+        self.health_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.health_task
+        await self.server.stop(grace_s)
+
+
+async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
+    """Start the gRPC server on ``settings.grpc_port`` (0 = a free port; see ``GrpcServer.port``)."""
+    server = grpc.aio.server(
+        interceptors=[CallIdInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", 64 << 20),
+        ],
+    )
+    pb_grpc.add_SpeechServicer_to_server(SpeechServicer(engine), server)
+    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = f"{settings.host}:{settings.grpc_port}"
+    if settings.grpc_tls_cert and settings.grpc_tls_key:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.grpc_tls_key.read_bytes(), settings.grpc_tls_cert.read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    await server.start()
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def track_readiness() -> None:
+        last = None
+        while True:
+            status = serving if engine.ready else not_serving
+            if status != last:
+                for name in ("", SERVICE):
+                    await _set(health_servicer, name, status)
+                last = status
+            await asyncio.sleep(0.1)
+
+    task = asyncio.get_running_loop().create_task(track_readiness())
+    log.info("gRPC listening on %s:%d (%s)", settings.host, port, "TLS" if settings.grpc_tls_cert else "plaintext")
+    return GrpcServer(server, port, task)
+
+
+async def _set(servicer: Any, name: str, status: int) -> None:
+    result = servicer.set(name, status)
+    if asyncio.iscoroutine(result):
+        await result
