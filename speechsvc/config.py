@@ -19,8 +19,10 @@ from speechsvc.vad import VadOptions
 class StreamOptions:
     """Per-call streaming behaviour and limits."""
 
-    # Decode a partial hypothesis every this many ms of new speech (0 disables partials).
+    # Decode a partial hypothesis every this many ms of new speech (0 disables partials) ...
     partial_interval_ms: int = 1000
+    # ... and the first one as soon as the utterance has this much audio (pre-roll included).
+    first_partial_ms: int = 600
     # Skip a partial when the ASR queue already holds this many items (finals keep their latency).
     partial_skip_depth: int = 2
     # Largest binary frame accepted, in ms of audio at the declared format.
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1 << 20, ge=1024)
     max_frame_ms: int = Field(1000, ge=20, le=10000)
     partial_interval_ms: int = Field(1000, ge=0)
+    first_partial_ms: int = Field(600, ge=100)
     partial_skip_depth: int = Field(2, ge=0)
     asr_max_batch: int = Field(8, ge=1, le=64)
     asr_max_queue: int = Field(256, ge=1)
@@ -91,6 +94,7 @@ class Settings(BaseSettings):
     def stream(self) -> StreamOptions:
         return StreamOptions(
             partial_interval_ms=self.partial_interval_ms,
+            first_partial_ms=self.first_partial_ms,
             partial_skip_depth=self.partial_skip_depth,
             max_frame_ms=self.max_frame_ms,
             default_language=self.default_language,

@@ -198,7 +198,8 @@ class CallSession:
         if current is None:
             return
         index, start_ms, audio = current
-        if audio.size - leg.partial_at < interval:
+        due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * SAMPLE_RATE // 1000
+        if audio.size < due:
             return
         if self.engine.asr.depth >= self.options.partial_skip_depth:
             return  # the final path has priority; this partial would only add queueing delay
