@@ -19,7 +19,7 @@ proto:
 	fi
 
 lint:
-	$(BIN)/ruff check speechsvc tests benchmarks examples
+	$(BIN)/ruff check speechsvc tests benchmarks examples training
 	$(BIN)/mypy
 
 test: lint

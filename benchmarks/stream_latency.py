@@ -20,12 +20,11 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,9 @@ class CallResult:
     refused: str = ""
 
 
-def load_reference(eval_dir: Path, name: str, seconds: float | None, telephone: bool) -> tuple[StreamAudio, list[Utterance]]:
+def load_reference(
+    eval_dir: Path, name: str, seconds: float | None, telephone: bool
+) -> tuple[StreamAudio, list[Utterance]]:
     folder = eval_dir / "long"
     path = folder / ("telephone_sim_8k" if telephone else "audio") / f"{name}.wav"
     segments = json.loads((folder / "segments" / f"{name}.json").read_text())
@@ -83,7 +84,8 @@ def score_call(call: int, events: list[dict[str, Any]], utterances: list[Utteran
         result.final_latency_s.append(last["received_at"] - (t0 + u.end_s))
         text = "".join(f["text"] for f in sorted(overlapping, key=lambda f: f["start_ms"]))
         result.edits_chars.append((error_rate(u.text, text, "zh"), len(u.text)))
-        firsts = [p["received_at"] for p in partials if p["start_ms"] / 1000 < u.end_s and p["end_ms"] / 1000 > u.start_s]
+        firsts = [p["received_at"] for p in partials
+                  if p["start_ms"] / 1000 < u.end_s and p["end_ms"] / 1000 > u.start_s]
         if firsts:
             result.first_partial_s.append(min(firsts) - (t0 + u.start_s))
     return result
@@ -306,5 +308,3 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["CallResult", "asdict", "main", "statistics"]

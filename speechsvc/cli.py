@@ -125,6 +125,50 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0 if all(not p for _, _, p in rows) else 1
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from speechsvc.escalation import EscalationRules
+    from speechsvc.models import heads_dir
+    from speechsvc.nlp.classifier import TextModel
+
+    model = TextModel(heads_dir() / "text")
+    rules = EscalationRules.load(args.rules)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for text, result in zip(texts, model.predict(texts), strict=True):
+        cues = rules.detect(text)
+        if args.format == "jsonl":
+            record = {
+                "text": text,
+                "intent": result.intent,
+                "probability": result.probability,
+                "alternatives": [{"label": label, "probability": p} for label, p in result.alternatives],
+                "cues": cues,
+                "negativity": result.negativity,
+            }
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            cue_text = ",".join(sorted(cues)) or "-"
+            sys.stdout.write(f"{result.intent}\t{result.probability:.2f}\t{result.negativity:.2f}\t{cue_text}\t{text}\n")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from speechsvc.escalation import EscalationRules
+    from speechsvc.models import heads_dir
+    from speechsvc.nlp.classifier import TextModel
+    from speechsvc.nlp.evaluate import evaluate_text
+
+    if not args.dev.is_file():
+        log.error("%s is absent (evaluation data lives in ../shared/eval)", args.dev)
+        return 2
+    report = evaluate_text(args.dev, TextModel(heads_dir() / "text"), EscalationRules.load(args.rules))
+    text = json.dumps(report, ensure_ascii=False, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechsvc", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -153,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
     p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("classify", help="intent, negativity and escalation cues of texts (args or stdin lines)")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--format", choices=["jsonl", "tsv"], default="jsonl")
+    p.add_argument("--rules", type=Path, help="escalation rules TOML (default: the packaged rules)")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("eval", help="evaluate a stage on labelled data")
+    p.add_argument("stage", choices=["intent"])
+    p.add_argument("--dev", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "intent_dev.tsv")
+    p.add_argument("--rules", type=Path)
+    p.add_argument("--out", type=Path, help="also write the JSON report here")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="install, list, verify the local models")
     p.add_argument("action", choices=["list", "verify", "path", "install"])

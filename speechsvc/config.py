@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     asr_max_batch: int = Field(8, ge=1, le=64)
     asr_max_queue: int = Field(256, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
+    # Text analysis (intent, negativity, escalation) on every final transcript.
+    text_analysis: bool = True
+    escalation_rules: Path | None = None
 
     def asr(self) -> AsrOptions:
         return AsrOptions(
@@ -102,3 +105,6 @@ class Settings(BaseSettings):
 
     def asr_worker(self) -> WorkerOptions:
         return WorkerOptions(max_batch=self.asr_max_batch, max_queue=self.asr_max_queue)
+
+    def text_worker(self) -> WorkerOptions:
+        return WorkerOptions(max_batch=32, max_queue=self.asr_max_queue * 2)

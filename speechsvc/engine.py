@@ -17,8 +17,10 @@ from typing import Protocol
 from speechsvc.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.config import Settings, StreamOptions
 from speechsvc.errors import Overloaded, ShuttingDown
+from speechsvc.escalation import EscalationRules
 from speechsvc.metrics import Metrics
-from speechsvc.models import resolve_whisper_dir, silero_vad_path
+from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
+from speechsvc.nlp.classifier import TextAnalysis, TextModel
 from speechsvc.scheduler import InferenceWorker
 from speechsvc.vad import SileroModel, VadOptions
 
@@ -38,10 +40,18 @@ class OpenCall(Protocol):
 
 
 class Engine:
-    def __init__(self, settings: Settings, recognizer: WhisperRecognizer, vad_model: SileroModel) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        recognizer: WhisperRecognizer,
+        vad_model: SileroModel,
+        text_model: TextModel | None = None,
+    ) -> None:
         self.settings = settings
         self.recognizer = recognizer
         self.vad_model = vad_model
+        self.text_model = text_model
+        self.rules = EscalationRules.load(settings.escalation_rules)
         self.vad_options: VadOptions = settings.vad()
         self.stream_options: StreamOptions = settings.stream()
         self.metrics = Metrics()
@@ -50,6 +60,10 @@ class Engine:
             "asr", self._run_asr, settings.asr_worker(), on_batch=self.metrics.on_batch
         )
         self.metrics.track_depth("asr", lambda: self.asr.depth)
+        self.text: InferenceWorker[str, TextAnalysis] | None = None
+        if text_model is not None:
+            self.text = InferenceWorker("text", text_model.predict, settings.text_worker(), self.metrics.on_batch)
+            self.metrics.track_depth("text", lambda: self.text.depth if self.text else 0)
         self.ready = False
         self.closing = False
         self._calls: set[str] = set()
@@ -67,8 +81,9 @@ class Engine:
         model_dir = resolve_whisper_dir(settings.asr_model_dir)
         recognizer = WhisperRecognizer(settings.asr(), model_dir)
         vad_model = SileroModel(silero_vad_path())
+        text_model = TextModel(heads_dir() / "text") if settings.text_analysis else None
         log.info("models loaded in %.1f s", time.perf_counter() - started)
-        return cls(settings, recognizer, vad_model)
+        return cls(settings, recognizer, vad_model, text_model)
 
     @property
     def models(self) -> list[ModelInfo]:
@@ -76,12 +91,15 @@ class Engine:
         return [
             ModelInfo("asr", str(r.model_dir), r.device, r.compute_type),
             ModelInfo("vad", str(silero_vad_path()), "cpu", "float32"),
-        ]
+        ] + ([ModelInfo("text", str(self.text_model.directory), "cpu", "float32")] if self.text_model else [])
 
     async def start(self) -> None:
         """Start the workers and warm every model up; ``ready`` turns true after that."""
         self.asr.start()
         await asyncio.get_running_loop().run_in_executor(None, self.recognizer.warm_up)
+        if self.text is not None and self.text_model is not None:
+            self.text.start()
+            await self.text.submit("你好")  # loads the sentence encoder
         self.ready = True
         log.info("engine ready")
 
@@ -105,6 +123,8 @@ class Engine:
         self.ready = False
         self.closing = True
         await self.asr.stop()
+        if self.text is not None:
+            await self.text.stop()
 
     @property
     def active_calls(self) -> int:

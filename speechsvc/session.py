@@ -20,12 +20,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from speechsvc.asr import AsrRequest, AsrResult
 from speechsvc.audio import AudioFormat, StreamResampler, decode_frame
 from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
+from speechsvc.escalation import EscalationPolicy, UtteranceAnalysis
 from speechsvc.scheduler import Priority
 from speechsvc.types import (
     AudioChunk,
@@ -33,9 +32,11 @@ from speechsvc.types import (
     ErrorEvent,
     Float32Array,
     Int16Array,
+    Intent,
     Leg,
     LegSummary,
     PipelineEvent,
+    Sentiment,
     SpeechSegment,
     Transcript,
 )
@@ -121,6 +122,10 @@ class CallSession:
         self.failed: SpeechsvcError | None = None
         self.max_frame_bytes = config.audio.bytes_for_ms(self.options.max_frame_ms)
         self._language = None if config.language == "auto" else config.language
+        # Finals wait here for text analysis, in order; the policy sees the call's utterances in sequence.
+        self._analysis: asyncio.Queue[Transcript | None] = asyncio.Queue(maxsize=self.options.max_pending_events)
+        self.policy = EscalationPolicy(engine.rules)
+        self._analyzer = asyncio.get_running_loop().create_task(self._analyze(), name="analysis")
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -185,7 +190,34 @@ class CallSession:
             leg.stabilizer.reset()
             self.engine.metrics.endpoint_to_final.observe(time.perf_counter() - endpoint_wall)
             if result.text:
-                self._emit(self._transcript(leg.name, segment.index, segment.start_ms, segment.end_ms, result, True))
+                final = self._transcript(leg.name, segment.index, segment.start_ms, segment.end_ms, result, True)
+                self._emit(final)
+                if self.engine.text is not None:
+                    try:
+                        self._analysis.put_nowait(final)
+                    except asyncio.QueueFull:
+                        self.engine.metrics.rejections.labels("analysis_backlog").inc()
+
+    async def _analyze(self) -> None:
+        """Intent, negativity and escalation for each final, after the final itself went out."""
+        text_worker = self.engine.text
+        while (final := await self._analysis.get()) is not None:
+            if text_worker is None:
+                continue
+            try:
+                result = await text_worker.submit(final.text)
+            except (Overloaded, ShuttingDown) as e:
+                self.report(e)
+                continue
+            where = (final.leg, final.utterance, final.start_ms, final.end_ms)
+            self._emit(Intent(*where, result.intent, result.probability, result.alternatives))
+            self._emit(Sentiment(*where, result.negativity))
+            analysis = UtteranceAnalysis(*where, text=final.text, intent=result.intent,
+                                         intent_probability=result.probability, negativity=result.negativity,
+                                         cues=self.engine.rules.detect(final.text))
+            for escalation in self.policy.update(analysis):
+                log.info("call %s: escalation %s (%.2f)", self.call_id, escalation.kind, escalation.score)
+                self._emit(escalation)
 
     def _request(self, audio: Float32Array, partial: bool) -> AsrRequest:
         return AsrRequest(audio=audio, language=self._language, partial=partial)
@@ -279,6 +311,8 @@ class CallSession:
                     self._queue_final(leg, event.segment)
             await leg.utterances.put(None)
         await asyncio.gather(*(leg.worker for leg in self._legs.values()), return_exceptions=False)
+        await self._analysis.put(None)
+        await self._analyzer
         for leg in self._legs.values():
             if leg.partial_task:
                 leg.partial_task.cancel()
@@ -288,6 +322,7 @@ class CallSession:
     def abort(self) -> None:
         """Client gone or broken: drop queued work now; no more events."""
         self._closed = True
+        self._analyzer.cancel()
         for leg in self._legs.values():
             leg.worker.cancel()
             if leg.partial_task:
@@ -317,6 +352,3 @@ class CallSession:
             for leg in self._legs.values()
         )
 
-
-def silence(ms: int, rate: int = SAMPLE_RATE) -> Int16Array:
-    return np.zeros(rate * ms // 1000, np.int16)

@@ -66,6 +66,14 @@ async def test_stream_real_file_partials_then_finals_in_order(server: LiveServer
             assert p["text"].startswith(p["stable_text"])
     text = "".join(f["text"] for f in finals)
     assert "想听歌曲" in text
+    # Every final is followed by its intent and sentiment (analysis never precedes the transcript).
+    for f in finals:
+        i = events.index(f)
+        intent = next(e for e in events if e["type"] == "intent" and e["utterance"] == f["utterance"])
+        sentiment = next(e for e in events if e["type"] == "sentiment" and e["utterance"] == f["utterance"])
+        assert events.index(intent) > i and events.index(sentiment) > i
+        assert intent["label"] and 0 <= intent["probability"] <= 1 and intent["alternatives"][0]["label"]
+        assert 0 <= sentiment["negativity"] <= 1 and intent["start_ms"] == f["start_ms"]
     ended = events[-1]
     assert ended["reason"] == "stop" and ended["legs"][0]["utterances"] >= 9
 

@@ -1,0 +1,1 @@
+"""Text analysis of final transcripts: intent, negativity (sentiment), escalation cues."""

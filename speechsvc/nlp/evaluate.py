@@ -1,0 +1,98 @@
+"""Evaluation of the text stage on labelled utterances (``../shared/eval/intent_dev.tsv``, evaluation-only):
+intent accuracy / macro-F1 / per-intent F1 (overall, ``confidence=high`` rows, per source), escalation cue
+precision/recall as the deployed policy fires on each utterance alone, and latency per utterance."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from speechsvc.escalation import EscalationPolicy, EscalationRules, UtteranceAnalysis
+from speechsvc.nlp.classifier import TextModel
+
+# Labelled cue (INTENTS.md) -> the escalation kind that stands for it.
+CUE_KINDS = {
+    "asks_human": "human_requested",
+    "complaint_threat": "complaint",
+    "regulator_threat": "regulator_threat",
+    "cancellation_risk": "cancellation_risk",
+    "anger": "angry_caller",
+}
+
+
+def f1_scores(gold: list[str], pred: list[str]) -> dict[str, float]:
+    out = {}
+    for label in sorted(set(gold)):
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        fp = sum(p == label != g for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == label != p for g, p in zip(gold, pred, strict=True))
+        out[label] = round(2 * tp / (2 * tp + fp + fn), 4) if tp else 0.0
+    return out
+
+
+def auc(scores: list[float], positive: list[bool]) -> float:
+    """Area under the ROC curve (probability a positive outranks a negative; ties count half)."""
+    pos = [s for s, p in zip(scores, positive, strict=True) if p]
+    neg = [s for s, p in zip(scores, positive, strict=True) if not p]
+    if not pos or not neg:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def summary(gold: list[str], pred: list[str]) -> dict[str, Any]:
+    f1 = f1_scores(gold, pred)
+    return {
+        "n": len(gold),
+        "accuracy": round(sum(g == p for g, p in zip(gold, pred, strict=True)) / max(1, len(gold)), 4),
+        "macro_f1": round(sum(f1.values()) / max(1, len(f1)), 4),
+    }
+
+
+def evaluate_text(dev: Path, model: TextModel, rules: EscalationRules) -> dict[str, Any]:
+    rows = list(csv.DictReader(dev.open(encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
+    texts = [r["text"] for r in rows]
+    started = time.perf_counter()
+    results = [model.predict([t])[0] for t in texts]  # one at a time, as the pipeline does per utterance
+    per_utterance_ms = (time.perf_counter() - started) * 1000 / max(1, len(texts))
+    gold = [r["intent"] for r in rows]
+    pred = [r.intent for r in results]
+    report: dict[str, Any] = {"overall": summary(gold, pred), "per_intent_f1": f1_scores(gold, pred)}
+    high = [i for i, r in enumerate(rows) if r["confidence"] == "high"]
+    report["confidence_high"] = summary([gold[i] for i in high], [pred[i] for i in high])
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_source[r["source"]].append(i)
+    report["per_source"] = {
+        s: summary([gold[i] for i in ix], [pred[i] for i in ix]) for s, ix in sorted(by_source.items())
+    }
+
+    fired: list[set[str]] = []
+    for row, res in zip(rows, results, strict=True):
+        analysis = UtteranceAnalysis("customer", 0, 0, 0, row["text"], res.intent, res.probability, res.negativity,
+                                     None, rules.detect(row["text"]))
+        fired.append({e.kind for e in EscalationPolicy(rules).update(analysis)})
+    cues = {}
+    for cue, kind in CUE_KINDS.items():
+        truth = [r[cue] == "1" for r in rows]
+        hit = [kind in f for f in fired]
+        tp = sum(t and h for t, h in zip(truth, hit, strict=True))
+        cues[cue] = {
+            "kind": kind,
+            "support": sum(truth),
+            "fired": sum(hit),
+            "precision": round(tp / sum(hit), 3) if sum(hit) else None,
+            "recall": round(tp / sum(truth), 3) if sum(truth) else None,
+        }
+    report["escalation_cues"] = cues
+    # Negativity has no label of its own in the dev set; its proxy is "the caller is angry, threatens, or
+    # complains" (anger, complaint_threat, regulator_threat or intent complaint).
+    negative = [r["anger"] == "1" or r["complaint_threat"] == "1" or r["regulator_threat"] == "1"
+                or r["intent"] == "complaint" for r in rows]
+    report["negativity_auc"] = round(auc([r.negativity for r in results], negative), 4)
+    report["negativity_support"] = sum(negative)
+    report["latency_ms_per_utterance"] = round(per_utterance_ms, 2)
+    return report
