@@ -190,11 +190,7 @@ class WhisperRecognizer:
 
         if not requests:
             return []
-        mels = [self.log_mel(r.audio) for r in requests]
-        frames = max(window_frames(r.audio.size, self.options.min_window_s) for r in requests)
-        batch = np.stack([_pad_frames(m, frames) for m in mels])
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch))
-        encoded = self._ct2.encode(features, to_cpu=self.device == "cpu")
+        batch, encoded = self._encode([r.audio for r in requests])
         languages = self._languages(encoded, requests)
         prompts = [self._prompt(lang) for lang in languages]
         limits = [self._max_new_tokens(r.audio.size) for r in requests]
@@ -207,7 +203,7 @@ class WhisperRecognizer:
             return_scores=True,
             return_no_speech_prob=True,
         )
-        stats = self._encoder_stats(encoded, requests) if self.device == "cpu" else [None] * len(requests)
+        stats = self._encoder_stats(encoded, [r.audio for r in requests])
         out = []
         for i, (res, lang, limit) in enumerate(zip(results, languages, limits, strict=True)):
             tokens = [t for t in res.sequences_ids[0][:limit] if t < self._tokenizer.eot]
@@ -226,6 +222,25 @@ class WhisperRecognizer:
                     encoder_stats=stats[i],
                 )
             )
+        return out
+
+    def _encode(self, audios: list[Float32Array]) -> tuple[Float32Array, object]:
+        """Log-mel features padded to one window (real length, >= min_window_s) and their encoding. The
+        encoding is copied to host memory so its statistics can be shared with the emotion stage."""
+        import ctranslate2
+
+        mels = [self.log_mel(a) for a in audios]
+        frames = max(window_frames(a.size, self.options.min_window_s) for a in audios)
+        batch = np.stack([_pad_frames(m, frames) for m in mels])
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch))
+        return batch, self._ct2.encode(features, to_cpu=True)
+
+    def encoder_stats(self, audios: list[Float32Array]) -> list[Float32Array]:
+        """Pooled encoder output without decoding (emotion training); the same windows as ``transcribe``."""
+        out: list[Float32Array] = []
+        for audio in audios:  # one at a time: the window, and so the encoding, depends on the batch
+            _, encoded = self._encode([audio])
+            out.extend(s for s in self._encoder_stats(encoded, [audio]) if s is not None)
         return out
 
     def _languages(self, encoded: object, requests: list[AsrRequest]) -> list[str]:
@@ -288,12 +303,12 @@ class WhisperRecognizer:
                 return best
         return text, avg_logprob
 
-    def _encoder_stats(self, encoded: object, requests: list[AsrRequest]) -> list[Float32Array | None]:
+    def _encoder_stats(self, encoded: object, audios: list[Float32Array]) -> list[Float32Array | None]:
         """Mean/std over the real (unpadded) encoder frames of each item: 2 x d_model floats."""
         array = np.asarray(encoded)
         stats: list[Float32Array | None] = []
-        for i, req in enumerate(requests):
-            n = max(1, math.ceil(req.audio.size / HOP_LENGTH / 2))  # the encoder halves the frame rate
+        for i, audio in enumerate(audios):
+            n = max(1, math.ceil(audio.size / HOP_LENGTH / 2))  # the encoder halves the frame rate
             frames = array[i, :n]
             stats.append(np.concatenate([frames.mean(0), frames.std(0)]).astype(np.float32))
         return stats

@@ -235,3 +235,24 @@ def _codec_for(suffix: str) -> str:
     return {".mp3": "libmp3lame", ".ogg": "libopus", ".opus": "libopus", ".m4a": "aac", ".flac": "flac"}.get(
         suffix.lower(), "pcm_s16le"
     )
+
+
+def telephone_channel(
+    audio: Float32Array, rng: np.random.Generator, noise: Float32Array | None = None, snr_db: float = 20.0
+) -> Float32Array:
+    """Simulate a G.711 phone line on 16 kHz audio: band-pass 300–3400 Hz, 8 kHz, μ-law, optional noise,
+    back to 16 kHz (as the pipeline would resample it). Used for training augmentation and tests."""
+    x = audio.astype(np.float32)
+    if noise is not None and noise.size:
+        start = int(rng.integers(0, max(1, noise.size - x.size)))
+        n = np.resize(noise[start : start + x.size], x.size)
+        gain = np.sqrt(np.mean(x**2) / (np.mean(n**2) + 1e-12) / 10 ** (snr_db / 10))
+        x = x + gain * n
+    spectrum = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(x.size, 1 / PIPELINE_RATE)
+    spectrum[(freqs < 300) | (freqs > 3400)] = 0
+    x = np.fft.irfft(spectrum, n=x.size).astype(np.float32)
+    narrow = resample(x, PIPELINE_RATE, 8000)
+    pcm = (np.clip(narrow, -1, 1) * 32767).astype(np.int16)
+    decoded = MULAW_TO_PCM[np.frombuffer(mulaw_encode(pcm), np.uint8)].astype(np.float32) / 32768.0
+    return resample(decoded, 8000, PIPELINE_RATE)

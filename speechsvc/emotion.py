@@ -1,0 +1,125 @@
+"""Voice emotion per speech segment: angry / happy / neutral / sad, P(angry), arousal.
+
+Features (``segment_features``): the Whisper encoder output of the segment, pooled (mean and std over its
+real frames) — computed by the ASR pass anyway and handed over in ``AsrResult.encoder_stats``, so the
+emotion stage does not run the encoder again — plus, when the head was trained with them, the 88 eGeMAPS
+v02 functionals (``afx-audio``, numpy).
+
+Head (``models/emotion``): standardisation + multinomial logistic regression, run in numpy. Features are
+normalised per call (:class:`EmotionTracker`): with the training set's global statistics at first, moving
+to the call's own statistics as its speech accumulates (``prior_segments`` sets how fast), which is how it
+was trained (per-speaker normalisation). P(angry) is smoothed over the call with an exponential average.
+
+Thread-safety: :class:`EmotionHead` is immutable; one :class:`EmotionTracker` per call leg (not shared).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from speechsvc.errors import ModelUnavailable
+from speechsvc.types import Float32Array
+
+EMOTIONS = ("angry", "happy", "neutral", "sad")
+HIGH_AROUSAL = ("angry", "happy")
+SAMPLE_RATE = 16000
+MIN_SAMPLES = SAMPLE_RATE // 4  # shorter segments carry too little voice to judge
+
+
+def egemaps(audio: Float32Array) -> Float32Array:
+    from afx_audio.extractors.egemaps import extract_egemaps
+
+    values = extract_egemaps(audio.astype(np.float32), SAMPLE_RATE)["egemaps"][:, 0]
+    return np.nan_to_num(np.asarray(values, np.float32))
+
+
+def segment_features(audio: Float32Array, encoder_stats: Float32Array, use_egemaps: bool) -> Float32Array:
+    """Raw (unnormalised) feature vector of one segment."""
+    parts = [encoder_stats.astype(np.float32)]
+    if use_egemaps:
+        parts.insert(0, egemaps(audio))
+    return np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class EmotionResult:
+    label: str
+    probabilities: tuple[tuple[str, float], ...]
+    p_angry: float
+    arousal: float
+    p_angry_smoothed: float
+
+
+class EmotionHead:
+    def __init__(self, directory: Path) -> None:
+        try:
+            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+            w = np.load(directory / "model.npz")
+        except (OSError, ValueError) as e:
+            raise ModelUnavailable(f"emotion model in {directory} is missing or unreadable: {e}") from e
+        self.directory = directory
+        self.meta = meta
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self.use_egemaps = bool(meta["egemaps"])
+        self.prior_segments = float(meta["prior_segments"])
+        self.smoothing = float(meta["smoothing"])
+        self.global_mean = w["global_mean"]
+        self.global_std = w["global_std"]
+        self.weights = w["weights"]
+        self.bias = w["bias"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.global_mean.size)
+
+    def probabilities(self, z: Float32Array) -> Float32Array:
+        logits = z @ self.weights + self.bias
+        e = np.exp(logits - logits.max())
+        out: Float32Array = (e / e.sum()).astype(np.float32)
+        return out
+
+
+class EmotionTracker:
+    """Per-call-leg state: running feature statistics and the smoothed P(angry)."""
+
+    def __init__(self, head: EmotionHead) -> None:
+        self.head = head
+        self._n = 0
+        self._sum = np.zeros(head.dim, np.float64)
+        self._sumsq = np.zeros(head.dim, np.float64)
+        self.p_angry_smoothed: float | None = None
+
+    def normalize(self, x: Float32Array) -> Float32Array:
+        """Blend of global and per-call statistics; the call's weight grows with its number of segments."""
+        h = self.head
+        self._n += 1
+        self._sum += x
+        self._sumsq += x.astype(np.float64) ** 2
+        weight = self._n / (self._n + h.prior_segments)
+        mean = self._sum / self._n
+        std = np.sqrt(np.maximum(self._sumsq / self._n - mean**2, 0.0))
+        # With few segments the call's std is unreliable: fall back to the global spread.
+        std = np.where(std > 1e-6, std, h.global_std)
+        mu = weight * mean + (1 - weight) * h.global_mean
+        sd = weight * std + (1 - weight) * h.global_std
+        z: Float32Array = ((x - mu) / np.maximum(sd, 1e-6)).astype(np.float32)
+        return z
+
+    def update(self, features: Float32Array) -> EmotionResult:
+        probs = self.head.probabilities(self.normalize(features))
+        by_label = dict(zip(self.head.labels, (float(p) for p in probs), strict=True))
+        p_angry = by_label.get("angry", 0.0)
+        a = self.head.smoothing
+        self.p_angry_smoothed = p_angry if self.p_angry_smoothed is None else a * p_angry + (1 - a) * self.p_angry_smoothed
+        label = max(by_label, key=by_label.__getitem__)
+        return EmotionResult(
+            label=label,
+            probabilities=tuple((k, round(v, 4)) for k, v in by_label.items()),
+            p_angry=round(p_angry, 4),
+            arousal=round(sum(by_label.get(k, 0.0) for k in HIGH_AROUSAL), 4),
+            p_angry_smoothed=round(self.p_angry_smoothed, 4),
+        )
