@@ -186,8 +186,6 @@ class WhisperRecognizer:
 
     def transcribe(self, requests: list[AsrRequest]) -> list[AsrResult]:
         """Decode a batch of segments (any mix of languages); results in request order."""
-        import ctranslate2
-
         if not requests:
             return []
         batch, encoded = self._encode([r.audio for r in requests])

@@ -105,6 +105,42 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emotion(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from speechsvc.asr import WhisperRecognizer
+    from speechsvc.audio import decode_file
+    from speechsvc.emotion import EmotionHead, EmotionTracker, SegmentEmotion, overall_label, segment_features
+    from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
+    from speechsvc.transcribe import legs_for, segment_audio
+    from speechsvc.vad import SileroModel
+
+    settings = _settings(args)
+    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    vad = SileroModel(silero_vad_path())
+    head = EmotionHead(heads_dir() / "emotion")
+    failures = 0
+    for path in args.files:
+        try:
+            audio, _ = decode_file(path)
+        except SpeechsvcError as e:
+            log.error("%s: %s", path, e)
+            failures += 1
+            continue
+        segments = []
+        for channel, leg in enumerate(legs_for(audio.shape[0])):
+            tracker = EmotionTracker(head)
+            for seg in segment_audio(audio[channel], leg, vad, settings.vad()):
+                stats = recognizer.encoder_stats([seg.audio])[0]
+                r = tracker.update(segment_features(seg.audio, stats, head.use_egemaps))
+                segments.append(SegmentEmotion(leg, seg.start_ms, seg.end_ms, r.label, dict(r.probabilities),
+                                               r.p_angry, r.arousal))
+        record = {"file": str(path), "label": overall_label(segments), "segments": [asdict(s) for s in segments]}
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return 1 if failures else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from speechsvc.models import check_whisper_dir, default_whisper_dir, heads_dir, install_whisper_base
 
@@ -198,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
     p.set_defaults(func=cmd_stream)
 
+    p = sub.add_parser("emotion", help="voice emotion per speech segment of files (JSON lines)")
+    p.add_argument("files", nargs="+")
+    _model_flags(p)
+    p.set_defaults(func=cmd_emotion)
+
     p = sub.add_parser("classify", help="intent, negativity and escalation cues of texts (args or stdin lines)")
     p.add_argument("texts", nargs="*")
     p.add_argument("--format", choices=["jsonl", "tsv"], default="jsonl")
@@ -206,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a stage on labelled data")
     p.add_argument("stage", choices=["intent"])
-    p.add_argument("--dev", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "intent_dev.tsv")
+    default_dev = Path(__file__).resolve().parents[2] / "shared" / "eval" / "intent_dev.tsv"
+    p.add_argument("--dev", type=Path, default=default_dev)
     p.add_argument("--rules", type=Path)
     p.add_argument("--out", type=Path, help="also write the JSON report here")
     p.set_defaults(func=cmd_eval)

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     grpc_port: int = Field(50051, ge=-1, le=65535)
     grpc_tls_cert: Path | None = None
     grpc_tls_key: Path | None = None
+    # Asterisk AudioSocket TCP listeners (-1 disables): customer leg, and optionally a second one for the agent.
+    audiosocket_port: int = Field(9092, ge=-1, le=65535)
+    audiosocket_agent_port: int = Field(-1, ge=-1, le=65535)
+    # POST every event of every call here (JSON), with retries.
+    webhook_url: str | None = None
 
     asr_model_dir: Path | None = None
     device: Literal["cpu", "cuda", "auto"] = "auto"
@@ -72,6 +77,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
     # Text analysis (intent, negativity, escalation) on every final transcript.
     text_analysis: bool = True
+    # Voice emotion on every final segment (needs the committed head under models/emotion).
+    emotion: bool = True
+    # Skip emotion for a segment when this many are already waiting (it never delays transcripts).
+    emotion_skip_depth: int = Field(16, ge=1)
     escalation_rules: Path | None = None
 
     def asr(self) -> AsrOptions:

@@ -46,6 +46,30 @@ def segment_features(audio: Float32Array, encoder_stats: Float32Array, use_egema
 
 
 @dataclass(frozen=True)
+class SegmentEmotion:
+    """One speech segment of a file, for ``speechsvc emotion``."""
+
+    leg: str
+    start_ms: int
+    end_ms: int
+    label: str
+    probabilities: dict[str, float]
+    p_angry: float
+    arousal: float
+
+
+def overall_label(segments: list[SegmentEmotion]) -> str | None:
+    """The file's label: highest duration-weighted mean probability over its segments."""
+    if not segments:
+        return None
+    totals: dict[str, float] = {}
+    for s in segments:
+        for label, p in s.probabilities.items():
+            totals[label] = totals.get(label, 0.0) + p * (s.end_ms - s.start_ms)
+    return max(totals, key=totals.__getitem__)
+
+
+@dataclass(frozen=True)
 class EmotionResult:
     label: str
     probabilities: tuple[tuple[str, float], ...]
@@ -114,7 +138,8 @@ class EmotionTracker:
         by_label = dict(zip(self.head.labels, (float(p) for p in probs), strict=True))
         p_angry = by_label.get("angry", 0.0)
         a = self.head.smoothing
-        self.p_angry_smoothed = p_angry if self.p_angry_smoothed is None else a * p_angry + (1 - a) * self.p_angry_smoothed
+        previous = p_angry if self.p_angry_smoothed is None else self.p_angry_smoothed
+        self.p_angry_smoothed = a * p_angry + (1 - a) * previous
         label = max(by_label, key=by_label.__getitem__)
         return EmotionResult(
             label=label,

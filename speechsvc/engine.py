@@ -16,12 +16,15 @@ from typing import Protocol
 
 from speechsvc.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.config import Settings, StreamOptions
+from speechsvc.emotion import EmotionHead, segment_features
 from speechsvc.errors import Overloaded, ShuttingDown
 from speechsvc.escalation import EscalationRules
+from speechsvc.events import EventBus
 from speechsvc.metrics import Metrics
 from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
 from speechsvc.nlp.classifier import TextAnalysis, TextModel
 from speechsvc.scheduler import InferenceWorker
+from speechsvc.types import Float32Array
 from speechsvc.vad import SileroModel, VadOptions
 
 log = logging.getLogger(__name__)
@@ -46,11 +49,13 @@ class Engine:
         recognizer: WhisperRecognizer,
         vad_model: SileroModel,
         text_model: TextModel | None = None,
+        emotion_head: EmotionHead | None = None,
     ) -> None:
         self.settings = settings
         self.recognizer = recognizer
         self.vad_model = vad_model
         self.text_model = text_model
+        self.emotion_head = emotion_head
         self.rules = EscalationRules.load(settings.escalation_rules)
         self.vad_options: VadOptions = settings.vad()
         self.stream_options: StreamOptions = settings.stream()
@@ -64,8 +69,14 @@ class Engine:
         if text_model is not None:
             self.text = InferenceWorker("text", text_model.predict, settings.text_worker(), self.metrics.on_batch)
             self.metrics.track_depth("text", lambda: self.text.depth if self.text else 0)
+        self.emotion: InferenceWorker[tuple[Float32Array, Float32Array], Float32Array] | None = None
+        if emotion_head is not None:
+            self.emotion = InferenceWorker("emotion", self._run_emotion, settings.text_worker(), self.metrics.on_batch)
+            self.metrics.track_depth("emotion", lambda: self.emotion.depth if self.emotion else 0)
         self.ready = False
         self.closing = False
+        # Every call's events, for the subscription endpoints and the webhook.
+        self.bus = EventBus()
         self._calls: set[str] = set()
         # Live calls by id, so shutdown can finish their open utterances.
         self.sessions: dict[str, OpenCall] = {}
@@ -82,8 +93,9 @@ class Engine:
         recognizer = WhisperRecognizer(settings.asr(), model_dir)
         vad_model = SileroModel(silero_vad_path())
         text_model = TextModel(heads_dir() / "text") if settings.text_analysis else None
+        emotion_head = EmotionHead(heads_dir() / "emotion") if settings.emotion else None
         log.info("models loaded in %.1f s", time.perf_counter() - started)
-        return cls(settings, recognizer, vad_model, text_model)
+        return cls(settings, recognizer, vad_model, text_model, emotion_head)
 
     @property
     def models(self) -> list[ModelInfo]:
@@ -91,7 +103,9 @@ class Engine:
         return [
             ModelInfo("asr", str(r.model_dir), r.device, r.compute_type),
             ModelInfo("vad", str(silero_vad_path()), "cpu", "float32"),
-        ] + ([ModelInfo("text", str(self.text_model.directory), "cpu", "float32")] if self.text_model else [])
+        ] + ([ModelInfo("text", str(self.text_model.directory), "cpu", "float32")] if self.text_model else []) + (
+            [ModelInfo("emotion", str(self.emotion_head.directory), "cpu", "float32")] if self.emotion_head else []
+        )
 
     async def start(self) -> None:
         """Start the workers and warm every model up; ``ready`` turns true after that."""
@@ -100,6 +114,8 @@ class Engine:
         if self.text is not None and self.text_model is not None:
             self.text.start()
             await self.text.submit("你好")  # loads the sentence encoder
+        if self.emotion is not None:
+            self.emotion.start()
         self.ready = True
         log.info("engine ready")
 
@@ -125,6 +141,8 @@ class Engine:
         await self.asr.stop()
         if self.text is not None:
             await self.text.stop()
+        if self.emotion is not None:
+            await self.emotion.stop()
 
     @property
     def active_calls(self) -> int:
@@ -153,6 +171,10 @@ class Engine:
         if call_id in self._calls:
             self._calls.discard(call_id)
             self.metrics.active_calls.labels(transport).dec()
+
+    def _run_emotion(self, batch: list[tuple[Float32Array, Float32Array]]) -> list[Float32Array]:
+        assert self.emotion_head is not None
+        return [segment_features(audio, stats, self.emotion_head.use_egemaps) for audio, stats in batch]
 
     def _run_asr(self, batch: list[AsrRequest]) -> Sequence[AsrResult]:
         started = time.perf_counter()

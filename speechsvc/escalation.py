@@ -11,10 +11,9 @@ that leg scored below ``release_below`` (hysteresis), so one angry caller is one
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from speechsvc.nlp.text import simplify
 from speechsvc.types import Escalation, Evidence, Leg

@@ -8,9 +8,7 @@ transport maps the same events onto protobuf messages.
 from __future__ import annotations
 
 import json
-import math
 import uuid
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,19 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from speechsvc.audio import SAMPLE_RATES, AudioFormat, Encoding
 from speechsvc.errors import ProtocolError, UnsupportedFormat
 from speechsvc.session import CallConfig
-from speechsvc.types import (
-    CallEnded,
-    Emotion,
-    ErrorEvent,
-    Escalation,
-    Intent,
-    Leg,
-    PipelineEvent,
-    Sentiment,
-    Transcript,
-)
+from speechsvc.types import Leg
+from speechsvc.wire import PROTOCOL_VERSION, event_to_dict, event_type
 
-PROTOCOL_VERSION = 1
+__all__ = ["PROTOCOL_VERSION", "event_to_dict", "event_type"]
+
 CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 
 
@@ -122,40 +112,6 @@ def parse_client_message(text: str) -> BaseModel:
         raise error(f"invalid {kind} message: {detail}") from None
 
 
-EVENT_TYPES: dict[type, str] = {
-    Intent: "intent",
-    Sentiment: "sentiment",
-    Emotion: "emotion",
-    Escalation: "escalation",
-    ErrorEvent: "error",
-    CallEnded: "ended",
-}
-
-
-def event_type(event: PipelineEvent) -> str:
-    if isinstance(event, Transcript):
-        return "transcript.final" if event.is_final else "transcript.partial"
-    return EVENT_TYPES[type(event)]
-
-
-def event_to_dict(
-    event: PipelineEvent, call_id: str, seq: int, metadata: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """One event as a JSON-ready dict: ``type``, ``call_id``, ``seq`` first, then the event's fields."""
-    body = asdict(event)
-    if isinstance(event, Transcript):
-        body.pop("is_final")
-    for key in ("alternatives", "probabilities"):
-        if key in body:  # (label, probability) pairs as objects, the same shape as the protobuf messages
-            body[key] = [{"label": label, "probability": p} for label, p in body[key]]
-    out: dict[str, Any] = {"type": event_type(event), "version": PROTOCOL_VERSION, "call_id": call_id, "seq": seq}
-    out.update(body)
-    if metadata:
-        out["metadata"] = metadata
-    finite: dict[str, Any] = _finite(out)
-    return finite
-
-
 def ready_event(config: CallConfig, seq: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "ready",
@@ -170,14 +126,3 @@ def ready_event(config: CallConfig, seq: int = 0) -> dict[str, Any]:
     if config.metadata:
         out["metadata"] = config.metadata
     return out
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN; make sure none leaks out of a model."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

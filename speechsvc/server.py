@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -30,6 +31,24 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
+    """AudioSocket listeners and the webhook poster; returns their stop functions."""
+    from speechsvc.events import WebhookPoster
+    from speechsvc.transports.audiosocket import AudioSocketServer
+
+    stops: list[Callable[[], Awaitable[None]]] = []
+    for port, leg in ((settings.audiosocket_port, "customer"), (settings.audiosocket_agent_port, "agent")):
+        if port >= 0:
+            server = AudioSocketServer(engine, leg, settings.default_language)  # type: ignore[arg-type]
+            await server.start(settings.host, port)
+            stops.append(server.stop)
+    if settings.webhook_url:
+        poster = WebhookPoster(engine.bus, settings.webhook_url)
+        poster.start()
+        stops.append(poster.stop)
+    return stops
+
+
 async def serve(settings: Settings) -> None:
     engine = await asyncio.to_thread(Engine.load, settings)
     await engine.start()
@@ -48,9 +67,12 @@ async def serve(settings: Settings) -> None:
         from speechsvc.transports.grpc import start_grpc_server
 
         grpc_server = await start_grpc_server(engine, settings)
+    extras = await start_adapters(engine, settings)
     try:
         await http.serve()
     finally:
+        for stop in extras:
+            await stop()
         if grpc_server is not None:
             await grpc_server.stop(settings.shutdown_grace_s)
         await engine.stop()

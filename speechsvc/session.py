@@ -22,13 +22,16 @@ from dataclasses import dataclass, field
 
 from speechsvc.asr import AsrRequest, AsrResult
 from speechsvc.audio import AudioFormat, StreamResampler, decode_frame
+from speechsvc.emotion import MIN_SAMPLES, EmotionResult, EmotionTracker
 from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
 from speechsvc.escalation import EscalationPolicy, UtteranceAnalysis
+from speechsvc.nlp.classifier import TextAnalysis
 from speechsvc.scheduler import Priority
 from speechsvc.types import (
     AudioChunk,
     CallEnded,
+    Emotion,
     ErrorEvent,
     Float32Array,
     Int16Array,
@@ -41,6 +44,7 @@ from speechsvc.types import (
     Transcript,
 )
 from speechsvc.vad import SAMPLE_RATE, SpeechEnded, VadStream
+from speechsvc.wire import PROTOCOL_VERSION, event_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,15 @@ def common_prefix(a: str, b: str) -> str:
             break
         n += 1
     return a[:n]
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A final transcript on its way to analysis, with what the voice models need."""
+
+    final: Transcript
+    audio: Float32Array
+    encoder_stats: Float32Array | None
 
 
 class PartialStabilizer:
@@ -105,6 +118,8 @@ class _Leg:
         self.partial_at = 0  # samples of the current utterance at the last partial
         self.finalized = -1  # index of the last utterance whose final was emitted
         self.received_samples = 0
+        head = session.engine.emotion_head
+        self.emotion = EmotionTracker(head) if head is not None else None
         self.worker = asyncio.get_running_loop().create_task(session._decode_finals(self), name=f"finals-{leg}")
 
 
@@ -119,13 +134,16 @@ class CallSession:
         self._legs = {leg: _Leg(self, leg, config.audio.sample_rate) for leg in dict.fromkeys(config.legs)}
         self._closed = False
         self._ended = False
+        self._seq = 0
         self.failed: SpeechsvcError | None = None
         self.max_frame_bytes = config.audio.bytes_for_ms(self.options.max_frame_ms)
         self._language = None if config.language == "auto" else config.language
         # Finals wait here for text analysis, in order; the policy sees the call's utterances in sequence.
-        self._analysis: asyncio.Queue[Transcript | None] = asyncio.Queue(maxsize=self.options.max_pending_events)
+        self._analysis: asyncio.Queue[_Finished | None] = asyncio.Queue(maxsize=self.options.max_pending_events)
         self.policy = EscalationPolicy(engine.rules)
         self._analyzer = asyncio.get_running_loop().create_task(self._analyze(), name="analysis")
+        engine.bus.publish({"type": "ready", "version": PROTOCOL_VERSION, "call_id": self.call_id, "seq": 0,
+                            "legs": list(config.legs), "transport": transport, "metadata": config.metadata})
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -192,32 +210,58 @@ class CallSession:
             if result.text:
                 final = self._transcript(leg.name, segment.index, segment.start_ms, segment.end_ms, result, True)
                 self._emit(final)
-                if self.engine.text is not None:
-                    try:
-                        self._analysis.put_nowait(final)
-                    except asyncio.QueueFull:
-                        self.engine.metrics.rejections.labels("analysis_backlog").inc()
+                try:
+                    self._analysis.put_nowait(_Finished(final, segment.audio, result.encoder_stats))
+                except asyncio.QueueFull:
+                    self.engine.metrics.rejections.labels("analysis_backlog").inc()
 
     async def _analyze(self) -> None:
-        """Intent, negativity and escalation for each final, after the final itself went out."""
-        text_worker = self.engine.text
-        while (final := await self._analysis.get()) is not None:
-            if text_worker is None:
-                continue
-            try:
-                result = await text_worker.submit(final.text)
-            except (Overloaded, ShuttingDown) as e:
-                self.report(e)
-                continue
+        """Intent, negativity, voice emotion and escalation for each final, after the final itself went out,
+        one utterance at a time (the escalation policy needs the call's history in order)."""
+        while (item := await self._analysis.get()) is not None:
+            final = item.final
+            text, emotion = await asyncio.gather(self._text(final.text), self._emotion(item))
             where = (final.leg, final.utterance, final.start_ms, final.end_ms)
-            self._emit(Intent(*where, result.intent, result.probability, result.alternatives))
-            self._emit(Sentiment(*where, result.negativity))
-            analysis = UtteranceAnalysis(*where, text=final.text, intent=result.intent,
-                                         intent_probability=result.probability, negativity=result.negativity,
-                                         cues=self.engine.rules.detect(final.text))
+            if text is not None:
+                self._emit(Intent(*where, text.intent, text.probability, text.alternatives))
+                self._emit(Sentiment(*where, text.negativity))
+            if emotion is not None:
+                self._emit(Emotion(*where, emotion.label, emotion.probabilities, emotion.p_angry, emotion.arousal,
+                                   emotion.p_angry_smoothed))
+            analysis = UtteranceAnalysis(
+                *where,
+                text=final.text,
+                intent=text.intent if text else "other",
+                intent_probability=text.probability if text else 0.0,
+                negativity=text.negativity if text else 0.0,
+                p_angry=emotion.p_angry_smoothed if emotion else None,
+                cues=self.engine.rules.detect(final.text),
+            )
             for escalation in self.policy.update(analysis):
                 log.info("call %s: escalation %s (%.2f)", self.call_id, escalation.kind, escalation.score)
                 self._emit(escalation)
+
+    async def _text(self, text: str) -> TextAnalysis | None:
+        if self.engine.text is None:
+            return None
+        try:
+            return await self.engine.text.submit(text)
+        except (Overloaded, ShuttingDown) as e:
+            self.report(e)
+            return None
+
+    async def _emotion(self, item: _Finished) -> EmotionResult | None:
+        worker, tracker = self.engine.emotion, self._legs[item.final.leg].emotion
+        if worker is None or tracker is None or item.encoder_stats is None or item.audio.size < MIN_SAMPLES:
+            return None
+        if worker.depth >= self.engine.settings.emotion_skip_depth:
+            self.engine.metrics.rejections.labels("emotion_skipped").inc()
+            return None
+        try:
+            features = await worker.submit((item.audio, item.encoder_stats))
+        except (Overloaded, ShuttingDown):
+            return None  # emotion is best effort; transcripts and text analysis go on
+        return tracker.update(features)
 
     def _request(self, audio: Float32Array, partial: bool) -> AsrRequest:
         return AsrRequest(audio=audio, language=self._language, partial=partial)
@@ -284,6 +328,9 @@ class CallSession:
     def _emit(self, event: PipelineEvent) -> None:
         if self._ended:
             return
+        self._seq += 1
+        if self.engine.bus.subscribers:
+            self.engine.bus.publish(event_to_dict(event, self.call_id, self._seq, self.config.metadata))
         try:
             self._events.put_nowait(event)
         except asyncio.QueueFull:

@@ -66,7 +66,7 @@ class LiveServer:
         from speechsvc.transports.http import create_app
 
         self.port = free_port()
-        self.settings = Settings(port=self.port, grpc_port=-1, **settings)  # type: ignore[arg-type]
+        self.settings = Settings(port=self.port, grpc_port=-1, audiosocket_port=-1, **settings)  # type: ignore[arg-type]
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 ws_max_size=self.settings.max_message_bytes + 1024)
@@ -101,6 +101,10 @@ class LiveServer:
             grpc_settings = self.settings.model_copy(update={"grpc_port": 0})
             self.grpc = asyncio.run_coroutine_threadsafe(start_grpc_server(self.engine, grpc_settings),
                                                          self.loop).result(30)
+            from speechsvc.transports.audiosocket import AudioSocketServer
+
+            self.audiosocket = AudioSocketServer(self.engine, "customer", "zh")
+            asyncio.run_coroutine_threadsafe(self.audiosocket.start("127.0.0.1", 0), self.loop).result(30)
         return self
 
     @property
@@ -111,6 +115,7 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         if self.grpc is not None:
             asyncio.run_coroutine_threadsafe(self.grpc.stop(1.0), self.loop).result(30)
+            asyncio.run_coroutine_threadsafe(self.audiosocket.stop(), self.loop).result(30)
         self.server.should_exit = True
         self.thread.join(timeout=30)
 

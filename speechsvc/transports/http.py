@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from speechsvc.config import Settings
 from speechsvc.engine import Engine
-from speechsvc.transports import ws
+from speechsvc.transports import audio_fork, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="speechsvc", version="0.1.0", lifespan=lifespan)
     if engine is not None:
         app.state.engine = engine
-    app.include_router(ws.router)
+    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router):
+        app.include_router(router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

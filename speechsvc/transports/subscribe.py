@@ -1,0 +1,53 @@
+"""Event subscriptions over WebSocket: ``/v1/calls/{call_id}/events`` (one call) and ``/v1/events`` (every
+call). This is how an operator's application reads the transcripts, intents, emotion and escalations of
+calls that came in through a platform adapter. Read-only: text frames from the client are ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from speechsvc.engine import Engine
+from speechsvc.events import Subscription, iterate
+
+router = APIRouter()
+
+
+async def _pump(ws: WebSocket, sub: Subscription) -> None:
+    async def send() -> None:
+        async for event in iterate(sub):
+            await ws.send_text(json.dumps(event, ensure_ascii=False))
+
+    async def wait_for_close() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.ensure_future(send()), asyncio.ensure_future(wait_for_close())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except (RuntimeError, WebSocketDisconnect):
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError, WebSocketDisconnect):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@router.websocket("/v1/calls/{call_id}/events")
+async def call_events(ws: WebSocket, call_id: str) -> None:
+    engine: Engine = ws.app.state.engine
+    await ws.accept()
+    with engine.bus.subscribe(call_id) as sub:
+        await _pump(ws, sub)
+
+
+@router.websocket("/v1/events")
+async def all_events(ws: WebSocket) -> None:
+    engine: Engine = ws.app.state.engine
+    await ws.accept()
+    with engine.bus.subscribe() as sub:
+        await _pump(ws, sub)
