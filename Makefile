@@ -8,7 +8,7 @@ BIN     = $(VENV)/bin
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,ray]'
 	$(MAKE) proto
 	$(BIN)/speechsvc models install
 

@@ -105,6 +105,46 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from speechsvc.batch import expand_inputs
+    from speechsvc.batch_runner import JobProgress, run_local, run_ray
+    from speechsvc.engine import Engine
+
+    settings = _settings(args, grpc_port=-1, audiosocket_port=-1)
+    items = expand_inputs(args.inputs)
+    if not items:
+        log.error("no inputs found in %s", args.inputs)
+        return 2
+    formats = sorted({"json", *args.format})
+    language = None if args.language == "auto" else args.language
+    if args.ray is not None:
+        progress = run_ray(items, args.out, formats, language, settings, address=args.ray or None,
+                           actors=args.actors, num_cpus=args.ray_cpus)
+    else:
+        bar = tqdm(total=len(items), unit="call", file=sys.stderr, disable=args.quiet)
+
+        def update(p: JobProgress, audio_s: float) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"{p.audio_s / 3600:.2f} h audio, {p.failed} failed, {p.skipped} skipped")
+
+        async def main() -> JobProgress:
+            engine = await asyncio.to_thread(Engine.load, settings)
+            await engine.start()
+            try:
+                return await run_local(engine, items, args.out, formats, language, args.concurrency, update)
+            finally:
+                await engine.stop()
+
+        progress = asyncio.run(main())
+        bar.close()
+    summary = {"inputs": progress.total, "done": progress.done, "skipped": progress.skipped,
+               "failed": progress.failed, "audio_hours": round(progress.audio_s / 3600, 3), "out": str(args.out)}
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 1 if progress.failed else 0
+
+
 def cmd_emotion(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -233,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
     p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("batch", help="analyse recorded calls: transcripts, intents, emotion, QA summary (resumable)")
+    p.add_argument("inputs", nargs="+", help="files, directories, or manifests (.csv with a path column, .jsonl)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--format", nargs="*", choices=["json", "srt", "vtt", "txt"], default=["json"],
+                   help="outputs besides the JSON report")
+    p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
+    p.add_argument("--concurrency", type=int, default=4, help="recordings in flight (their segments batch together)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray (ADDRESS of a cluster, or none for a local instance)")
+    p.add_argument("--actors", type=int, default=2, help="Ray actors (each loads the models once)")
+    p.add_argument("--ray-cpus", type=int, help="CPUs for a local Ray instance")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _model_flags(p)
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("emotion", help="voice emotion per speech segment of files (JSON lines)")
     p.add_argument("files", nargs="+")

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     audiosocket_agent_port: int = Field(-1, ge=-1, le=65535)
     # POST every event of every call here (JSON), with retries.
     webhook_url: str | None = None
+    # Batch jobs of the REST API: store, server-side paths they may read, bounds, and audio retention.
+    jobs_dir: Path | None = None
+    batch_roots: tuple[str, ...] = ()
+    max_jobs: int = Field(1, ge=1)
+    batch_concurrency: int = Field(2, ge=1)
+    max_upload_bytes: int = Field(512 << 20, ge=1024)
+    keep_audio: bool = False
 
     asr_model_dir: Path | None = None
     device: Literal["cpu", "cuda", "auto"] = "auto"

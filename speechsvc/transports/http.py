@@ -15,7 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from speechsvc.config import Settings
 from speechsvc.engine import Engine
-from speechsvc.transports import audio_fork, subscribe, twilio, ws
+from speechsvc.jobs import JobRunner, JobStore
+from speechsvc.models import home_dir
+from speechsvc.transports import audio_fork, jobs_http, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +28,27 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if engine is not None:
-            yield  # the caller owns the engine's lifecycle
-            return
-        eng = await asyncio.to_thread(Engine.load, settings)
+        eng: Engine = engine if engine is not None else await asyncio.to_thread(Engine.load, settings)
         app.state.engine = eng
-        await eng.start()
+        if engine is None:
+            await eng.start()
+        store = JobStore(settings.jobs_dir or home_dir() / "jobs")
+        runner = JobRunner(eng, store, settings.max_jobs, settings.batch_concurrency, settings.keep_audio)
+        runner.start()
+        app.state.jobs = runner
         try:
             yield
         finally:
-            await eng.drain(settings.shutdown_grace_s)
-            await eng.stop()
+            await runner.stop()
+            store.close()
+            if engine is None:  # otherwise the caller owns the engine's lifecycle
+                await eng.drain(settings.shutdown_grace_s)
+                await eng.stop()
 
     app = FastAPI(title="speechsvc", version="0.1.0", lifespan=lifespan)
     if engine is not None:
         app.state.engine = engine
-    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router):
+    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, jobs_http.router):
         app.include_router(router)
 
     @app.get("/healthz")

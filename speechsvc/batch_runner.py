@@ -1,0 +1,172 @@
+"""Running batch jobs: locally (one engine, several recordings in flight so their segments batch together)
+or on a Ray cluster (Ray Data ``map_batches`` over stateful actors, each loading the models once).
+
+Resumable: a recording whose JSON output exists is skipped, and every output is written atomically, so a
+crash loses nothing already done. A recording that fails is reported (``errors.jsonl``) and the job goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from speechsvc.batch import (
+    analyze_recording,
+    atomic_write,
+    is_done,
+    load_audio,
+    output_name,
+    write_job_summary,
+    write_outputs,
+)
+from speechsvc.config import Settings
+from speechsvc.engine import Engine
+from speechsvc.errors import SpeechsvcError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobProgress:
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    audio_s: float = 0.0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _record_error(out_dir: Path, item: str, message: str) -> None:
+    with (out_dir / "errors.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"input": item, "error": message, "at": time.time()}, ensure_ascii=False) + "\n")
+
+
+async def run_local(
+    engine: Engine,
+    items: list[str],
+    out_dir: Path,
+    formats: list[str],
+    language: str | None,
+    concurrency: int = 4,
+    on_progress: Callable[[JobProgress, float], None] | None = None,
+) -> JobProgress:
+    """Analyse every item not already done; ``concurrency`` recordings in flight share the workers."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = JobProgress(total=len(items))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: str) -> None:
+        if is_done(out_dir, item):
+            progress.skipped += 1
+            if on_progress:
+                on_progress(progress, 0.0)
+            return
+        async with gate:
+            try:
+                audio, _ = await asyncio.to_thread(load_audio, item)
+                report = await analyze_recording(engine, audio, item, language)
+                await asyncio.to_thread(write_outputs, out_dir, item, report, formats)
+            except (SpeechsvcError, OSError, ValueError) as e:
+                progress.failed += 1
+                progress.errors[item] = f"{type(e).__name__}: {e}"
+                _record_error(out_dir, item, progress.errors[item])
+                log.error("%s: %s", item, e)
+                if on_progress:
+                    on_progress(progress, 0.0)
+                return
+        progress.done += 1
+        progress.audio_s += report.duration_s
+        if on_progress:
+            on_progress(progress, report.duration_s)
+
+    await asyncio.gather(*(one(item) for item in items))
+    write_job_summary(out_dir, items, progress.errors)
+    return progress
+
+
+class CallAnalyzer:
+    """Ray Data stateful UDF: one engine (models loaded once) per actor, on the actor's own event loop."""
+
+    def __init__(self, settings_json: str, language: str | None, formats: list[str]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.engine = Engine.load(Settings.model_validate_json(settings_json))
+        self.loop.run_until_complete(self.engine.start())
+        self.language = language
+        self.formats = formats
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from speechsvc.writers import WRITERS
+
+        async def one(item: str) -> dict[str, Any]:
+            try:
+                audio, _ = await asyncio.to_thread(load_audio, item)
+                report = await analyze_recording(self.engine, audio, item, self.language)
+            except (SpeechsvcError, OSError, ValueError) as e:
+                return {"path": item, "ok": False, "error": f"{type(e).__name__}: {e}", "report": "", "extra": "{}"}
+            extra = {fmt: WRITERS[fmt](report.transcript()) for fmt in self.formats if fmt != "json"}
+            return {"path": item, "ok": True, "error": "", "report": report.to_json(), "extra": json.dumps(extra)}
+
+        async def all_of_batch() -> list[dict[str, Any]]:
+            return list(await asyncio.gather(*(one(str(p)) for p in batch["path"])))
+
+        # Ray calls the UDF from its own threads; the engine's workers live on this actor's loop.
+        rows = self.loop.run_until_complete(all_of_batch())
+        return {key: [row[key] for row in rows] for key in ("path", "ok", "error", "report", "extra")}
+
+
+def run_ray(
+    items: list[str],
+    out_dir: Path,
+    formats: list[str],
+    language: str | None,
+    settings: Settings,
+    address: str | None = None,
+    actors: int = 2,
+    num_cpus: int | None = None,
+) -> JobProgress:
+    """The same job on a Ray cluster (``address``; None = a local Ray instance). Inputs may be local paths
+    (visible to every node) or fsspec URLs; outputs are written by the driver into ``out_dir``."""
+    import ray
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [item for item in items if not is_done(out_dir, item)]
+    progress = JobProgress(total=len(items), skipped=len(items) - len(todo))
+    if todo:
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True)
+        dataset = ray.data.from_items([{"path": item} for item in todo])
+        results = dataset.map_batches(
+            CallAnalyzer,
+            fn_constructor_kwargs={"settings_json": settings.model_dump_json(), "language": language,
+                                   "formats": formats},
+            batch_size=2,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+            batch_format="numpy",
+        )
+        for row in results.iter_rows():
+            item = str(row["path"])
+            if not row["ok"]:
+                progress.failed += 1
+                progress.errors[item] = str(row["error"])
+                _record_error(out_dir, item, progress.errors[item])
+                continue
+            _write_ray_outputs(out_dir, item, str(row["report"]), json.loads(str(row["extra"])))
+            progress.done += 1
+            progress.audio_s += json.loads(str(row["report"]))["duration_s"]
+    write_job_summary(out_dir, items, progress.errors)
+    return progress
+
+
+def _write_ray_outputs(out_dir: Path, item: str, report_json: str, extra: dict[str, str]) -> None:
+    name = output_name(item)
+    for fmt, text in extra.items():
+        atomic_write(out_dir / f"{name}.{fmt}", text)
+    atomic_write(out_dir / f"{name}.json", report_json)
