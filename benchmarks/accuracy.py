@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from speechsvc.asr import WhisperRecognizer
 from speechsvc.config import Settings
 from speechsvc.evaluation import evaluate_asr
+from speechsvc.machine import describe
 from speechsvc.models import resolve_whisper_dir, silero_vad_path
 from speechsvc.vad import SileroModel
 
@@ -29,7 +29,7 @@ def environment(recognizer: WhisperRecognizer, settings: Settings) -> dict[str, 
     import faster_whisper
 
     return {
-        "machine": f"{platform.processor() or platform.machine()}, {_cpu_model()}, {_cores()} cores",
+        "machine": describe(),
         "python": platform.python_version(),
         "faster_whisper": faster_whisper.__version__,
         "ctranslate2": ctranslate2.__version__,
@@ -40,20 +40,6 @@ def environment(recognizer: WhisperRecognizer, settings: Settings) -> dict[str, 
         "threads": settings.cpu_threads,
         "min_window_s": settings.asr_min_window_s,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def main() -> None:

@@ -181,6 +181,13 @@ def cmd_emotion(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from speechsvc.bench_stream import main as bench_stream
+
+    bench_stream(args.options)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from speechsvc.models import check_whisper_dir, default_whisper_dir, heads_dir, install_whisper_base
 
@@ -307,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=Path)
     p.add_argument("--out", type=Path, help="also write the JSON report here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmarks: `bench stream` (latency and capacity; --help for options)")
+    p.add_argument("kind", choices=["stream"])
+    p.add_argument("options", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("models", help="install, list, verify the local models")
     p.add_argument("action", choices=["list", "verify", "path", "install"])

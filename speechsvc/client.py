@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,17 @@ class StreamAudio:
         for i in range(0, self.pcm.shape[0], step):
             block = self.pcm[i : i + step]
             yield (i + block.shape[0]) * 1000 // self.sample_rate, block.astype("<i2").tobytes()
+
+
+async def paced(audio: StreamAudio, frame_ms: int, speed: float) -> AsyncIterator[tuple[int, bytes]]:
+    """The audio's frames at ``speed`` times real time (0 = as fast as possible), as a caller would send them."""
+    t0 = time.perf_counter()
+    for media_ms, frame in audio.frames(frame_ms):
+        yield media_ms, frame
+        if speed > 0:
+            delay = t0 + media_ms / 1000 / speed - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
 
 
 def load_stream_audio(path: Path | str, channels: int | None = None) -> StreamAudio:
@@ -104,16 +115,11 @@ async def stream_ws(
                     return
 
         receiver = asyncio.get_running_loop().create_task(receive())
-        t0 = time.perf_counter()
-        for media_ms, frame in audio.frames(frame_ms):
+        async for media_ms, frame in paced(audio, frame_ms, speed):
             if receiver.done():
                 break
             await ws.send(frame)
             sent["ms"] = media_ms
-            if speed > 0:
-                delay = t0 + media_ms / 1000 / speed - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
         if not receiver.done():
             await ws.send(json.dumps({"type": "stop"}))
         await receiver

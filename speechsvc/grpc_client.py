@@ -3,7 +3,6 @@ as the same dicts the WebSocket protocol sends (so callers and tests can treat b
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,20 +10,11 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from speechsvc.client import StreamAudio
+from speechsvc.client import StreamAudio, paced
 from speechsvc.v1 import pb, pb_grpc
+from speechsvc.wire import GRPC_ONEOF
 
-EVENT_TYPES = {
-    "ready": "ready",
-    "partial": "transcript.partial",
-    "final": "transcript.final",
-    "intent": "intent",
-    "sentiment": "sentiment",
-    "emotion": "emotion",
-    "escalation": "escalation",
-    "error": "error",
-    "ended": "ended",
-}
+EVENT_TYPES = {field: kind for kind, field in GRPC_ONEOF.items()}
 
 
 def message_to_dict(message: pb.ServerMessage) -> dict[str, Any]:
@@ -67,14 +57,9 @@ async def stream_grpc(
 
     async def requests() -> AsyncIterator[pb.ClientMessage]:
         yield pb.ClientMessage(config=config)
-        t0 = time.perf_counter()
-        for media_ms, frame in audio.frames(frame_ms):
+        async for media_ms, frame in paced(audio, frame_ms, speed):
             yield pb.ClientMessage(audio=frame)
             sent["ms"] = media_ms
-            if speed > 0:
-                delay = t0 + media_ms / 1000 / speed - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
         yield pb.ClientMessage(control=pb.Control(action=pb.Control.STOP))
 
     events: list[dict[str, Any]] = []

@@ -11,6 +11,19 @@ from speechsvc.types import CallEnded, Emotion, ErrorEvent, Escalation, Intent, 
 
 PROTOCOL_VERSION = 1
 
+# JSON event type -> the field of the gRPC ServerMessage `event` oneof that carries it.
+GRPC_ONEOF = {
+    "ready": "ready",
+    "transcript.partial": "partial",
+    "transcript.final": "final",
+    "intent": "intent",
+    "sentiment": "sentiment",
+    "emotion": "emotion",
+    "escalation": "escalation",
+    "error": "error",
+    "ended": "ended",
+}
+
 EVENT_TYPES: dict[type, str] = {
     Intent: "intent",
     Sentiment: "sentiment",

@@ -43,6 +43,7 @@ from speechsvc.session import CallConfig, CallSession
 from speechsvc.transcribe import transcribe_audio_async
 from speechsvc.types import PipelineEvent
 from speechsvc.v1 import pb, pb_grpc
+from speechsvc.wire import GRPC_ONEOF
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,6 @@ STATUS: dict[type[SpeechsvcError], grpc.StatusCode] = {
     ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 ENCODINGS = {pb.ENCODING_UNSPECIFIED: "pcm16", pb.PCM16: "pcm16", pb.MULAW: "mulaw", pb.ALAW: "alaw", pb.F32: "f32"}
-# Event type (as in the JSON protocol) -> ServerMessage oneof field.
-ONEOF = {
-    "ready": "ready",
-    "transcript.partial": "partial",
-    "transcript.final": "final",
-    "intent": "intent",
-    "sentiment": "sentiment",
-    "emotion": "emotion",
-    "escalation": "escalation",
-    "error": "error",
-    "ended": "ended",
-}
 ENVELOPE = ("type", "version", "call_id", "seq", "emitted_at", "metadata")
 
 
@@ -81,7 +70,7 @@ def to_server_message(body: dict[str, Any]) -> pb.ServerMessage:
     message = pb.ServerMessage(call_id=body["call_id"], seq=max(0, body["seq"]), emitted_at=body.get("emitted_at", 0))
     message.metadata.update(body.get("metadata") or {})
     payload = {k: v for k, v in body.items() if k not in ENVELOPE}
-    json_format.ParseDict(payload, getattr(message, ONEOF[body["type"]]), ignore_unknown_fields=True)
+    json_format.ParseDict(payload, getattr(message, GRPC_ONEOF[body["type"]]), ignore_unknown_fields=True)
     return message
 
 
