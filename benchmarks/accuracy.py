@@ -1,5 +1,7 @@
-"""ASR accuracy per eval folder and source: CER (Mandarin) / WER (English), through the same VAD → ASR path
-as `speechsvc transcribe`, on the 16 kHz audio and on the 8 kHz telephone copies.
+"""Accuracy of every model: ASR CER (Mandarin) / WER (English) per eval folder and source, through the same
+VAD → ASR path as `speechsvc transcribe`, on the 16 kHz audio and on the 8 kHz telephone copies; intent
+accuracy / macro-F1 and escalation cues on intent_dev.tsv; the emotion head's leave-one-speaker-out figures
+(computed by training/train_emotion.py and shipped in models/emotion/model.json).
 
     python benchmarks/accuracy.py [--eval ../shared/eval] [--out benchmarks/results/accuracy.json]
 
@@ -16,9 +18,12 @@ from pathlib import Path
 
 from speechsvc.asr import WhisperRecognizer
 from speechsvc.config import Settings
+from speechsvc.escalation import EscalationRules
 from speechsvc.evaluation import evaluate_asr
 from speechsvc.machine import describe
-from speechsvc.models import resolve_whisper_dir, silero_vad_path
+from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
+from speechsvc.nlp.classifier import TextModel
+from speechsvc.nlp.evaluate import evaluate_text
 from speechsvc.vad import SileroModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +76,24 @@ def main() -> None:
               f"audio={r.audio_s}s wall={r.wall_s}s RTF={r.rtf}")
         for source, v in r.per_source.items():
             print(f"    {source:32s} {v['error_rate']:.3f} ({v['files']:.0f} files)")
+    report: dict[str, object] = {"environment": env, "results": results}
+    dev = args.eval / "intent_dev.tsv"
+    if dev.is_file():
+        text = evaluate_text(dev, TextModel(heads_dir() / "text"), EscalationRules.load())
+        report["intent"] = text
+        print(f"intent   {text['overall']}  confidence=high {text['confidence_high']}  "
+              f"{text['latency_ms_per_utterance']} ms/utterance")
+        for cue, v in text["escalation_cues"].items():
+            print(f"    cue {cue:18s} precision {v['precision']} recall {v['recall']} (support {v['support']})")
+    emotion = json.loads((heads_dir() / "emotion" / "model.json").read_text())["evaluation"]
+    report["emotion_loso"] = emotion
+    for corpus, rows in emotion.items():
+        for condition in ("clean", "tel"):
+            r = rows[condition]
+            print(f"emotion  {corpus:6s} {condition:5s} UAR4 {r['uar4']}  angry AUC {r['angry_auc']}  "
+                  f"angry UAR {r['angry_uar']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": env, "results": results}, ensure_ascii=False, indent=2))
+    args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -232,44 +232,74 @@ def output_name(item: str) -> str:
     return stem[-150:]
 
 
-def write_outputs(out_dir: Path, item: str, report: CallReport, formats: Iterable[str]) -> Path:
-    """Write the report (JSON, always) and the requested transcript formats; atomically, JSON last, so a
-    finished JSON means a finished call (what resume looks for)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+class OutputDir:
+    """Where a job's outputs go: a local folder or any fsspec URL (``s3://``, ``gs://``, ``file://``, ...).
+    Writes are atomic (temporary name, then move), so a finished file is always complete."""
+
+    def __init__(self, location: str | Path) -> None:
+        import fsspec
+
+        self.location = str(location)
+        self.fs, self.root = fsspec.core.url_to_fs(self.location)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def write_text(self, name: str, text: str) -> None:
+        target = self.path(name)
+        self.fs.pipe_file(target + ".tmp", text.encode("utf-8"))
+        self.fs.mv(target + ".tmp", target)
+
+    def read_text(self, name: str) -> str | None:
+        try:
+            return bytes(self.fs.cat_file(self.path(name))).decode("utf-8")
+        except FileNotFoundError:
+            return None
+
+    def append_line(self, name: str, line: str) -> None:
+        self.write_text(name, (self.read_text(name) or "") + line + "\n")
+
+    def leftovers(self) -> list[str]:
+        """Temporary files of interrupted writes."""
+        return [p for p in self.fs.ls(self.root, detail=False) if str(p).endswith(".tmp")]
+
+
+def write_outputs(out: OutputDir, item: str, report: CallReport, formats: Iterable[str]) -> str:
+    """Write the report (JSON, always) and the requested transcript formats; JSON last, so a finished JSON
+    means a finished call (what resume looks for)."""
     name = output_name(item)
     for fmt in formats:
         if fmt != "json":
-            atomic_write(out_dir / f"{name}.{fmt}", WRITERS[fmt](report.transcript()))
-    target = out_dir / f"{name}.json"
-    atomic_write(target, report.to_json())
-    return target
+            out.write_text(f"{name}.{fmt}", WRITERS[fmt](report.transcript()))
+    out.write_text(f"{name}.json", report.to_json())
+    return out.path(f"{name}.json")
 
 
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def is_done(out_dir: Path, item: str) -> bool:
-    target = out_dir / f"{output_name(item)}.json"
-    if not target.is_file():
-        return False
+def read_report(out: OutputDir, item: str) -> dict[str, Any] | None:
+    text = out.read_text(f"{output_name(item)}.json")
+    if text is None:
+        return None
     try:
-        return "summary" in json.loads(target.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
+        report = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return report if isinstance(report, dict) and "summary" in report else None
 
 
-def write_job_summary(out_dir: Path, items: list[str], errors: dict[str, str]) -> dict[str, int]:
+def is_done(out: OutputDir, item: str) -> bool:
+    return read_report(out, item) is not None
+
+
+def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) -> dict[str, int]:
     """summary.jsonl and summary.csv: one row per input (done or failed), from the per-call outputs."""
     rows = []
     for item in items:
         row: dict[str, Any] = {"input": item, "output": f"{output_name(item)}.json"}
+        report = None if item in errors else read_report(out, item)
         if item in errors:
             row.update(status="failed", error=errors[item])
-        elif is_done(out_dir, item):
-            report = json.loads((out_dir / row["output"]).read_text(encoding="utf-8"))
+        elif report is not None:
             s = report["summary"]
             row.update(
                 status="done", duration_s=s["duration_s"], segments=len(report["segments"]),
@@ -281,13 +311,12 @@ def write_job_summary(out_dir: Path, items: list[str], errors: dict[str, str]) -
         else:
             row.update(status="pending")
         rows.append(row)
-    with (out_dir / "summary.jsonl").open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with (out_dir / "summary.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    out.write_text("summary.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    out.write_text("summary.csv", buffer.getvalue())
     return dict(Counter(r["status"] for r in rows))
 
 

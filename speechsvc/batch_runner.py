@@ -13,12 +13,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from speechsvc.batch import (
+    OutputDir,
     analyze_recording,
-    atomic_write,
     is_done,
     load_audio,
     output_name,
@@ -42,27 +41,26 @@ class JobProgress:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _record_error(out_dir: Path, item: str, message: str) -> None:
-    with (out_dir / "errors.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps({"input": item, "error": message, "at": time.time()}, ensure_ascii=False) + "\n")
+def _record_error(out: OutputDir, item: str, message: str) -> None:
+    out.append_line("errors.jsonl", json.dumps({"input": item, "error": message, "at": time.time()},
+                                               ensure_ascii=False))
 
 
 async def run_local(
     engine: Engine,
     items: list[str],
-    out_dir: Path,
+    out: OutputDir,
     formats: list[str],
     language: str | None,
     concurrency: int = 4,
     on_progress: Callable[[JobProgress, float], None] | None = None,
 ) -> JobProgress:
     """Analyse every item not already done; ``concurrency`` recordings in flight share the workers."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     progress = JobProgress(total=len(items))
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: str) -> None:
-        if is_done(out_dir, item):
+        if await asyncio.to_thread(is_done, out, item):
             progress.skipped += 1
             if on_progress:
                 on_progress(progress, 0.0)
@@ -71,11 +69,11 @@ async def run_local(
             try:
                 audio, _ = await asyncio.to_thread(load_audio, item)
                 report = await analyze_recording(engine, audio, item, language)
-                await asyncio.to_thread(write_outputs, out_dir, item, report, formats)
+                await asyncio.to_thread(write_outputs, out, item, report, formats)
             except (SpeechsvcError, OSError, ValueError) as e:
                 progress.failed += 1
                 progress.errors[item] = f"{type(e).__name__}: {e}"
-                _record_error(out_dir, item, progress.errors[item])
+                _record_error(out, item, progress.errors[item])
                 log.error("%s: %s", item, e)
                 if on_progress:
                     on_progress(progress, 0.0)
@@ -86,7 +84,7 @@ async def run_local(
             on_progress(progress, report.duration_s)
 
     await asyncio.gather(*(one(item) for item in items))
-    write_job_summary(out_dir, items, progress.errors)
+    await asyncio.to_thread(write_job_summary, out, items, progress.errors)
     return progress
 
 
@@ -122,7 +120,7 @@ class CallAnalyzer:
 
 def run_ray(
     items: list[str],
-    out_dir: Path,
+    out: OutputDir,
     formats: list[str],
     language: str | None,
     settings: Settings,
@@ -131,11 +129,11 @@ def run_ray(
     num_cpus: int | None = None,
 ) -> JobProgress:
     """The same job on a Ray cluster (``address``; None = a local Ray instance). Inputs may be local paths
-    (visible to every node) or fsspec URLs; outputs are written by the driver into ``out_dir``."""
+    (visible to every node) or fsspec URLs; outputs are written by the driver into ``out`` (a folder or an
+    fsspec URL)."""
     import ray
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    todo = [item for item in items if not is_done(out_dir, item)]
+    todo = [item for item in items if not is_done(out, item)]
     progress = JobProgress(total=len(items), skipped=len(items) - len(todo))
     if todo:
         if not ray.is_initialized():
@@ -156,17 +154,17 @@ def run_ray(
             if not row["ok"]:
                 progress.failed += 1
                 progress.errors[item] = str(row["error"])
-                _record_error(out_dir, item, progress.errors[item])
+                _record_error(out, item, progress.errors[item])
                 continue
-            _write_ray_outputs(out_dir, item, str(row["report"]), json.loads(str(row["extra"])))
+            _write_ray_outputs(out, item, str(row["report"]), json.loads(str(row["extra"])))
             progress.done += 1
             progress.audio_s += json.loads(str(row["report"]))["duration_s"]
-    write_job_summary(out_dir, items, progress.errors)
+    write_job_summary(out, items, progress.errors)
     return progress
 
 
-def _write_ray_outputs(out_dir: Path, item: str, report_json: str, extra: dict[str, str]) -> None:
+def _write_ray_outputs(out: OutputDir, item: str, report_json: str, extra: dict[str, str]) -> None:
     name = output_name(item)
     for fmt, text in extra.items():
-        atomic_write(out_dir / f"{name}.{fmt}", text)
-    atomic_write(out_dir / f"{name}.json", report_json)
+        out.write_text(f"{name}.{fmt}", text)
+    out.write_text(f"{name}.json", report_json)

@@ -108,7 +108,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from speechsvc.batch import expand_inputs
+    from speechsvc.batch import OutputDir, expand_inputs
     from speechsvc.batch_runner import JobProgress, run_local, run_ray
     from speechsvc.engine import Engine
 
@@ -119,8 +119,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 2
     formats = sorted({"json", *args.format})
     language = None if args.language == "auto" else args.language
+    out = OutputDir(args.out)
     if args.ray is not None:
-        progress = run_ray(items, args.out, formats, language, settings, address=args.ray or None,
+        progress = run_ray(items, out, formats, language, settings, address=args.ray or None,
                            actors=args.actors, num_cpus=args.ray_cpus)
     else:
         bar = tqdm(total=len(items), unit="call", file=sys.stderr, disable=args.quiet)
@@ -133,7 +134,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             engine = await asyncio.to_thread(Engine.load, settings)
             await engine.start()
             try:
-                return await run_local(engine, items, args.out, formats, language, args.concurrency, update)
+                return await run_local(engine, items, out, formats, language, args.concurrency, update)
             finally:
                 await engine.stop()
 
@@ -283,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("batch", help="analyse recorded calls: transcripts, intents, emotion, QA summary (resumable)")
     p.add_argument("inputs", nargs="+", help="files, directories, or manifests (.csv with a path column, .jsonl)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", required=True, help="output folder or fsspec URL (s3://bucket/prefix, ...)")
     p.add_argument("--format", nargs="*", choices=["json", "srt", "vtt", "txt"], default=["json"],
                    help="outputs besides the JSON report")
     p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from speechsvc.batch import OutputDir
 from speechsvc.batch_runner import JobProgress, run_local
 from speechsvc.engine import Engine
 
@@ -164,13 +165,13 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         request = job.request
-        out_dir = self.store.job_dir(job.id) / "out"
+        out = OutputDir(self.store.job_dir(job.id) / "out")
 
         def progress(p: JobProgress, _audio_s: float) -> None:
             self.store.update(job.id, progress=asdict(p))
 
         try:
-            result = await run_local(self.engine, list(request["inputs"]), out_dir, list(request["formats"]),
+            result = await run_local(self.engine, list(request["inputs"]), out, list(request["formats"]),
                                      request.get("language"), self.concurrency, progress)
         except asyncio.CancelledError:
             raise

@@ -147,7 +147,8 @@ async def test_rest_job_api_round_trip(recordings: dict[str, Path], tmp_path: Pa
 def test_batch_on_local_ray(recordings: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = speechsvc("batch", str(recordings["call"]), str(recordings["mono"]), str(recordings["broken"]),
-                       "--out", str(out), "--ray", "--ray-cpus", "2", "--actors", "1", "--language", "auto", "-q")
+                       "--out", f"file://{out}",  # an fsspec URL: any fsspec file system works
+                       "--ray", "--ray-cpus", "2", "--actors", "1", "--language", "auto", "-q")
     summary = json.loads(result.stdout)
     assert summary["done"] == 2 and summary["failed"] == 1, result.stderr[-2000:]
     call = json.loads(next(out.glob("*call_stereo.wav.json")).read_text())
