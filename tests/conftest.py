@@ -7,6 +7,7 @@ import asyncio
 import csv
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ class LiveServer:
         from speechsvc.transports.http import create_app
 
         self.port = free_port()
+        settings.setdefault("jobs_dir", Path(tempfile.mkdtemp(prefix="speechsvc-jobs-")))  # no job leaks between runs
         self.settings = Settings(port=self.port, grpc_port=-1, audiosocket_port=-1, **settings)  # type: ignore[arg-type]
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
