@@ -19,16 +19,22 @@ log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, with our drain before it closes connections."""
+    """uvicorn, with our stages around its shutdown. They run here, not after ``serve()`` returns, because
+    uvicorn re-raises the captured SIGTERM once serving ends."""
 
     def __init__(self, config: uvicorn.Config, engine: Engine, grace_s: float) -> None:
         super().__init__(config)
         self._engine = engine
         self._grace_s = grace_s
+        self.stops: list[Callable[[], Awaitable[None]]] = []
 
     async def shutdown(self, sockets: Any = None) -> None:
-        await self._engine.drain(self._grace_s)
-        await super().shutdown(sockets)
+        await self._engine.drain(self._grace_s)  # refuse new calls, finish open utterances
+        for stop in self.stops:  # gRPC (with its grace period), AudioSocket listeners, webhook
+            await stop()
+        await super().shutdown(sockets)  # close HTTP/WebSocket connections, lifespan shutdown
+        await self._engine.stop()
+        log.info("stopped")
 
 
 async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
@@ -62,18 +68,10 @@ async def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
     )
     http = _Server(config, engine, settings.shutdown_grace_s)
-    grpc_server = None
     if settings.grpc_port >= 0:
         from speechsvc.transports.grpc import start_grpc_server
 
         grpc_server = await start_grpc_server(engine, settings)
-    extras = await start_adapters(engine, settings)
-    try:
-        await http.serve()
-    finally:
-        for stop in extras:
-            await stop()
-        if grpc_server is not None:
-            await grpc_server.stop(settings.shutdown_grace_s)
-        await engine.stop()
-        log.info("stopped")
+        http.stops.append(lambda: grpc_server.stop(settings.shutdown_grace_s))
+    http.stops.extend(await start_adapters(engine, settings))
+    await http.serve()

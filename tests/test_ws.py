@@ -257,3 +257,39 @@ async def test_duplicate_call_id_is_refused_1013(server: LiveServer) -> None:
 def test_pcm_helpers_round_trip() -> None:
     x = np.array([[0.5], [-0.5]], np.float32)
     assert to_pcm16(x).tolist() == [[16383], [-16383]]
+
+
+async def test_graceful_shutdown_finishes_open_utterances() -> None:
+    """SIGTERM to `speechsvc serve` mid-utterance: the utterance heard so far gets its final, then `ended`
+    with reason shutdown, and the process stops every stage."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "speechsvc.cli", "serve", "--port", str(port), "--grpc-port", "0"],
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ,
+                                                                   "SPEECHSVC_AUDIOSOCKET_PORT": "-1"})
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        audio = load_stream_audio(eval_path("long", "audio", "aishellsample_S0150_S0252_concat_read.wav"))
+        call = asyncio.ensure_future(stream_ws(f"ws://127.0.0.1:{port}/v1/stream", audio, speed=1.0))
+        await asyncio.sleep(5.5)  # inside the second utterance (4.1 s - 7.9 s)
+        proc.send_signal(signal.SIGTERM)
+        events = await asyncio.wait_for(call, 60)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    finals = [e for e in events if e["type"] == "transcript.final"]
+    assert len(finals) == 2 and finals[1]["utterance"] == 1  # the open one was finished, not dropped
+    assert events[-1]["type"] == "ended" and events[-1]["reason"] == "shutdown"
+    assert "stopped" in stderr
