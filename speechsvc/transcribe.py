@@ -73,12 +73,17 @@ def transcribe_segments(
         results.update(zip(ids, out, strict=True))
         if progress:
             progress(sum(segments[i].audio.size for i in ids) / SAMPLE_RATE)
-    merged = [
+    return file_segments(segments, [results[i] for i in range(len(segments))])
+
+
+def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult]) -> list[FileSegment]:
+    """Segments that got text, in time order (legs interleaved)."""
+    out = [
         FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4))
-        for s, r in ((segments[i], results[i]) for i in range(len(segments)))
+        for s, r in zip(segments, results, strict=True)
         if r.text
     ]
-    return sorted(merged, key=lambda s: (s.start_ms, s.leg))
+    return sorted(out, key=lambda s: (s.start_ms, s.leg))
 
 
 async def transcribe_audio_async(
@@ -93,12 +98,7 @@ async def transcribe_audio_async(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
     results = await asyncio.gather(*(submit(AsrRequest(s.audio, language)) for s in segments))
-    out = [
-        FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4))
-        for s, r in zip(segments, results, strict=True)
-        if r.text
-    ]
-    return legs, sorted(out, key=lambda s: (s.start_ms, s.leg))
+    return legs, file_segments(segments, results)
 
 
 def transcribe_file(

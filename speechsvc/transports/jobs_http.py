@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from speechsvc.batch import expand_inputs, output_name
+from speechsvc.batch import OutputDir, expand_inputs, read_report
 from speechsvc.jobs import Job, JobRunner
 
 router = APIRouter()
@@ -120,15 +120,15 @@ async def job_results(job_id: str, request: Request) -> dict[str, Any]:
     job = runner.store.get(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
-    out_dir = runner.store.job_dir(job_id) / "out"
+    out = OutputDir(runner.store.job_dir(job_id) / "out")
     errors = job.progress.get("errors", {})
     results = []
     for item in job.request["inputs"]:
-        path = out_dir / f"{output_name(item)}.json"
+        report = None if item in errors else read_report(out, item)
         if item in errors:
             results.append({"input": item, "status": "failed", "error": errors[item]})
-        elif path.is_file():
-            results.append({"input": item, "status": "done", "report": json.loads(path.read_text(encoding="utf-8"))})
+        elif report is not None:
+            results.append({"input": item, "status": "done", "report": report})
         else:
             results.append({"input": item, "status": "pending"})
     return {"id": job_id, "state": job.state, "results": results}

@@ -25,7 +25,7 @@ from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
 from speechsvc.session import CallConfig, CallSession
 from speechsvc.transports.adapter import PeerGone, serve_call
-from speechsvc.transports.ws import close_code
+from speechsvc.transports.ws import fail
 from speechsvc.types import AudioChunk, Leg
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ async def twilio(ws: WebSocket) -> None:
     except PeerGone:
         return
     except SpeechsvcError as e:
-        await _fail(ws, e)
+        await fail(ws, e)
         return
 
     async def send(event: dict[str, Any]) -> None:
@@ -118,7 +118,7 @@ async def twilio(ws: WebSocket) -> None:
     try:
         await serve_call(engine, config, "twilio", receive, send if echo else None)
     except SpeechsvcError as e:
-        await _fail(ws, e)
+        await fail(ws, e)
         return
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await ws.close(1000)
@@ -146,10 +146,3 @@ def _feed_media(session: CallSession, media: dict[str, Any]) -> None:
     pcm = MULAW_TO_PCM[np.frombuffer(payload, np.uint8)]
     session.feed(AudioChunk(session.call_id, leg, int(media.get("chunk", 0) or 0), pcm, 8000))
 
-
-async def _fail(ws: WebSocket, error: SpeechsvcError) -> None:
-    body = {"type": "error", "version": 1, "call_id": "", "seq": -1, "code": error.code, "message": str(error),
-            "fatal": True}
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await ws.send_text(json.dumps(body, ensure_ascii=False))
-        await ws.close(close_code(error), str(error)[:120])

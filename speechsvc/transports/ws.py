@@ -58,16 +58,12 @@ def close_code(error: SpeechsvcError) -> int:
     return CLOSE_CODES.get(type(error), 1011)
 
 
-async def _send_error(ws: WebSocket, error: SpeechsvcError, call_id: str, fatal: bool) -> None:
+async def fail(ws: WebSocket, error: SpeechsvcError, call_id: str = "") -> None:
+    """A fatal error event, then the close code for it (every JSON-speaking adapter uses this)."""
     message = {"type": "error", "version": 1, "call_id": call_id, "seq": -1, "code": error.code,
-               "message": str(error), "fatal": fatal}
+               "message": str(error), "fatal": True}
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await ws.send_text(json.dumps(message, ensure_ascii=False))
-
-
-async def _fail(ws: WebSocket, error: SpeechsvcError, call_id: str = "") -> None:
-    await _send_error(ws, error, call_id, fatal=True)
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await ws.close(close_code(error), str(error)[:120])
 
 
@@ -81,16 +77,16 @@ async def stream(ws: WebSocket) -> None:
             await ws.send_denial_response(PlainTextResponse(f"speechsvc {reason}; retry later", status_code=503))
             return
         await ws.accept()
-        await _fail(ws, Overloaded(f"speechsvc {reason}; retry later"))
+        await fail(ws, Overloaded(f"speechsvc {reason}; retry later"))
         return
     await ws.accept()
     try:
         start = await asyncio.wait_for(_receive_start(ws, engine), START_TIMEOUT_S)
     except TimeoutError:
-        await _fail(ws, ProtocolError(f"no start message within {START_TIMEOUT_S:.0f} s"))
+        await fail(ws, ProtocolError(f"no start message within {START_TIMEOUT_S:.0f} s"))
         return
     except SpeechsvcError as e:
-        await _fail(ws, e)
+        await fail(ws, e)
         return
     except WebSocketDisconnect:
         return
@@ -117,7 +113,7 @@ async def _run_call(ws: WebSocket, engine: Engine, start: StartMessage) -> None:
         config = start.to_config(engine.stream_options.default_language)
         engine.admit(config.call_id, "ws")
     except SpeechsvcError as e:
-        await _fail(ws, e, start.call_id)
+        await fail(ws, e, start.call_id)
         return
     call_id_var.set(config.call_id)
     session = CallSession(engine, config, "ws")
@@ -145,7 +141,7 @@ async def _run_call(ws: WebSocket, engine: Engine, start: StartMessage) -> None:
             # Events ended first: the server is draining (shutdown) or the client stopped reading.
             receiver.cancel()
             error = session.failed or ShuttingDown("server is shutting down")
-            await _fail(ws, error, config.call_id)
+            await fail(ws, error, config.call_id)
     except WebSocketDisconnect:
         log.info("client disconnected mid-call")
     finally:
