@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     vad_min_silence_ms: int = Field(500, ge=100, le=5000)
     vad_min_speech_ms: int = Field(250, ge=32, le=5000)
     vad_max_segment_s: float = Field(15.0, ge=2.0, le=28.0)
+    vad_cut_search_ms: int = Field(3000, ge=0, le=10000)
 
     max_calls: int = Field(64, ge=1)
     max_message_bytes: int = Field(1 << 20, ge=1024)
@@ -108,6 +109,7 @@ class Settings(BaseSettings):
             min_silence_ms=self.vad_min_silence_ms,
             min_speech_ms=self.vad_min_speech_ms,
             max_segment_s=self.vad_max_segment_s,
+            cut_search_ms=self.vad_cut_search_ms,
         )
 
     def stream(self) -> StreamOptions:

@@ -47,8 +47,11 @@ class VadOptions:
     min_silence_ms: int = 500
     # Audio kept before the detected start and after the detected end.
     speech_pad_ms: int = 200
-    # Utterances longer than this are cut (Whisper decodes at most 30 s).
+    # Utterances longer than this are cut (Whisper decodes at most 30 s)...
     max_segment_s: float = 15.0
+    # ...at the least speech-like window of their last cut_search_ms (a breath between words), so a forced
+    # cut does not split a word; 0 cuts exactly at max_segment_s.
+    cut_search_ms: int = 3000
     # webrtcvad aggressiveness 0-3 for the gate; None disables the gate.
     webrtc_mode: int | None = 1
 
@@ -127,6 +130,7 @@ class VadStream:
         pad_windows = max(1, self.options.speech_pad_ms // WINDOW_MS)
         self._preroll: deque[Float32Array] = deque(maxlen=pad_windows)
         self._segment: list[Float32Array] = []
+        self._probs: list[float] = []  # P(speech) of each window in _segment (pre-roll counts as 0)
         self._segment_start = 0  # sample index of the first sample in _segment
         self._speech_windows = 0
         self._silence_windows = 0
@@ -183,12 +187,14 @@ class VadStream:
             if prob >= opts.threshold:
                 self.state = VadState.STARTING
                 self._segment = [*self._preroll, window]
+                self._probs = [0.0] * len(self._preroll) + [prob]
                 self._segment_start = start - WINDOW * len(self._preroll)
                 self._speech_windows = 1
             else:
                 self._preroll.append(window)
             return events
         self._segment.append(window)
+        self._probs.append(prob)
         if self.state is VadState.STARTING:
             if prob >= opts.threshold:
                 self._speech_windows += 1
@@ -198,7 +204,7 @@ class VadStream:
             elif prob < opts.neg_threshold:
                 self.state = VadState.QUIET
                 self._preroll.extend(self._segment[-self._preroll.maxlen :] if self._preroll.maxlen else [])
-                self._segment = []
+                self._segment, self._probs = [], []
             return events
         if prob >= opts.threshold:
             self.state = VadState.SPEAKING
@@ -212,12 +218,27 @@ class VadStream:
                 events.append(self._end(self._samples - keep * WINDOW, drop_windows=keep))
                 return events
         if (self._samples - self._segment_start) >= opts.max_segment_s * SAMPLE_RATE:
-            events.append(self._end(self._samples, forced=True))
-            # The speaker goes on: the next utterance starts right here.
-            self.state = VadState.SPEAKING
-            self._segment_start = self._samples
-            events.append(SpeechStarted(self.leg, self._index, self._samples * 1000 // SAMPLE_RATE))
+            events.extend(self._cut())
         return events
+
+    def _cut(self) -> list[VadEvent]:
+        """Cut an utterance that reached max_segment_s after its least speech-like window among the last
+        cut_search_ms (the latest one on a tie), never in its first half. The windows after the cut start
+        the next utterance: the speaker goes on, and no audio is lost."""
+        n = len(self._segment)
+        search = min(n // 2, self.options.cut_search_ms // WINDOW_MS)
+        keep = n
+        if search > 0:
+            recent = np.asarray(self._probs[n - search :])
+            keep = n - int(np.argmin(recent[::-1]))
+        rest, rest_probs = self._segment[keep:], self._probs[keep:]
+        cut_sample = self._samples - WINDOW * len(rest)
+        self._segment = self._segment[:keep]
+        ended = self._end(cut_sample, forced=True)
+        self.state = VadState.SPEAKING
+        self._segment, self._probs = rest, rest_probs
+        self._segment_start = cut_sample
+        return [ended, SpeechStarted(self.leg, self._index, cut_sample * 1000 // SAMPLE_RATE)]
 
     def _end(self, end_sample: int, *, drop_windows: int = 0, forced: bool = False) -> SpeechEnded:
         windows = self._segment[: len(self._segment) - drop_windows] if drop_windows else self._segment
@@ -232,7 +253,7 @@ class VadStream:
         )
         self.speech_samples += audio.size
         self._index += 1
-        self._segment = []
+        self._segment, self._probs = [], []
         self._speech_windows = 0
         self._silence_windows = 0
         self.state = VadState.QUIET

@@ -130,6 +130,11 @@ async def test_rest_job_api_round_trip(recordings: dict[str, Path], tmp_path: Pa
             results = (await http.get(f"/v1/jobs/{job['id']}/results")).json()["results"]
             assert [r["status"] for r in results] == ["done", "failed"]
             assert results[0]["report"]["summary"]["legs"][0]["leg"] == "customer"
+            page = (await http.get(f"/v1/jobs/{job['id']}/results", params={"offset": 1, "limit": 1})).json()
+            assert (page["total"], page["next_offset"]) == (2, None) and page["results"] == results[1:]
+            first = (await http.get(f"/v1/jobs/{job['id']}/results", params={"limit": 1})).json()
+            assert first["next_offset"] == 1 and first["results"] == results[:1]
+            assert (await http.get(f"/v1/jobs/{job['id']}/results", params={"limit": 0})).status_code == 422
             upload_results = (await http.get(f"/v1/jobs/{uploaded.json()['id']}/results")).json()["results"]
             assert "seven years ago" in " ".join(s["text"] for s in upload_results[0]["report"]["segments"]).lower()
             assert not (tmp_path / "jobs" / uploaded.json()["id"] / "input").exists()  # no audio kept

@@ -66,6 +66,23 @@ def test_long_speech_is_cut_at_max_length() -> None:
     assert len(rest) == 1 and isinstance(rest[0], SpeechEnded)
 
 
+def test_forced_cut_falls_in_the_pause_and_loses_no_audio() -> None:
+    # 2 s limit = 63 windows; a dip (a breath between words) at window 45 is inside the search range.
+    probs = [0.9] * 45 + [0.4] + [0.9] * 60
+    events, stream = run(probs, max_segment_s=2.0, cut_search_ms=1500)
+    first = next(e.segment for e in events if isinstance(e, SpeechEnded))
+    assert first.forced and first.end_ms == 46 * 32
+    assert [e.start_ms for e in events if isinstance(e, SpeechStarted)][1] == 46 * 32
+    rest = [e.segment for e in events[2:] + stream.flush() if isinstance(e, SpeechEnded)]
+    assert first.audio.size + sum(s.audio.size for s in rest) == len(probs) * WINDOW
+
+
+def test_forced_cut_without_search_cuts_at_the_limit() -> None:
+    events, _ = run([0.9] * 45 + [0.4] + [0.9] * 60, max_segment_s=2.0, cut_search_ms=0)
+    first = next(e.segment for e in events if isinstance(e, SpeechEnded))
+    assert first.end_ms == 63 * 32
+
+
 def test_flush_closes_open_utterance_and_current_reports_it() -> None:
     events, stream = run([0.9] * 20)
     current = stream.current()

@@ -1,5 +1,6 @@
 """REST job API: ``POST /v1/jobs`` (uploaded files, or server-side paths under the allowed roots),
-``GET /v1/jobs/{id}`` (state, progress), ``GET /v1/jobs/{id}/results`` (per-call reports)."""
+``GET /v1/jobs/{id}`` (state, progress), ``GET /v1/jobs/{id}/results?offset=&limit=`` (per-call reports, a
+page at a time: a quality-inspection job may hold 10,000 calls)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -115,15 +116,21 @@ async def get_job(job_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/jobs/{job_id}/results")
-async def job_results(job_id: str, request: Request) -> dict[str, Any]:
+async def job_results(
+    job_id: str,
+    request: Request,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
     runner = _runner(request)
     job = runner.store.get(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
     out = OutputDir(runner.store.job_dir(job_id) / "out")
     errors = job.progress.get("errors", {})
+    inputs = job.request["inputs"]
     results = []
-    for item in job.request["inputs"]:
+    for item in inputs[offset : offset + limit]:
         report = None if item in errors else read_report(out, item)
         if item in errors:
             results.append({"input": item, "status": "failed", "error": errors[item]})
@@ -131,5 +138,7 @@ async def job_results(job_id: str, request: Request) -> dict[str, Any]:
             results.append({"input": item, "status": "done", "report": report})
         else:
             results.append({"input": item, "status": "pending"})
-    return {"id": job_id, "state": job.state, "results": results}
+    next_offset = offset + limit if offset + limit < len(inputs) else None
+    return {"id": job_id, "state": job.state, "total": len(inputs), "offset": offset, "next_offset": next_offset,
+            "results": results}
 
