@@ -207,15 +207,23 @@ async def test_oversized_message_closes_1009_after_delivering_what_was_heard(ser
 
 async def test_client_vanishing_mid_call_frees_its_slot(server: LiveServer) -> None:
     audio = load_stream_audio(eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0004.wav"))
+    subscriber = await websockets.connect(server.url.replace("/v1/stream", "/v1/calls/vanish/events"))
     ws, _ = await start_call(server, call_id="vanish")
-    for _, frame in list(audio.frames(100))[:10]:
+    for _, frame in list(audio.frames(100))[:15]:
         await ws.send(frame)
+    await asyncio.sleep(0.5)  # the server has read the frames
     ws.transport.abort()  # no close handshake: the client is just gone
-    for _ in range(100):
+    for _ in range(200):
         if "vanish" not in server.engine.sessions and server.engine.active_calls == 0:
             break
         await asyncio.sleep(0.05)
     assert "vanish" not in server.engine.sessions and server.engine.active_calls == 0
+    # What the caller said before vanishing is still finished and published to subscribers.
+    published = []
+    while not published or published[-1]["type"] != "ended":
+        published.append(await recv_json(subscriber))
+    await subscriber.close()
+    assert [e["type"] for e in published].count("transcript.final") == 1 and published[-1]["reason"] == "stop"
     # The server still serves the next call.
     events = await stream_ws(server.url, audio, speed=0)
     assert events[-1]["type"] == "ended"

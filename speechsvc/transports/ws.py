@@ -1,7 +1,8 @@
 """WebSocket transport, protocol v1: ``/v1/stream``.
 
-Thin: it validates messages, drives one :class:`~speechsvc.session.CallSession`, and is the single place
-where expected errors become WebSocket close codes (see :data:`CLOSE_CODES`).
+Thin: it validates messages and runs the call on :func:`~speechsvc.transports.adapter.serve_call` like every
+platform adapter; it is the single place where expected errors become WebSocket close codes (see
+:data:`CLOSE_CODES`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import binascii
 import contextlib
 import json
 import logging
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.responses import PlainTextResponse
@@ -27,16 +29,15 @@ from speechsvc.errors import (
     SpeechsvcError,
     UnsupportedFormat,
 )
-from speechsvc.log import call_id_var
 from speechsvc.protocol import (
     AudioMessage,
     StartMessage,
     StopMessage,
-    event_to_dict,
     parse_client_message,
     ready_event,
 )
 from speechsvc.session import CallSession
+from speechsvc.transports.adapter import PeerGone, serve_call
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -111,54 +112,41 @@ async def _receive_start(ws: WebSocket, engine: Engine) -> StartMessage:
 async def _run_call(ws: WebSocket, engine: Engine, start: StartMessage) -> None:
     try:
         config = start.to_config(engine.stream_options.default_language)
-        engine.admit(config.call_id, "ws")
     except SpeechsvcError as e:
         await fail(ws, e, start.call_id)
         return
-    call_id_var.set(config.call_id)
-    session = CallSession(engine, config, "ws")
-    engine.sessions[config.call_id] = session
-    sender = asyncio.get_running_loop().create_task(_send_events(ws, session))
+
+    async def send(body: dict[str, Any]) -> None:
+        try:
+            await ws.send_text(json.dumps(body, ensure_ascii=False))
+        except (RuntimeError, WebSocketDisconnect):
+            raise PeerGone from None
+
+    async def receive(session: CallSession) -> SpeechsvcError | None:
+        await send(ready_event(config))
+        return await _receive_audio(ws, engine, session)
+
     try:
-        await ws.send_text(json.dumps(ready_event(config), ensure_ascii=False))
-        log.info("call started: %s legs=%s %s/%d", config.call_id, config.legs, config.audio.encoding,
-                 config.audio.sample_rate)
-        receiver = asyncio.get_running_loop().create_task(_receive_audio(ws, engine, session))
-        done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
-        if receiver in done:
-            error = receiver.result()
-            if error is None:
-                await session.close("stop")
-                await sender
-                await ws.close(1000)
-            else:
-                session.report(error, fatal=True)
-                await session.close("error")
-                await sender
-                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                    await ws.close(close_code(error), str(error)[:120])
+        error = await serve_call(engine, config, "ws", receive, send)
+    except SpeechsvcError as e:
+        await fail(ws, e, config.call_id)
+        return
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        if error is None:
+            await ws.close(1000)
         else:
-            # Events ended first: the server is draining (shutdown) or the client stopped reading.
-            receiver.cancel()
-            error = session.failed or ShuttingDown("server is shutting down")
-            await fail(ws, error, config.call_id)
-    except WebSocketDisconnect:
-        log.info("client disconnected mid-call")
-    finally:
-        session.abort()
-        sender.cancel()
-        engine.sessions.pop(config.call_id, None)
-        engine.release(config.call_id, "ws")
-        log.info("call ended")
+            await ws.close(close_code(error), str(error)[:120])
 
 
 async def _receive_audio(ws: WebSocket, engine: Engine, session: CallSession) -> SpeechsvcError | None:
-    """Feed frames until ``stop`` (returns None) or a fatal error (returned). Disconnect propagates."""
+    """Feed frames until ``stop`` (returns None) or a fatal error (returned); a client that disconnects
+    raises PeerGone (what it said is still finished and published)."""
     limit = engine.settings.max_message_bytes
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
+            log.info("client disconnected mid-call")
+            raise PeerGone
         data = message.get("bytes")
         text = message.get("text")
         size = len(data) if data is not None else len(text or "")
@@ -185,15 +173,3 @@ def _b64(data: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as e:
         raise InvalidAudio(f"audio.data is not valid base64: {e}") from None
-
-
-async def _send_events(ws: WebSocket, session: CallSession) -> None:
-    seq = 1
-    async for event in session.events():
-        body = event_to_dict(event, session.call_id, seq, session.config.metadata)
-        seq += 1
-        try:
-            await ws.send_text(json.dumps(body, ensure_ascii=False))
-        except (RuntimeError, WebSocketDisconnect):
-            session.abort()
-            return
