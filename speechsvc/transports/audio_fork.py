@@ -26,8 +26,8 @@ from speechsvc.audio import AudioFormat
 from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
 from speechsvc.session import CallConfig, CallSession
-from speechsvc.transports.adapter import PeerGone, serve_call
-from speechsvc.transports.ws import close_code
+from speechsvc.transports.adapter import serve_call
+from speechsvc.transports.ws import close_code, send_json
 from speechsvc.types import Leg
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,7 @@ async def audio_fork(ws: WebSocket) -> None:
 
     async def send(event: dict[str, Any]) -> None:
         kind = "error" if event["type"] == "error" else "transcription"
-        try:
-            await ws.send_text(json.dumps({"type": kind, "data": event}, ensure_ascii=False))
-        except (RuntimeError, WebSocketDisconnect):
-            raise PeerGone from None
+        await send_json(ws, {"type": kind, "data": event})
 
     async def receive(session: CallSession) -> SpeechsvcError | None:
         limit = engine.settings.max_message_bytes

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import logging
 from typing import Any
@@ -25,7 +26,7 @@ from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
 from speechsvc.session import CallConfig, CallSession
 from speechsvc.transports.adapter import PeerGone, serve_call
-from speechsvc.transports.ws import fail
+from speechsvc.transports.ws import fail, send_json
 from speechsvc.types import AudioChunk, Leg
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,6 @@ async def twilio(ws: WebSocket) -> None:
         await fail(ws, e)
         return
 
-    async def send(event: dict[str, Any]) -> None:
-        try:
-            await ws.send_text(json.dumps(event, ensure_ascii=False))
-        except (RuntimeError, WebSocketDisconnect):
-            raise PeerGone from None
-
     async def receive(session: CallSession) -> SpeechsvcError | None:
         while True:
             try:
@@ -116,7 +111,7 @@ async def twilio(ws: WebSocket) -> None:
                 session.report(e)  # dropped; the call goes on
 
     try:
-        await serve_call(engine, config, "twilio", receive, send if echo else None)
+        await serve_call(engine, config, "twilio", receive, functools.partial(send_json, ws) if echo else None)
     except SpeechsvcError as e:
         await fail(ws, e)
         return

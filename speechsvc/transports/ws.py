@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import logging
 from typing import Any
@@ -68,6 +69,14 @@ async def fail(ws: WebSocket, error: SpeechsvcError, call_id: str = "") -> None:
         await ws.close(close_code(error), str(error)[:120])
 
 
+async def send_json(ws: WebSocket, body: dict[str, Any]) -> None:
+    """One JSON text message; a peer that has gone raises PeerGone (every JSON-speaking adapter uses this)."""
+    try:
+        await ws.send_text(json.dumps(body, ensure_ascii=False))
+    except (RuntimeError, WebSocketDisconnect):
+        raise PeerGone from None
+
+
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
@@ -116,11 +125,7 @@ async def _run_call(ws: WebSocket, engine: Engine, start: StartMessage) -> None:
         await fail(ws, e, start.call_id)
         return
 
-    async def send(body: dict[str, Any]) -> None:
-        try:
-            await ws.send_text(json.dumps(body, ensure_ascii=False))
-        except (RuntimeError, WebSocketDisconnect):
-            raise PeerGone from None
+    send = functools.partial(send_json, ws)
 
     async def receive(session: CallSession) -> SpeechsvcError | None:
         await send(ready_event(config))
