@@ -15,13 +15,12 @@ Thread-safety: :class:`EmotionHead` is immutable; one :class:`EmotionTracker` pe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from speechsvc.errors import ModelUnavailable
+from speechsvc.models import load_head
 from speechsvc.types import Float32Array
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
@@ -80,11 +79,7 @@ class EmotionResult:
 
 class EmotionHead:
     def __init__(self, directory: Path) -> None:
-        try:
-            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-            w = np.load(directory / "model.npz")
-        except (OSError, ValueError) as e:
-            raise ModelUnavailable(f"emotion model in {directory} is missing or unreadable: {e}") from e
+        meta, w = load_head(directory, "emotion")
         self.directory = directory
         self.meta = meta
         self.labels: tuple[str, ...] = tuple(meta["labels"])

