@@ -36,14 +36,9 @@ AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wm
 
 
 @dataclass(frozen=True)
-class SegmentReport:
-    leg: Leg
-    index: int
-    start_ms: int
-    end_ms: int
-    text: str
-    language: str
-    confidence: float
+class SegmentReport(FileSegment):
+    """A transcribed segment and its analysis (None where that model is off)."""
+
     intent: str | None = None
     intent_probability: float | None = None
     negativity: float | None = None
