@@ -131,10 +131,9 @@ async def job_results(
     inputs = job.request["inputs"]
     results = []
     for item in inputs[offset : offset + limit]:
-        report = None if item in errors else read_report(out, item)
         if item in errors:
             results.append({"input": item, "status": "failed", "error": errors[item]})
-        elif report is not None:
+        elif (report := read_report(out, item)) is not None:
             results.append({"input": item, "status": "done", "report": report})
         else:
             results.append({"input": item, "status": "pending"})
