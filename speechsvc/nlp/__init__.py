@@ -1,1 +1,0 @@
-"""Text analysis of final transcripts: intent, negativity (sentiment), escalation cues."""
