@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test lint proto bench
+.PHONY: install test test-fast lint proto bench
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,3 +24,7 @@ lint:
 
 test: lint
 	$(BIN)/python -m pytest -q -ra
+
+# The fast tier: no model is loaded (the conftest refuses to load one); seconds, not minutes.
+test-fast:
+	$(BIN)/python -m pytest -q -ra -m "not model"

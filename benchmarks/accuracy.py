@@ -1,7 +1,7 @@
 """Accuracy of every model: ASR CER (Mandarin) / WER (English) per eval folder and source, through the same
 VAD → ASR path as `speechsvc transcribe`, on the 16 kHz audio and on the 8 kHz telephone copies; intent
 accuracy / macro-F1 and escalation cues on intent_dev.tsv; the emotion head's leave-one-speaker-out figures
-(computed by training/train_emotion.py and shipped in models/emotion/model.json).
+(computed by training/train_emotion.py and shipped in speechsvc/models/emotion/model.json).
 
     python benchmarks/accuracy.py [--eval ../shared/eval] [--out benchmarks/results/accuracy.json]
 
@@ -11,20 +11,21 @@ Prints how it was taken (versions, device, compute type, beam, threads, machine)
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from speechsvc.asr import WhisperRecognizer
+from speechsvc.analysis import load_stages, started
 from speechsvc.config import Settings
-from speechsvc.escalation import EscalationRules
-from speechsvc.evaluation import evaluate_asr
-from speechsvc.machine import describe
-from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
-from speechsvc.nlp.classifier import TextModel
-from speechsvc.nlp.evaluate import evaluate_text
-from speechsvc.vad import SileroModel
+from speechsvc.evaluation.asr import evaluate_asr
+from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.text import evaluate_text
+from speechsvc.models import silero_vad_path, whisper_dir
+from speechsvc.speech.asr import WhisperRecognizer
+from speechsvc.speech.vad import SileroModel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     settings = Settings(device=args.device, cpu_threads=args.threads)
-    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
     vad = SileroModel(silero_vad_path())
     env = environment(recognizer, settings)
     print(json.dumps(env, indent=2))
@@ -79,13 +80,19 @@ def main() -> None:
     report: dict[str, object] = {"environment": env, "results": results}
     dev = args.eval / "intent_dev.tsv"
     if dev.is_file():
-        text = evaluate_text(dev, TextModel(heads_dir() / "text"), EscalationRules.load())
+        stages = load_stages(settings, only=("intent", "escalation"))
+
+        async def text_eval() -> dict[str, Any]:
+            async with started(stages):
+                return await evaluate_text(dev, stages)
+
+        text = asyncio.run(text_eval())
         report["intent"] = text
         print(f"intent   {text['overall']}  confidence=high {text['confidence_high']}  "
-              f"{text['latency_ms_per_utterance']} ms/utterance")
+              f"{text['analysis_ms_per_utterance']} ms/utterance")
         for cue, v in text["escalation_cues"].items():
             print(f"    cue {cue:18s} precision {v['precision']} recall {v['recall']} (support {v['support']})")
-    emotion = json.loads((heads_dir() / "emotion" / "model.json").read_text())["evaluation"]
+    emotion = json.loads((settings.heads_dir / "emotion" / "model.json").read_text())["evaluation"]
     report["emotion_loso"] = emotion
     for corpus, rows in emotion.items():
         for condition in ("clean", "tel"):

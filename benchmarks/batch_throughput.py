@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from speechsvc.audio import decode_file
-from speechsvc.batch import analyze_recording
+from speechsvc.batch.recording import analyze_recording
 from speechsvc.config import Settings
-from speechsvc.engine import Engine
-from speechsvc.machine import describe
-from speechsvc.models import resolve_whisper_dir
-from speechsvc.scoring import error_counts
+from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.scoring import error_counts
+from speechsvc.models import whisper_dir
+from speechsvc.runtime.engine import Engine
+from speechsvc.speech.audio import decode_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def cer(hyps: list[str], refs: list[str]) -> float:
 def run_faster_whisper(files: list[tuple[Path, str]], args: argparse.Namespace) -> dict[str, Any]:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-    model = WhisperModel(str(resolve_whisper_dir(None)), device="cpu", compute_type=args.compute_type,
+    model = WhisperModel(str(whisper_dir(Settings())), device="cpu", compute_type=args.compute_type,
                          cpu_threads=args.threads, local_files_only=True)
     pipe = BatchedInferencePipeline(model)
     started = time.perf_counter()
@@ -113,7 +113,7 @@ def main() -> None:
 
     env = {"machine": describe(), "device": "cpu", "compute_type": args.compute_type,
            "threads": args.threads, "beam_size": 1, "language": "zh", "faster_whisper": faster_whisper.__version__,
-           "ctranslate2": ctranslate2.__version__, "model": str(resolve_whisper_dir(None))}
+           "ctranslate2": ctranslate2.__version__, "model": str(whisper_dir(Settings()))}
     print(json.dumps(env, indent=2))
     files = load_set(args.eval)
     rows = []

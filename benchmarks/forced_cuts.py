@@ -17,13 +17,13 @@ import platform
 from dataclasses import replace
 from pathlib import Path
 
-from speechsvc.asr import WhisperRecognizer
+from speechsvc.batch.transcribe import transcribe_file
 from speechsvc.config import Settings
-from speechsvc.machine import describe
-from speechsvc.models import resolve_whisper_dir, silero_vad_path
-from speechsvc.scoring import error_counts
-from speechsvc.transcribe import transcribe_file
-from speechsvc.vad import SileroModel
+from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.scoring import error_counts
+from speechsvc.models import silero_vad_path, whisper_dir
+from speechsvc.speech.asr import WhisperRecognizer
+from speechsvc.speech.vad import SileroModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("aishellsample", "ibm_05")
@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
     vad = SileroModel(silero_vad_path())
     long_dir = args.eval_dir / "long"
     rows = [r for r in csv.DictReader((long_dir / "manifest.csv").open()) if r["id"].startswith(FILES)]

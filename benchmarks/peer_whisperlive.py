@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from speechsvc.bench_stream import (
+from speechsvc.clients.ws import StreamAudio
+from speechsvc.config import Settings
+from speechsvc.evaluation.bench_stream import (
     CallResult,
     ServerProcess,
     Utterance,
@@ -39,13 +41,12 @@ from speechsvc.bench_stream import (
     percentiles,
     run_level,
 )
-from speechsvc.bench_stream import (
+from speechsvc.evaluation.bench_stream import (
     parse_args as parse_stream_args,
 )
-from speechsvc.client import StreamAudio
-from speechsvc.machine import describe
-from speechsvc.models import resolve_whisper_dir
-from speechsvc.scoring import error_rate
+from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.scoring import error_rate
+from speechsvc.models import whisper_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_S = 0.5  # WhisperLive's segment ends are rounded to its own chunking
@@ -56,7 +57,7 @@ class PeerServer:
         code = (
             "from whisper_live.server import TranscriptionServer\n"
             f"TranscriptionServer().run('127.0.0.1', port={port}, backend='faster_whisper', "
-            f"faster_whisper_custom_model_path={str(resolve_whisper_dir(None))!r}, single_model=True, "
+            f"faster_whisper_custom_model_path={str(whisper_dir(Settings()))!r}, single_model=True, "
             "max_clients=256, max_connection_time=3600)\n"
         )
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": ""}

@@ -13,11 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from speechsvc import __version__
+from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
-from speechsvc.engine import Engine
-from speechsvc.jobs import JobRunner, JobStore
-from speechsvc.models import home_dir
-from speechsvc.transports import audio_fork, jobs_http, subscribe, twilio, ws
+from speechsvc.runtime.engine import Engine
+from speechsvc.transports import audio_fork, rest_jobs, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         app.state.engine = eng
         if engine is None:
             await eng.start()
-        store = JobStore(settings.jobs_dir or home_dir() / "jobs")
+        store = JobStore(settings.jobs_path)
         runner = JobRunner(eng, store, settings.max_jobs, settings.batch_concurrency, settings.keep_audio)
         runner.start()
         app.state.jobs = runner
@@ -45,10 +45,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 await eng.drain(settings.shutdown_grace_s)
                 await eng.stop()
 
-    app = FastAPI(title="speechsvc", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan)
     if engine is not None:
         app.state.engine = engine
-    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, jobs_http.router):
+    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, rest_jobs.router):
         app.include_router(router)
 
     @app.get("/healthz")

@@ -11,11 +11,16 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from speechsvc import __version__
 from speechsvc import log as logsetup
 from speechsvc.config import Settings
 from speechsvc.errors import SpeechsvcError
+
+if TYPE_CHECKING:
+    from speechsvc.analysis.base import Stage
+    from speechsvc.speech.asr import WhisperRecognizer
 
 log = logging.getLogger("speechsvc")
 
@@ -43,6 +48,13 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for the ASR model")
 
 
+def _recognizer(settings: Settings) -> WhisperRecognizer:
+    from speechsvc.models import whisper_dir
+    from speechsvc.speech.asr import WhisperRecognizer
+
+    return WhisperRecognizer(settings.asr(), whisper_dir(settings))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from speechsvc.server import serve
 
@@ -53,14 +65,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from speechsvc.asr import WhisperRecognizer
-    from speechsvc.models import resolve_whisper_dir, silero_vad_path
-    from speechsvc.transcribe import transcribe_file
-    from speechsvc.vad import SileroModel
-    from speechsvc.writers import WRITERS
+    from speechsvc.batch.transcribe import transcribe_file
+    from speechsvc.batch.writers import WRITERS
+    from speechsvc.models import silero_vad_path
+    from speechsvc.speech.vad import SileroModel
 
     settings = _settings(args)
-    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    recognizer = _recognizer(settings)
     vad = SileroModel(silero_vad_path())
     language = None if args.language == "auto" else args.language
     failures = 0
@@ -84,7 +95,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from speechsvc.client import load_stream_audio, stream_ws
+    from speechsvc.clients.ws import load_stream_audio, stream_ws
 
     audio = load_stream_audio(args.file)
 
@@ -94,7 +105,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     if args.grpc:
-        from speechsvc.grpc_client import stream_grpc
+        from speechsvc.clients.grpc import stream_grpc
 
         asyncio.run(stream_grpc(args.grpc, audio, language=args.language, speed=args.speed, on_event=show))
     else:
@@ -108,9 +119,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from speechsvc.batch import OutputDir, expand_inputs
-    from speechsvc.batch_runner import JobProgress, run_local, run_ray
-    from speechsvc.engine import Engine
+    from speechsvc.batch.files import expand_inputs
+    from speechsvc.batch.outputs import OutputDir
+    from speechsvc.batch.runners import JobProgress, run_local, run_ray
+    from speechsvc.runtime.engine import Engine
 
     settings = _settings(args, grpc_port=-1, audiosocket_port=-1)
     items = expand_inputs(args.inputs)
@@ -147,104 +159,138 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_emotion(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from speechsvc.asr import WhisperRecognizer
-    from speechsvc.audio import decode_file
-    from speechsvc.emotion import EmotionHead, EmotionTracker, SegmentEmotion, overall_label, segment_features
-    from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
-    from speechsvc.transcribe import legs_for, segment_audio
-    from speechsvc.vad import SileroModel
+    from speechsvc.analysis import load_stages, started
+    from speechsvc.analysis.analyzer import CallAnalyzer
+    from speechsvc.analysis.base import CallInfo, Mode
+    from speechsvc.analysis.emotion import Emotion, overall_label
+    from speechsvc.batch.transcribe import legs_for, segment_audio
+    from speechsvc.models import silero_vad_path
+    from speechsvc.speech.audio import decode_file
+    from speechsvc.speech.vad import SileroModel
+    from speechsvc.types import Transcript
 
     settings = _settings(args)
-    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    recognizer = _recognizer(settings)
     vad = SileroModel(silero_vad_path())
-    head = EmotionHead(heads_dir() / "emotion")
-    failures = 0
-    for path in args.files:
-        try:
-            audio, _ = decode_file(path)
-        except SpeechsvcError as e:
-            log.error("%s: %s", path, e)
-            failures += 1
-            continue
-        segments = []
-        for channel, leg in enumerate(legs_for(audio.shape[0])):
-            tracker = EmotionTracker(head)
+    stages = load_stages(settings.model_copy(update={"emotion": True}), only=("emotion",))
+
+    async def one(path: str) -> dict[str, Any]:
+        audio, _ = await asyncio.to_thread(decode_file, path)
+        legs = legs_for(audio.shape[0])
+        analyzer = CallAnalyzer(stages, CallInfo(path, legs, Mode.BATCH))
+        utterances = []
+        for channel, leg in enumerate(legs):
             for seg in segment_audio(audio[channel], leg, vad, settings.vad()):
                 stats = recognizer.encoder_stats([seg.audio])[0]
-                r = tracker.update(segment_features(seg.audio, stats, head.use_egemaps))
-                segments.append(SegmentEmotion(leg, seg.start_ms, seg.end_ms, r.label, dict(r.probabilities),
-                                               r.p_angry, r.arousal))
-        record = {"file": str(path), "label": overall_label(segments), "segments": [asdict(s) for s in segments]}
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-    return 1 if failures else 0
+                final = Transcript(leg, seg.index, seg.start_ms, seg.end_ms, "", "", True, 0.0)
+                utterances.append(CallAnalyzer.utterance(final, seg.audio, stats))
+        emotions = [e for e in await analyzer.analyze(utterances) if isinstance(e, Emotion)]
+        segments = [{"leg": e.leg, "start_ms": e.start_ms, "end_ms": e.end_ms, "label": e.label,
+                     "probabilities": dict(e.probabilities), "p_angry": e.p_angry, "arousal": e.arousal}
+                    for e in emotions]
+        return {"file": path, "label": overall_label(emotions), "segments": segments}
+
+    async def main() -> int:
+        failures = 0
+        async with started(stages):
+            for path in args.files:
+                try:
+                    record = await one(path)
+                except SpeechsvcError as e:
+                    log.error("%s: %s", path, e)
+                    failures += 1
+                    continue
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+        return 1 if failures else 0
+
+    return asyncio.run(main())
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from speechsvc.bench_stream import main as bench_stream
+    from speechsvc.evaluation.bench_stream import main as bench_stream
 
     bench_stream(args.options)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from speechsvc.models import check_whisper_dir, default_whisper_dir, heads_dir, install_whisper_base
+    from speechsvc.models import check_head, check_whisper_dir, install_whisper_base
 
-    whisper = args.model_dir or default_whisper_dir()
+    settings = _settings(args)
+    whisper = settings.whisper_dir
     if args.action == "install":
-        path = install_whisper_base(args.model_dir)
-        sys.stdout.write(f"{path}\n")
+        sys.stdout.write(f"{install_whisper_base(whisper)}\n")
         return 0
     if args.action == "path":
         sys.stdout.write(f"{whisper}\n")
         return 0
     rows = [("asr", whisper, check_whisper_dir(whisper, deep=args.action == "verify"))]
-    for head in sorted(heads_dir().glob("*/model.json")) if heads_dir().is_dir() else []:
-        rows.append((head.parent.name, head.parent, []))
+    for name in ("text", "emotion"):
+        rows.append((name, settings.heads_dir / name, check_head(settings.heads_dir / name)))
     for name, path, problems in rows:
         status = "ok" if not problems else "; ".join(problems)
         sys.stdout.write(f"{name}\t{path}\t{status}\n")
     return 0 if all(not p for _, _, p in rows) else 1
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    from speechsvc.escalation import EscalationRules
-    from speechsvc.models import heads_dir
-    from speechsvc.nlp.classifier import TextModel
+def _text_stages(args: argparse.Namespace) -> list[Stage]:
+    from speechsvc.analysis import load_stages
 
-    model = TextModel(heads_dir() / "text")
-    rules = EscalationRules.load(args.rules)
+    settings = _settings(args, text_analysis=True, **({"escalation_rules": args.rules} if args.rules else {}))
+    return load_stages(settings, only=("intent", "escalation"))
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from speechsvc.analysis import started
+    from speechsvc.analysis.analyzer import CallAnalyzer
+    from speechsvc.analysis.base import CallInfo, Mode
+    from speechsvc.analysis.intent import Intent, Sentiment
+    from speechsvc.types import Transcript
+
+    stages = _text_stages(args)
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    for text, result in zip(texts, model.predict(texts), strict=True):
-        cues = rules.detect(text)
-        if args.format == "jsonl":
-            record = {
-                "text": text,
-                "intent": result.intent,
-                "probability": result.probability,
-                "alternatives": [{"label": label, "probability": p} for label, p in result.alternatives],
-                "cues": cues,
-                "negativity": result.negativity,
-            }
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-        else:
-            cue_text = ",".join(sorted(cues)) or "-"
-            sys.stdout.write(f"{result.intent}\t{result.probability:.2f}\t{result.negativity:.2f}\t{cue_text}\t{text}\n")
+
+    async def main() -> None:
+        async with started(stages):
+            for i, text in enumerate(texts):
+                analyzer = CallAnalyzer(stages, CallInfo(f"classify-{i}", ("customer",), Mode.BATCH))
+                u = CallAnalyzer.utterance(Transcript("customer", 0, 0, 0, text, "zh", True, 1.0, text))
+                events = await analyzer.analyze([u])
+                intent = next(e for e in events if isinstance(e, Intent))
+                negativity = next(e.negativity for e in events if isinstance(e, Sentiment))
+                if args.format == "jsonl":
+                    record = {
+                        "text": text,
+                        "intent": intent.label,
+                        "probability": intent.probability,
+                        "alternatives": [{"label": label, "probability": p} for label, p in intent.alternatives],
+                        "cues": u.cues,
+                        "negativity": negativity,
+                    }
+                    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                else:
+                    cue_text = ",".join(sorted(u.cues)) or "-"
+                    sys.stdout.write(f"{intent.label}\t{intent.probability:.2f}\t{negativity:.2f}\t{cue_text}\t{text}\n")
+
+    asyncio.run(main())
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from speechsvc.escalation import EscalationRules
-    from speechsvc.models import heads_dir
-    from speechsvc.nlp.classifier import TextModel
-    from speechsvc.nlp.evaluate import evaluate_text
+    from speechsvc.analysis import started
+    from speechsvc.evaluation.text import evaluate_text
 
     if not args.dev.is_file():
         log.error("%s is absent (evaluation data lives in ../shared/eval)", args.dev)
         return 2
-    report = evaluate_text(args.dev, TextModel(heads_dir() / "text"), EscalationRules.load(args.rules))
+    stages = _text_stages(args)
+
+    async def main() -> dict[str, Any]:
+        async with started(stages):
+            return await evaluate_text(args.dev, stages)
+
+    report = asyncio.run(main())
     text = json.dumps(report, ensure_ascii=False, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +301,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechsvc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"speechsvc {__version__}")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
 

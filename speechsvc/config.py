@@ -1,5 +1,10 @@
-"""Settings: one validation point. Environment variables ``SPEECHSVC_*`` (or CLI flags, which the CLI maps
-onto the same fields) become one frozen options dataclass per stage."""
+"""Settings: the single source of every value and path, and its one validation point.
+
+Environment variables ``SPEECHSVC_*`` (or CLI flags, which the CLI maps onto the same fields) fill
+:class:`Settings`; each stage receives a frozen options dataclass derived from it (:meth:`Settings.asr`,
+:meth:`Settings.vad`, ...). The option dataclasses have no defaults of their own, so no value is declared
+twice: to change a default, change it here.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,93 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from speechsvc.asr import AsrOptions
-from speechsvc.scheduler import WorkerOptions
-from speechsvc.vad import VadOptions
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "speechsvc"
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    """Options of the Whisper recognizer (:mod:`speechsvc.speech.asr`)."""
+
+    # CTranslate2 Whisper directory; None = the assembled default (Whisper base) under ``home``.
+    model_dir: Path | None
+    device: Literal["cpu", "cuda", "auto"]
+    # CTranslate2 compute type; "default" = int8 on CPU, float16 on CUDA.
+    compute_type: str
+    # Intra-op threads for CTranslate2 on CPU (0 = its default: all cores).
+    cpu_threads: int
+    # Minimum encoder window in seconds; shorter speech is padded to this, longer to speech + 2 s.
+    min_window_s: float
+    # Output bound: at most this many tokens per second of audio, plus extra_tokens.
+    tokens_per_second: float
+    extra_tokens: int
+    repetition_penalty: float
+    beam_size: int
+    # Fall back to sampling when the hypothesis compresses better than this (a repetition loop).
+    compression_ratio_threshold: float
+    fallback_temperatures: tuple[float, ...]
+    fallback_hypotheses: int
+    # Drop a hypothesis as non-speech when P(no speech) is above and avg log-prob below these.
+    no_speech_threshold: float
+    logprob_threshold: float
+    # Languages a call may ask for, and the candidates when it asks for auto-detection.
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Endpointing parameters (:mod:`speechsvc.speech.vad`). Defaults tuned on eval/long and eval/noise."""
+
+    # Speech starts when P(speech) >= threshold, and a pause starts when it drops below neg_threshold.
+    threshold: float
+    neg_threshold: float
+    # An utterance needs this much speech to count (shorter blips are dropped).
+    min_speech_ms: int
+    # The pause that ends an utterance (end of speech -> final transcript latency starts here).
+    min_silence_ms: int
+    # Audio kept before the detected start and after the detected end.
+    speech_pad_ms: int
+    # Utterances longer than this are cut (Whisper decodes at most 30 s)...
+    max_segment_s: float
+    # ...at the least speech-like window of their last cut_search_ms (a breath between words), so a forced
+    # cut does not split a word; 0 cuts exactly at max_segment_s.
+    cut_search_ms: int
+    # webrtcvad aggressiveness 0-3 for the cheap gate while a leg is quiet; None disables the gate.
+    webrtc_mode: int | None
 
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """Per-call streaming behaviour and limits."""
+    """Per-call streaming behaviour and limits (:mod:`speechsvc.runtime.session`)."""
 
     # Decode a partial hypothesis every this many ms of new speech (0 disables partials) ...
-    partial_interval_ms: int = 1000
+    partial_interval_ms: int
     # ... and the first one as soon as the utterance has this much audio (pre-roll included).
-    first_partial_ms: int = 600
+    first_partial_ms: int
     # Skip a partial when the ASR queue already holds this many items (finals keep their latency).
-    partial_skip_depth: int = 2
+    partial_skip_depth: int
     # Largest binary frame accepted, in ms of audio at the declared format.
-    max_frame_ms: int = 1000
+    max_frame_ms: int
     # Bound on queued outgoing events per call; a client that does not read is disconnected.
-    max_pending_events: int = 1000
+    max_pending_events: int
     # Bound on utterances waiting for their final transcript per leg.
-    max_pending_utterances: int = 32
-    # Default language when a call does not say: "zh", "en" or "auto".
-    default_language: str = "zh"
+    max_pending_utterances: int
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """An inference worker's bounds (:mod:`speechsvc.workers`)."""
+
+    # Most items run in one model call (cross-call batching).
+    max_batch: int
+    # Queued items beyond this are refused with Overloaded.
+    max_queue: int
 
 
 class Settings(BaseSettings):
@@ -40,6 +106,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SPEECHSVC_", frozen=True)
 
+    # ---- paths -------------------------------------------------------------------------------------------
+    # Root for assembled models and job data.
+    home: Path = Field(default_factory=_default_home)
+    # The committed heads (text/, emotion/): package data.
+    heads_dir: Path = PACKAGE_DIR / "models"
+    # Batch jobs of the REST API (SQLite store and outputs); None = home/jobs.
+    jobs_dir: Path | None = None
+
+    # ---- network -----------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     # gRPC port; 0 = pick a free one, -1 = disable gRPC.
@@ -51,45 +126,87 @@ class Settings(BaseSettings):
     audiosocket_agent_port: int = Field(-1, ge=-1, le=65535)
     # POST every event of every call here (JSON), with retries.
     webhook_url: str | None = None
-    # Batch jobs of the REST API: store, server-side paths they may read, bounds, and audio retention.
-    jobs_dir: Path | None = None
+    webhook_retries: int = Field(5, ge=1, le=20)
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    # Bound on events queued per event subscriber (a slow one loses its oldest events, counted).
+    subscriber_queue: int = Field(1000, ge=10)
+
+    # ---- batch jobs --------------------------------------------------------------------------------------
+    # Server-side folders REST jobs may read.
     batch_roots: tuple[str, ...] = ()
     max_jobs: int = Field(1, ge=1)
     batch_concurrency: int = Field(2, ge=1)
     max_upload_bytes: int = Field(512 << 20, ge=1024)
+    # Keep uploaded audio after its job ends.
     keep_audio: bool = False
 
+    # ---- ASR ---------------------------------------------------------------------------------------------
     asr_model_dir: Path | None = None
     device: Literal["cpu", "cuda", "auto"] = "auto"
     compute_type: str = "default"
     cpu_threads: int = Field(2, ge=0, le=256)
     asr_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
     asr_beam_size: int = Field(1, ge=1, le=10)
+    asr_tokens_per_second: float = Field(10.0, gt=0)
+    asr_extra_tokens: int = Field(12, ge=0)
+    asr_repetition_penalty: float = Field(1.05, ge=1.0)
+    asr_compression_ratio_threshold: float = Field(2.0, gt=0)
+    asr_fallback_temperatures: tuple[float, ...] = (0.2, 0.4)
+    asr_fallback_hypotheses: int = Field(3, ge=1)
+    asr_no_speech_threshold: float = Field(0.6, ge=0, le=1)
+    asr_logprob_threshold: float = -1.0
     languages: tuple[str, ...] = ("zh", "en")
     default_language: Literal["zh", "en", "auto"] = "zh"
+    asr_max_batch: int = Field(8, ge=1, le=64)
+    asr_max_queue: int = Field(256, ge=1)
 
+    # ---- VAD ---------------------------------------------------------------------------------------------
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    # The pause threshold sits this far below the speech threshold (hysteresis).
+    vad_hysteresis: float = Field(0.15, ge=0.0, lt=1.0)
     vad_min_silence_ms: int = Field(500, ge=100, le=5000)
     vad_min_speech_ms: int = Field(250, ge=32, le=5000)
+    vad_speech_pad_ms: int = Field(200, ge=0, le=1000)
     vad_max_segment_s: float = Field(15.0, ge=2.0, le=28.0)
     vad_cut_search_ms: int = Field(3000, ge=0, le=10000)
+    vad_webrtc_mode: int | None = Field(1, ge=0, le=3)
 
+    # ---- live calls --------------------------------------------------------------------------------------
     max_calls: int = Field(64, ge=1)
     max_message_bytes: int = Field(1 << 20, ge=1024)
     max_frame_ms: int = Field(1000, ge=20, le=10000)
     partial_interval_ms: int = Field(1000, ge=0)
     first_partial_ms: int = Field(600, ge=100)
     partial_skip_depth: int = Field(2, ge=0)
-    asr_max_batch: int = Field(8, ge=1, le=64)
-    asr_max_queue: int = Field(256, ge=1)
+    max_pending_events: int = Field(1000, ge=10)
+    max_pending_utterances: int = Field(32, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
-    # Text analysis (intent, negativity, escalation) on every final transcript.
+
+    # ---- analysis ----------------------------------------------------------------------------------------
+    # Text analysis (intent, negativity) on every final transcript.
     text_analysis: bool = True
-    # Voice emotion on every final segment (needs the committed head under models/emotion).
+    text_max_batch: int = Field(32, ge=1)
+    # Voice emotion on every final segment (needs the committed head under heads_dir/emotion).
     emotion: bool = True
-    # Skip emotion for a segment when this many are already waiting (it never delays transcripts).
+    # Skip emotion for a live segment when this many are already waiting (it never delays transcripts).
     emotion_skip_depth: int = Field(16, ge=1)
+    # Escalation rules file; None = the packaged rules (speechsvc/analysis/escalation_rules.toml).
     escalation_rules: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_language != "auto" and self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not one of languages {self.languages}")
+        return self
+
+    @property
+    def jobs_path(self) -> Path:
+        return self.jobs_dir or self.home / "jobs"
+
+    @property
+    def whisper_dir(self) -> Path:
+        """Where the default Whisper model is assembled (or the configured directory)."""
+        return self.asr_model_dir or self.home / "models" / "whisper-base-ct2"
 
     def asr(self) -> AsrOptions:
         return AsrOptions(
@@ -98,18 +215,28 @@ class Settings(BaseSettings):
             compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
             min_window_s=self.asr_min_window_s,
+            tokens_per_second=self.asr_tokens_per_second,
+            extra_tokens=self.asr_extra_tokens,
+            repetition_penalty=self.asr_repetition_penalty,
             beam_size=self.asr_beam_size,
+            compression_ratio_threshold=self.asr_compression_ratio_threshold,
+            fallback_temperatures=self.asr_fallback_temperatures,
+            fallback_hypotheses=self.asr_fallback_hypotheses,
+            no_speech_threshold=self.asr_no_speech_threshold,
+            logprob_threshold=self.asr_logprob_threshold,
             languages=self.languages,
         )
 
     def vad(self) -> VadOptions:
         return VadOptions(
             threshold=self.vad_threshold,
-            neg_threshold=max(0.01, self.vad_threshold - 0.15),
-            min_silence_ms=self.vad_min_silence_ms,
+            neg_threshold=max(0.01, self.vad_threshold - self.vad_hysteresis),
             min_speech_ms=self.vad_min_speech_ms,
+            min_silence_ms=self.vad_min_silence_ms,
+            speech_pad_ms=self.vad_speech_pad_ms,
             max_segment_s=self.vad_max_segment_s,
             cut_search_ms=self.vad_cut_search_ms,
+            webrtc_mode=self.vad_webrtc_mode,
         )
 
     def stream(self) -> StreamOptions:
@@ -118,11 +245,14 @@ class Settings(BaseSettings):
             first_partial_ms=self.first_partial_ms,
             partial_skip_depth=self.partial_skip_depth,
             max_frame_ms=self.max_frame_ms,
-            default_language=self.default_language,
+            max_pending_events=self.max_pending_events,
+            max_pending_utterances=self.max_pending_utterances,
         )
 
     def asr_worker(self) -> WorkerOptions:
         return WorkerOptions(max_batch=self.asr_max_batch, max_queue=self.asr_max_queue)
 
-    def text_worker(self) -> WorkerOptions:
-        return WorkerOptions(max_batch=32, max_queue=self.asr_max_queue * 2)
+    def analysis_worker(self) -> WorkerOptions:
+        """Bounds of the analysis stages' workers (text, emotion): they see every final of every call."""
+        return WorkerOptions(max_batch=self.text_max_batch, max_queue=self.asr_max_queue * 2)
+

@@ -45,8 +45,17 @@ class ModelUnavailable(SpeechsvcError):
 
 
 class Unauthorized(SpeechsvcError):
+    """No credentials, or credentials that are not valid."""
+
     code = "unauthorized"
 
 
 class ShuttingDown(SpeechsvcError):
     code = "shutting_down"
+
+
+class InternalError(SpeechsvcError):
+    """A bug or an unexpected failure inside one piece of work (logged with its traceback); reported to the
+    client of that work only, never to other calls."""
+
+    code = "internal_error"

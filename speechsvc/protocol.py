@@ -1,27 +1,45 @@
-"""Wire protocol v1 (JSON): client messages validated with pydantic, and pipeline events as dicts.
+"""Wire protocol v1 (JSON): client messages in, events out. The one place that knows the JSON shapes.
 
-Every transport that speaks JSON (WebSocket, the event subscription endpoints, platform adapters that
-return JSON) uses :func:`event_to_dict`, so an event looks the same wherever it is read. The gRPC
-transport maps the same events onto protobuf messages.
+Client messages (``start``, ``audio``, ``stop``) are validated with pydantic into a :class:`CallConfig`. Events
+are serialised by :func:`event_dict` from a :class:`~speechsvc.types.CallEvent`, so an event looks the same
+wherever it is read: the WebSocket API, the platform adapters that return JSON, the event subscriptions, the
+webhook, and the gRPC mapping (which parses the same dicts into protobuf messages). Any event class works:
+its dataclass fields become the JSON fields, after ``type``, ``version``, ``call_id`` and ``seq``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from speechsvc.audio import SAMPLE_RATES, AudioFormat, Encoding
-from speechsvc.errors import ProtocolError, UnsupportedFormat
-from speechsvc.session import CallConfig
-from speechsvc.types import Leg
-from speechsvc.wire import PROTOCOL_VERSION, event_to_dict, event_type
+from speechsvc.errors import ProtocolError, SpeechsvcError, UnsupportedFormat
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, ErrorEvent, Leg
 
-__all__ = ["PROTOCOL_VERSION", "event_to_dict", "event_type"]
+PROTOCOL_VERSION = 1
 
 CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+
+# JSON event type -> the field of the gRPC ServerMessage `event` oneof that carries it; other types travel in
+# the `extension` field as JSON.
+GRPC_ONEOF = {
+    "ready": "ready",
+    "transcript.partial": "partial",
+    "transcript.final": "final",
+    "intent": "intent",
+    "sentiment": "sentiment",
+    "emotion": "emotion",
+    "escalation": "escalation",
+    "error": "error",
+    "ended": "ended",
+}
+
+
+# ---- client messages -------------------------------------------------------------------------------------
 
 
 class StartMessage(BaseModel):
@@ -37,27 +55,16 @@ class StartMessage(BaseModel):
     channels: Literal[1, 2] = 1
     # Leg per channel; defaults: mono -> customer, stereo -> customer, agent.
     legs: list[Leg] | None = None
-    language: Literal["zh", "en", "auto"] | None = None
+    # A configured language or "auto"; None = the server's default. Checked against the server's languages.
+    language: str | None = Field(None, max_length=16)
     partials: bool = True
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
-
-    @field_validator("sample_rate")
-    @classmethod
-    def _rate(cls, v: int) -> int:
-        if v not in SAMPLE_RATES:
-            raise ValueError(f"sample_rate {v} is not supported; use one of {SAMPLE_RATES}")
-        return v
+    metadata: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict, max_length=32)
 
     def to_config(self, default_language: str) -> CallConfig:
         legs = tuple(self.legs) if self.legs else (("customer",) if self.channels == 1 else ("customer", "agent"))
-        if len(legs) != self.channels:
-            raise UnsupportedFormat(f"{len(legs)} legs given for {self.channels} channel(s); give one leg per channel")
-        if len(set(legs)) != len(legs):
-            raise UnsupportedFormat(f"legs must differ per channel, got {list(legs)}")
-        fmt = AudioFormat(self.encoding, self.sample_rate, self.channels).validate()
         return CallConfig(
             call_id=self.call_id,
-            audio=fmt,
+            audio=AudioFormat(self.encoding, self.sample_rate, self.channels),
             legs=legs,
             language=self.language or default_language,
             partials=self.partials,
@@ -79,26 +86,39 @@ class AudioMessage(BaseModel):
 
 
 ClientMessage = StartMessage | StopMessage | AudioMessage
-_MESSAGES: dict[str, type[BaseModel]] = {"start": StartMessage, "stop": StopMessage, "audio": AudioMessage}
+_MESSAGES: dict[str, type[StartMessage | StopMessage | AudioMessage]] = {
+    "start": StartMessage, "stop": StopMessage, "audio": AudioMessage,
+}
+_FORMAT_FIELDS = {("encoding",), ("sample_rate",), ("channels",)}
 
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_client_message(text: str) -> BaseModel:
-    """Parse one JSON text frame.
+def parse_json_object(text: str) -> dict[str, Any]:
+    """One JSON text frame that must hold an object.
+
+    Raises:
+        ProtocolError: not JSON (NaN/Infinity included), nested too deeply, or not an object.
+    """
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError(f"message is not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("message must be a JSON object")
+    return data
+
+
+def parse_client_message(text: str) -> StartMessage | StopMessage | AudioMessage:
+    """Parse one JSON text frame of the WebSocket protocol.
 
     Raises:
         ProtocolError: not JSON, not an object, an unknown ``type``, or fields that fail validation.
         UnsupportedFormat: a start message asking for an audio format we do not take.
     """
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as e:
-        raise ProtocolError(f"message is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("message must be a JSON object with a 'type'")
+    data = parse_json_object(text)
     kind = data.get("type")
     model = _MESSAGES.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -107,22 +127,46 @@ def parse_client_message(text: str) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as e:
         detail = "; ".join(f"{'.'.join(map(str, err['loc'])) or kind}: {err['msg']}" for err in e.errors())
-        error = UnsupportedFormat if any(err["loc"][:1] in (("encoding",), ("sample_rate",), ("channels",))
-                                         for err in e.errors()) else ProtocolError
+        error = UnsupportedFormat if any(err["loc"][:1] in _FORMAT_FIELDS for err in e.errors()) else ProtocolError
         raise error(f"invalid {kind} message: {detail}") from None
 
 
-def ready_event(config: CallConfig, seq: int = 0) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "type": "ready",
-        "version": PROTOCOL_VERSION,
-        "call_id": config.call_id,
-        "seq": seq,
-        "legs": list(config.legs),
-        "encoding": config.audio.encoding,
-        "sample_rate": config.audio.sample_rate,
-        "language": config.language,
-    }
-    if config.metadata:
-        out["metadata"] = config.metadata
-    return out
+# ---- events ----------------------------------------------------------------------------------------------
+
+
+def event_dict(call_event: CallEvent) -> dict[str, Any]:
+    """One event as a JSON-ready dict: ``type``, ``version``, ``call_id``, ``seq`` first, then the event's
+    fields, then ``metadata`` when the call has any."""
+    event = call_event.event
+    body = asdict(event)
+    body.pop("is_final", None)
+    for key in ("alternatives", "probabilities"):
+        if key in body:  # (label, probability) pairs as objects, the same shape as the protobuf messages
+            body[key] = [{"label": label, "probability": p} for label, p in body[key]]
+    out: dict[str, Any] = {"type": event.type, "version": PROTOCOL_VERSION, "call_id": call_event.call_id,
+                           "seq": call_event.seq}
+    out.update(body)
+    if call_event.metadata:
+        out["metadata"] = dict(call_event.metadata)
+    finite: dict[str, Any] = _finite(out)
+    return finite
+
+
+def event_json(call_event: CallEvent) -> str:
+    return json.dumps(event_dict(call_event), ensure_ascii=False)
+
+
+def error_event(error: SpeechsvcError, call_id: str = "", fatal: bool = True) -> CallEvent:
+    """The event for an error that ends a call before (or instead of) its session: seq 0, like ``ready``."""
+    return CallEvent(call_id, 0, ErrorEvent(error.code, str(error), fatal))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN; make sure none leaks out of a model."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -11,9 +11,9 @@ from typing import Any
 
 import uvicorn
 
+from speechsvc.app import create_app
 from speechsvc.config import Settings
-from speechsvc.engine import Engine
-from speechsvc.transports.http import create_app
+from speechsvc.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class _Server(uvicorn.Server):
 
 async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
     """AudioSocket listeners and the webhook poster; returns their stop functions."""
-    from speechsvc.events import WebhookPoster
     from speechsvc.transports.audiosocket import AudioSocketServer
+    from speechsvc.transports.webhook import WebhookPoster
 
     stops: list[Callable[[], Awaitable[None]]] = []
     for port, leg in ((settings.audiosocket_port, "customer"), (settings.audiosocket_agent_port, "agent")):
@@ -49,7 +49,7 @@ async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[]
             await server.start(settings.host, port)
             stops.append(server.stop)
     if settings.webhook_url:
-        poster = WebhookPoster(engine.bus, settings.webhook_url)
+        poster = WebhookPoster(engine.bus, settings.webhook_url, settings.webhook_retries, settings.webhook_timeout_s)
         poster.start()
         stops.append(poster.stop)
     return stops

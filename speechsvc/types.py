@@ -1,24 +1,35 @@
 """Frozen dataclasses that cross module boundaries.
 
-Wire formats (JSON, protobuf) live only in the transports; everything between a transport and the
-models speaks these types. Media times are milliseconds on the call's audio clock (0 = first sample
-received for that leg); ``emitted_at`` is the server's wall clock (Unix seconds) when an event was made.
+Wire formats (JSON, protobuf) live only in :mod:`speechsvc.protocol` and the transports; everything between a
+transport and the models speaks these types. Media times are milliseconds on the call's audio clock (0 = first
+sample received for that leg); ``emitted_at`` is the server's wall clock (Unix seconds) when an event was made.
+
+Every event a call produces is an :class:`Event` subclass with its wire ``TYPE``; the session wraps each in a
+:class:`CallEvent` (call id, ``seq``, metadata), which is what transports, the event bus and subscribers carry.
+An analysis stage defines its own event class next to its code (``speechsvc/analysis/*.py``); the protocol
+serialises any event generically.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 Leg = Literal["customer", "agent", "mixed"]
-LEGS: tuple[Leg, ...] = ("customer", "agent", "mixed")
 
 Int16Array = npt.NDArray[np.int16]
 Float32Array = npt.NDArray[np.float32]
+
+Encoding = Literal["pcm16", "mulaw", "alaw", "f32"]
+ENCODINGS: tuple[Encoding, ...] = ("pcm16", "mulaw", "alaw", "f32")
+BYTES_PER_SAMPLE: dict[str, int] = {"pcm16": 2, "mulaw": 1, "alaw": 1, "f32": 4}
+SAMPLE_RATES = (8000, 16000, 48000)
 
 
 def now() -> float:
@@ -27,14 +38,38 @@ def now() -> float:
 
 
 @dataclass(frozen=True)
-class AudioChunk:
-    """Canonical audio handed from a transport to a session: int16 mono PCM of one leg."""
+class AudioFormat:
+    """What a client declared for its binary frames."""
+
+    encoding: Encoding = "pcm16"
+    sample_rate: int = 16000
+    channels: int = 1
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per sample frame (all channels)."""
+        return BYTES_PER_SAMPLE[self.encoding] * self.channels
+
+    def bytes_for_ms(self, ms: float) -> int:
+        return math.ceil(self.sample_rate * ms / 1000) * self.frame_bytes
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """What a call declared when it started; checked once, by ``Engine.admit``, whichever transport built it."""
 
     call_id: str
-    leg: Leg
-    seq: int
-    pcm: Int16Array
-    sample_rate: int
+    audio: AudioFormat = field(default_factory=AudioFormat)
+    # Leg carried by each channel, in channel order.
+    legs: tuple[Leg, ...] = ("customer",)
+    # A configured language ("zh", "en") or "auto" (detect per utterance among the configured languages).
+    language: str = "zh"
+    partials: bool = True
+    # The platform's own ids (callSid, UUID, ...), echoed on every event.
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    # False: the legs are the channels of each wire frame (``CallSession.feed_bytes``). True: each leg's audio
+    # arrives on its own, mono in ``audio``'s format (``CallSession.feed``), as Twilio's tracks do.
+    per_leg_audio: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,8 +85,35 @@ class SpeechSegment:
     forced: bool = False
 
 
+# ---- events ------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Transcript:
+class Event:
+    """Base of everything a call emits. ``TYPE`` is the wire name; subclasses add their fields."""
+
+    TYPE: ClassVar[str] = "event"
+    emitted_at: float = field(default_factory=now, kw_only=True)
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """First event of every call (seq 0): what the server understood of the call's start."""
+
+    TYPE: ClassVar[str] = "ready"
+    legs: tuple[Leg, ...]
+    encoding: str
+    sample_rate: int
+    language: str
+    transport: str
+
+
+@dataclass(frozen=True)
+class Transcript(Event):
     """A partial or final hypothesis for one utterance of one leg."""
 
     leg: Leg
@@ -65,78 +127,20 @@ class Transcript:
     confidence: float
     # For partials: the prefix that will not change any more (LocalAgreement); equals text for finals.
     stable_text: str = ""
-    emitted_at: float = field(default_factory=now)
+
+    @property
+    def type(self) -> str:
+        return "transcript.final" if self.is_final else "transcript.partial"
 
 
 @dataclass(frozen=True)
-class Intent:
-    leg: Leg
-    utterance: int
-    start_ms: int
-    end_ms: int
-    label: str
-    probability: float
-    # The top alternatives as (label, probability), best first.
-    alternatives: tuple[tuple[str, float], ...] = ()
-    emitted_at: float = field(default_factory=now)
-
-
-@dataclass(frozen=True)
-class Sentiment:
-    leg: Leg
-    utterance: int
-    start_ms: int
-    end_ms: int
-    # Probability that the utterance is negative / a complaint, in [0, 1].
-    negativity: float
-    emitted_at: float = field(default_factory=now)
-
-
-@dataclass(frozen=True)
-class Emotion:
-    leg: Leg
-    utterance: int
-    start_ms: int
-    end_ms: int
-    label: str
-    probabilities: tuple[tuple[str, float], ...]
-    p_angry: float
-    arousal: float
-    # P(angry) smoothed over the call so far for this leg.
-    p_angry_smoothed: float
-    emitted_at: float = field(default_factory=now)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Why an escalation fired: one utterance and the cue found in it."""
-
-    utterance: int
-    leg: Leg
-    start_ms: int
-    end_ms: int
-    cue: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Escalation:
-    kind: str
-    score: float
-    reasons: tuple[str, ...]
-    evidence: tuple[Evidence, ...]
-    leg: Leg = "customer"
-    emitted_at: float = field(default_factory=now)
-
-
-@dataclass(frozen=True)
-class ErrorEvent:
+class ErrorEvent(Event):
     """A problem reported to the client. ``fatal`` errors end the call."""
 
+    TYPE: ClassVar[str] = "error"
     code: str
     message: str
     fatal: bool
-    emitted_at: float = field(default_factory=now)
 
 
 @dataclass(frozen=True)
@@ -148,10 +152,31 @@ class LegSummary:
 
 
 @dataclass(frozen=True)
-class CallEnded:
+class CallEnded(Event):
+    """Last event of every call."""
+
+    TYPE: ClassVar[str] = "ended"
     reason: str
     legs: tuple[LegSummary, ...]
-    emitted_at: float = field(default_factory=now)
 
 
-PipelineEvent = Transcript | Intent | Sentiment | Emotion | Escalation | ErrorEvent | CallEnded
+@dataclass(frozen=True)
+class CallEvent:
+    """One event of one call as transports, the event bus and subscribers carry it."""
+
+    call_id: str
+    # 0 for ``ready``, then 1, 2, ... in the order the session produced the events.
+    seq: int
+    event: Event
+    # The platform's own ids, echoed on every event.
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A loaded model, as /readyz lists it."""
+
+    name: str
+    path: str
+    device: str
+    compute_type: str

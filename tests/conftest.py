@@ -1,5 +1,10 @@
 """Shared fixtures: the eval data (skipped with a reason when ../shared is absent), models loaded once per
-test session, and a real server on a free port."""
+test session, and a real server on a free port.
+
+Tiers: a test that uses a fixture loading a real model (:data:`MODEL_FIXTURES`) is marked ``model`` here, and
+so is every test of a module with ``pytestmark = pytest.mark.model``. ``pytest -m "not model"`` (``make
+test-fast``) runs the rest, and in that tier any attempt to load a model fails the test: the fast tier is
+guaranteed to load none."""
 
 from __future__ import annotations
 
@@ -33,6 +38,34 @@ def manifest(folder: str) -> list[dict[str, str]]:
     return list(csv.DictReader(eval_path(folder, "manifest.csv").open()))
 
 
+MODEL_FIXTURES = {"server", "recognizer", "vad_model", "silero"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
+def _refuse(*_: object, **__: object) -> None:
+    raise AssertionError("a fast-tier test loaded a model; mark it `model` or use a fake")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_loads_no_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.config.getoption("-m").replace(" ", "") != "notmodel":
+        yield
+        return
+    from speechsvc.analysis import emotion, intent
+    from speechsvc.speech import asr, vad
+
+    with pytest.MonkeyPatch.context() as patch:
+        for cls in (asr.WhisperRecognizer, vad.SileroModel, intent.TextModel, emotion.EmotionHead):
+            patch.setattr(cls, "__init__", _refuse)
+        patch.setattr(intent, "embedder", _refuse)
+        yield
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,18 +74,18 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def recognizer():  # type: ignore[no-untyped-def]
-    from speechsvc.asr import WhisperRecognizer
     from speechsvc.config import Settings
-    from speechsvc.models import resolve_whisper_dir
+    from speechsvc.models import whisper_dir
+    from speechsvc.speech.asr import WhisperRecognizer
 
     settings = Settings()
-    return WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    return WhisperRecognizer(settings.asr(), whisper_dir(settings))
 
 
 @pytest.fixture(scope="session")
 def vad_model():  # type: ignore[no-untyped-def]
     from speechsvc.models import silero_vad_path
-    from speechsvc.vad import SileroModel
+    from speechsvc.speech.vad import SileroModel
 
     return SileroModel(silero_vad_path())
 
@@ -63,8 +96,8 @@ class LiveServer:
     def __init__(self, grpc: bool = False, **settings: object) -> None:
         import uvicorn
 
+        from speechsvc.app import create_app
         from speechsvc.config import Settings
-        from speechsvc.transports.http import create_app
 
         self.port = free_port()
         settings.setdefault("jobs_dir", Path(tempfile.mkdtemp(prefix="speechsvc-jobs-")))  # no job leaks between runs

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import websockets
 
-from speechsvc.audio import decode_file, mulaw_encode, resample
-from speechsvc.client import to_pcm16
+from speechsvc.clients.ws import to_pcm16
+from speechsvc.speech.audio import decode_file, mulaw_encode, resample
 from tests.conftest import LiveServer, eval_path
+
+pytestmark = pytest.mark.model  # real models and a real server
 
 CUSTOMER_ZH = ("asr_zh", "telephone_sim_8k", "aishellsample_BAC009S0150W0001.wav")  # 设定二十九度
 AGENT_EN = ("asr_en", "orig_8k", "asterisk_agent-newlocation.wav")  # "Please enter a new extension..."
@@ -89,6 +91,40 @@ async def test_twilio_both_tracks_give_per_leg_transcripts_and_subscribers_see_t
     assert all(e["metadata"]["callSid"] == call_sid and e["metadata"]["agentId"] == "a-7" for e in events)
     assert published[0]["type"] == "ready" and published[-1]["type"] == "ended"
     assert {e["text"] for e in published if e["type"] == "transcript.final"} == {f["text"] for f in finals.values()}
+
+
+async def test_an_unknown_language_is_refused_at_the_edge_and_other_calls_keep_their_finals(
+    server: LiveServer,
+) -> None:
+    """A language from the platform's parameters used to reach the shared ASR batch and fail other calls'
+    finals in it; it is now refused when the call is admitted, whichever transport carried it."""
+    inbound = mulaw_encode(pcm8k(*CUSTOMER_ZH))
+    start = json.loads(twilio_start("CA" + uuid.uuid4().hex, ["inbound"]))
+    start["start"]["customParameters"]["language"] = "klingon"
+
+    async def good_call() -> list[dict]:
+        call_sid = "CA" + uuid.uuid4().hex
+        async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
+            await ws.send(twilio_start(call_sid, ["inbound"]))
+            for i in range(0, len(inbound), 160):
+                await ws.send(twilio_media("inbound", i // 160, inbound[i : i + 160]))
+            await ws.send(json.dumps({"event": "stop"}))
+            return await read_all(ws)
+
+    async def bad_call() -> tuple[list[dict], int | None]:
+        async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
+            await ws.send(json.dumps(start))
+            events = await read_all(ws)
+        return events, ws.close_code
+
+    good, (bad, code) = await asyncio.gather(good_call(), bad_call())
+    assert code == 1003 and bad[0]["code"] == "unsupported_format" and "klingon" in bad[0]["message"]
+    assert any(e["type"] == "transcript.final" and "设定" in e["text"] for e in good)
+    fork = ws_url(server, "/v1/audio_fork?language=xx")
+    async with websockets.connect(fork, subprotocols=["audio.drachtio.org"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"callId": "fork-lang"}))
+        events = await read_all(ws)
+    assert ws.close_code == 1003 and "language 'xx'" in events[0]["data"]["message"]
 
 
 @pytest.mark.parametrize(

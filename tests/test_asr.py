@@ -11,10 +11,10 @@ import numpy as np
 import opencc
 import pytest
 
-from speechsvc.asr import AsrRequest, window_frames
-from speechsvc.evaluation import evaluate_asr
-from speechsvc.transcribe import transcribe_file
-from speechsvc.vad import VadOptions
+from speechsvc.batch.transcribe import transcribe_file
+from speechsvc.config import Settings
+from speechsvc.evaluation.asr import evaluate_asr
+from speechsvc.speech.asr import AsrRequest, window_frames
 from tests.conftest import eval_path, manifest
 
 pytestmark = pytest.mark.model
@@ -30,7 +30,7 @@ BARS = [
 
 @pytest.mark.parametrize(("folder", "column", "language", "bar", "measured"), BARS)
 def test_error_rate_below_bar(recognizer, vad_model, folder, column, language, bar, measured) -> None:  # type: ignore[no-untyped-def]
-    score = evaluate_asr(eval_path(folder), column, language, recognizer.transcribe, vad_model, VadOptions())
+    score = evaluate_asr(eval_path(folder), column, language, recognizer.transcribe, vad_model, Settings().vad())
     assert score.files >= 40
     assert score.error_rate < bar, f"{folder}/{column} {score.metric} {score.error_rate} (measured {measured})"
 
@@ -39,7 +39,7 @@ def test_mandarin_output_is_simplified(recognizer) -> None:  # type: ignore[no-u
     t2s = opencc.OpenCC("t2s")
     rows = [r for r in manifest("asr_zh") if r["transcript_quality"] == "silver"][:6]
     for row in rows:
-        from speechsvc.audio import decode_file
+        from speechsvc.speech.audio import decode_file
 
         audio, _ = decode_file(eval_path("asr_zh", row["file"]))
         text = recognizer.transcribe([AsrRequest(audio[0], "zh")])[0].text
@@ -48,7 +48,7 @@ def test_mandarin_output_is_simplified(recognizer) -> None:  # type: ignore[no-u
 
 def test_timestamps_monotonic_and_inside_the_file(recognizer, vad_model) -> None:  # type: ignore[no-untyped-def]
     path = eval_path("long", "orig_8k", "ibm_05-gettysburg-address-2min.wav")
-    result = transcribe_file(path, recognizer.transcribe, vad_model, VadOptions(), "en")
+    result = transcribe_file(path, recognizer.transcribe, vad_model, Settings().vad(), "en")
     assert len(result.segments) >= 10
     ends = 0
     for seg in result.segments:
@@ -61,7 +61,8 @@ def test_timestamps_monotonic_and_inside_the_file(recognizer, vad_model) -> None
 @pytest.mark.parametrize("name", ["speechbrain_noise2.wav", "moh_manolo_camp-morning_coffee.wav",
                                   "esc50_dog_1-100032-A-0.wav", "speechcommands_exercise_bike.wav"])
 def test_noise_produces_no_text(recognizer, vad_model, name) -> None:  # type: ignore[no-untyped-def]
-    result = transcribe_file(eval_path("noise", "audio", name), recognizer.transcribe, vad_model, VadOptions(), "zh")
+    path = eval_path("noise", "audio", name)
+    result = transcribe_file(path, recognizer.transcribe, vad_model, Settings().vad(), "zh")
     assert result.segments == ()
 
 
@@ -74,7 +75,7 @@ def test_silence_and_low_noise_decode_to_nothing(recognizer) -> None:  # type: i
 
 
 def test_batch_of_mixed_languages_and_lengths(recognizer) -> None:  # type: ignore[no-untyped-def]
-    from speechsvc.audio import decode_file
+    from speechsvc.speech.audio import decode_file
 
     zh, _ = decode_file(eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0001.wav"))
     en, _ = decode_file(eval_path("asr_en", "audio", "jfk_inaugural.wav"))
@@ -87,3 +88,14 @@ def test_encoder_window_is_the_real_length_not_30s() -> None:
     assert window_frames(16000 * 2, 10.0) == 1000  # 2 s of speech -> 10 s window
     assert window_frames(16000 * 12, 10.0) == 1400  # 12 s -> speech + 2 s
     assert window_frames(16000 * 29, 10.0) == 3000  # capped at Whisper's 30 s
+
+
+def test_decoding_never_ends_in_a_broken_character(recognizer) -> None:  # type: ignore[no-untyped-def]
+    """A Chinese character often takes several byte-level tokens; decoding stopped inside one (the output bound)
+    used to leave U+FFFD at the end of a final (``新趋�``)."""
+    tokens = recognizer._tokenizer.encode("新趋势")
+    cut = tokens[:-1]
+    assert "\ufffd" in recognizer._tokenizer.decode(cut)  # what the tokenizer alone gives
+    text = recognizer._decode(cut)
+    assert "\ufffd" not in text and text.startswith("新")
+    assert recognizer._decode(tokens) == "新趋势"

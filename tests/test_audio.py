@@ -7,16 +7,17 @@ import warnings
 import numpy as np
 import pytest
 
-from speechsvc.audio import (
+from speechsvc.errors import InvalidAudio, UnsupportedFormat
+from speechsvc.speech.audio import (
     ALAW_TO_PCM,
     MULAW_TO_PCM,
-    AudioFormat,
     StreamResampler,
+    check_format,
     decode_file,
     decode_frame,
     mulaw_encode,
 )
-from speechsvc.errors import InvalidAudio, UnsupportedFormat
+from speechsvc.types import AudioFormat
 from tests.conftest import eval_path
 
 with warnings.catch_warnings():
@@ -70,7 +71,7 @@ def test_decode_frame_errors(data: bytes, fmt: AudioFormat, message: str) -> Non
 )
 def test_unsupported_formats(fmt: AudioFormat, message: str) -> None:
     with pytest.raises(UnsupportedFormat, match=message):
-        fmt.validate()
+        check_format(fmt)
 
 
 @pytest.mark.parametrize("rate", [8000, 48000])

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from speechsvc.audio import decode_file, encode_file
+from speechsvc.speech.audio import decode_file, encode_file
 from tests.conftest import EVAL, LiveServer, eval_path
 
 pytestmark = pytest.mark.model
@@ -63,7 +63,7 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
     assert result.returncode == 1  # one input failed, the job went on
     summary = json.loads(result.stdout)
     assert summary["done"] == 2 and summary["failed"] == 1
-    call = json.loads(next(out.glob("*call_stereo.wav.json")).read_text())
+    call = json.loads(next(out.glob("*call_stereo.wav-*.json")).read_text())
     legs = {s["leg"] for s in call["segments"]}
     assert call["legs"] == ["customer", "agent"] and legs == {"customer", "agent"}
     customer = [s for s in call["segments"] if s["leg"] == "customer"]
@@ -78,7 +78,7 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
     assert talk["agent"]["talk_s"] > 3 and talk["agent"]["rate_unit"] == "words/min"
     assert qa["overtalk_s"] > 0.2 and qa["silence_s"] > 5 and qa["duration_s"] == pytest.approx(24, abs=0.1)
     assert sum(qa["intents"].values()) == 3
-    srt = next(out.glob("*call_stereo.wav.srt")).read_text()
+    srt = next(out.glob("*call_stereo.wav-*.srt")).read_text()
     assert "[customer]" in srt and "[agent]" in srt and " --> " in srt
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert [r["status"] for r in rows] == ["done", "done", "failed"]
@@ -156,6 +156,6 @@ def test_batch_on_local_ray(recordings: dict[str, Path], tmp_path: Path) -> None
                        "--ray", "--ray-cpus", "2", "--actors", "1", "--language", "auto", "-q")
     summary = json.loads(result.stdout)
     assert summary["done"] == 2 and summary["failed"] == 1, result.stderr[-2000:]
-    call = json.loads(next(out.glob("*call_stereo.wav.json")).read_text())
+    call = json.loads(next(out.glob("*call_stereo.wav-*.json")).read_text())
     assert {s["leg"] for s in call["segments"]} == {"customer", "agent"}
     assert [r["status"] for r in csv.DictReader((out / "summary.csv").open())] == ["done", "done", "failed"]

@@ -10,9 +10,10 @@ from pathlib import Path
 import opencc
 import pytest
 
-from speechsvc.audio import decode_file, encode_file
+from speechsvc.config import Settings
 from speechsvc.errors import ModelUnavailable
-from speechsvc.models import check_whisper_dir, default_whisper_dir, install_whisper_base, resolve_whisper_dir
+from speechsvc.models import check_head, check_whisper_dir, install_whisper_base, resolve_whisper_dir
+from speechsvc.speech.audio import decode_file, encode_file
 from tests.conftest import eval_path
 
 
@@ -51,8 +52,22 @@ def test_transcribe_formats_and_bad_file(tmp_path: Path) -> None:
 
 def test_models_list_and_path() -> None:
     listed = speechsvc("models", "list")
-    assert listed.returncode == 0 and listed.stdout.startswith("asr\t") and "\tok" in listed.stdout
-    assert speechsvc("models", "path").stdout.strip() == str(default_whisper_dir())
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert listed.returncode == 0 and [r[0] for r in rows] == ["asr", "text", "emotion"]
+    assert all(r[2] == "ok" for r in rows), listed.stdout
+    assert speechsvc("models", "path").stdout.strip() == str(Settings().whisper_dir)
+
+
+def test_heads_are_checked_not_assumed(tmp_path: Path) -> None:
+    settings = Settings()
+    assert check_head(settings.heads_dir / "text") == [] and check_head(settings.heads_dir / "emotion") == []
+    broken = tmp_path / "text"
+    broken.mkdir()
+    (broken / "model.json").write_text('{"labels": ["a"]}')
+    assert "model.npz" in check_head(broken)[0]
+    (broken / "model.npz").write_bytes(b"not a zip")
+    problems = check_head(broken)
+    assert problems and "unreadable" in problems[0]
 
 
 def test_install_is_idempotent_and_verified(tmp_path: Path) -> None:
@@ -71,6 +86,6 @@ def test_install_is_idempotent_and_verified(tmp_path: Path) -> None:
 
 def test_missing_model_dir_names_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="speechsvc models install"):
-        resolve_whisper_dir(tmp_path / "nowhere")
+        resolve_whisper_dir(tmp_path / "nowhere", assemble=False)
     result = speechsvc("transcribe", "x.wav", "--model-dir", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "does not exist" in result.stderr

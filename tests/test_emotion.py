@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from speechsvc.audio import decode_file, encode_file, telephone_channel
-from speechsvc.client import StreamAudio, stream_ws, to_pcm16
-from speechsvc.emotion import EMOTIONS, EmotionHead, EmotionTracker, segment_features
-from speechsvc.models import heads_dir
+from speechsvc.analysis.emotion import EMOTIONS, EmotionHead, EmotionTracker, segment_features
+from speechsvc.clients.ws import StreamAudio, stream_ws, to_pcm16
+from speechsvc.config import Settings
+from speechsvc.speech.audio import decode_file, encode_file, telephone_channel
 from tests.conftest import EVAL, LiveServer, eval_path
 
 pytestmark = pytest.mark.model
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 def head() -> EmotionHead:
-    return EmotionHead(heads_dir() / "emotion")
+    return EmotionHead(Settings().heads_dir / "emotion")
 
 
 def clips(speaker: str, emotion: str, n: int) -> list[np.ndarray]:
@@ -91,4 +91,5 @@ async def test_emotion_never_delays_transcripts(server: LiveServer) -> None:
     assert emotions
     for e in emotions:
         assert index[("transcript.final", e["utterance"])] < index[("emotion", e["utterance"])]
-    assert server.engine.emotion is not None and server.engine.emotion is not server.engine.asr
+    (stage,) = [s for s in server.engine.stages if s.name == "emotion"]
+    assert stage.worker is not None and stage.worker is not server.engine.asr

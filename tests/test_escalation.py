@@ -7,15 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from speechsvc.escalation import EscalationPolicy, EscalationRules, UtteranceAnalysis
+from speechsvc.analysis.base import UtteranceAnalysis
+from speechsvc.analysis.escalation import EscalationPolicy, EscalationRules
+from speechsvc.config import Settings
+from speechsvc.models import head_labels
 
 RULES = EscalationRules.load()
+INTENTS = head_labels(Settings().heads_dir / "text")
 
 
 def utt(text: str, intent: str = "other", p: float = 0.9, neg: float = 0.1, angry: float | None = None,
         leg: str = "customer", i: int = 0) -> UtteranceAnalysis:
-    return UtteranceAnalysis(leg, i, i * 1000, i * 1000 + 900, text, intent, p, neg, angry,  # type: ignore[arg-type]
-                             RULES.detect(text))
+    return UtteranceAnalysis(leg, i, i * 1000, i * 1000 + 900, text, "zh", 0.9,  # type: ignore[arg-type]
+                             intent=intent, intent_probability=p, negativity=neg, p_angry_smoothed=angry,
+                             cues=RULES.detect(text))
 
 
 @pytest.mark.parametrize(
@@ -76,7 +81,7 @@ def test_operator_rules_file(tmp_path: Path) -> None:
         '[kinds.vip_customer]\ncues = { vip = 1.0 }\nfire_at = 0.5\nrelease_below = 0.1\n', encoding="utf-8")
     rules = EscalationRules.load(custom)
     fired = EscalationPolicy(rules).update(
-        UtteranceAnalysis("customer", 0, 0, 1, "我是黑金卡用户", cues=rules.detect("我是黑金卡用户")))
+        UtteranceAnalysis("customer", 0, 0, 1, "我是黑金卡用户", "zh", 1.0, cues=rules.detect("我是黑金卡用户")))
     assert [e.kind for e in fired] == ["vip_customer"]
 
 
@@ -86,10 +91,21 @@ def test_operator_rules_file(tmp_path: Path) -> None:
         ('[cues]\na = ["("]\n', "bad pattern"),
         ('[cues]\na = ["x"]\n[kinds.k]\ncues = { b = 1.0 }\n', "undefined cues"),
         ('[cues]\na = ["x"]\n[kinds.k]\ncues = { a = 1.0 }\nfire_at = 0.3\nrelease_below = 0.5\n', "release_below"),
+        ('[cues]\na = ["x"]\n[kinds.k]\ncues = { a = 1.0 }\nfire_att = 0.9\n', "unknown key kinds.k.fire_att"),
+        ('[polcy]\nlegs = ["customer"]\n', "unknown key polcy"),
+        ('[policy]\nlegs = ["caller"]\n', "policy.legs"),
+        ('[kinds.k]\nintents = { human_agnet = 1.0 }\n', "kinds.k.intents names intents .*human_agnet"),
+        ('[kinds.k]\nintents = { human_agent = -1 }\n', "weights must be numbers"),
+        ('[kinds.k]\nfire_at = 0.9\n[kinds', "cannot read"),
     ],
 )
 def test_bad_rules_are_rejected_with_the_key(tmp_path: Path, toml: str, match: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(toml)
     with pytest.raises(ValueError, match=match):
-        EscalationRules.load(path)
+        EscalationRules.load(path, INTENTS)
+
+
+def test_packaged_rules_name_only_known_intents() -> None:
+    rules = EscalationRules.load(None, INTENTS)
+    assert {k.name for k in rules.kinds} >= {"human_requested", "complaint", "angry_caller"}

@@ -10,11 +10,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from speechsvc.client import StreamAudio, load_stream_audio, stream_ws
-from speechsvc.grpc_client import stream_grpc
-from speechsvc.scoring import error_rate
+from speechsvc.clients.grpc import stream_grpc
+from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws
+from speechsvc.evaluation.scoring import error_rate
 from speechsvc.v1 import pb, pb_grpc
 from tests.conftest import LiveServer, eval_path, manifest
+
+pytestmark = pytest.mark.model  # real models and a real server
 
 FAST = 4.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from speechsvc.errors import ProtocolError, UnsupportedFormat
-from speechsvc.protocol import StartMessage, event_to_dict, parse_client_message
-from speechsvc.types import Transcript
+from speechsvc.protocol import StartMessage, error_event, event_dict, parse_client_message
+from speechsvc.types import CallEvent, Ready, Transcript
 
 
 def test_start_defaults() -> None:
@@ -29,11 +29,12 @@ def test_stereo_defaults_to_customer_and_agent() -> None:
         ("[1,2]", ProtocolError, "JSON object"),
         ('{"type":"hello"}', ProtocolError, "unknown message type 'hello'"),
         ('{"type":"start","sample_rate":NaN}', ProtocolError, "NaN"),
-        ('{"type":"start","sample_rate":44100}', UnsupportedFormat, "44100"),
         ('{"type":"start","encoding":"opus"}', UnsupportedFormat, "encoding"),
         ('{"type":"start","channels":3}', UnsupportedFormat, "channels"),
         ('{"type":"start","call_id":"bad id with spaces"}', ProtocolError, "call_id"),
         ('{"type":"start","colour":"blue"}', ProtocolError, "colour"),
+        ('{"type":"start","language":"' + "x" * 40 + '"}', ProtocolError, "language"),
+        ("[" * 100_000 + "]" * 100_000, ProtocolError, "not valid JSON"),
     ],
 )
 def test_bad_messages(text: str, error: type[Exception], match: str) -> None:
@@ -41,16 +42,20 @@ def test_bad_messages(text: str, error: type[Exception], match: str) -> None:
         parse_client_message(text)
 
 
-def test_legs_must_match_channels() -> None:
-    msg = parse_client_message('{"type":"start","channels":2,"legs":["customer"]}')
-    assert isinstance(msg, StartMessage)
-    with pytest.raises(UnsupportedFormat, match="one leg per channel"):
-        msg.to_config("zh")
-
-
 def test_transcript_event_shape() -> None:
     t = Transcript("agent", 3, 100, 900, "你好", "zh", True, 0.8, "你好", emitted_at=1.5)
-    body = event_to_dict(t, "c-1", 7, {"callSid": "CA1"})
+    body = event_dict(CallEvent("c-1", 7, t, {"callSid": "CA1"}))
     assert body["type"] == "transcript.final" and body["seq"] == 7 and body["call_id"] == "c-1"
     assert body["leg"] == "agent" and body["start_ms"] == 100 and body["end_ms"] == 900
-    assert body["metadata"] == {"callSid": "CA1"} and "is_final" not in body
+    assert body["metadata"] == {"callSid": "CA1"} and "is_final" not in body and body["emitted_at"] == 1.5
+    partial = event_dict(CallEvent("c-1", 8, Transcript("agent", 4, 0, 1, "你", "zh", False, 0.5, "")))
+    assert partial["type"] == "transcript.partial" and "metadata" not in partial
+
+
+def test_ready_and_error_are_built_once() -> None:
+    ready = event_dict(CallEvent("c-2", 0, Ready(("customer", "agent"), "mulaw", 8000, "zh", "twilio")))
+    assert ready["type"] == "ready" and ready["seq"] == 0 and ready["legs"] == ["customer", "agent"]
+    assert ready["transport"] == "twilio" and ready["sample_rate"] == 8000
+    error = event_dict(error_event(UnsupportedFormat("no"), "c-3"))
+    assert error["type"] == "error" and error["fatal"] is True and error["code"] == "unsupported_format"
+    assert error["call_id"] == "c-3" and error["seq"] == 0

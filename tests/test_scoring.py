@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from speechsvc.scoring import error_rate, normalize_en, normalize_zh
+from speechsvc.evaluation.scoring import error_rate, normalize_en, normalize_zh
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,17 @@ import sys
 import numpy as np
 import pytest
 
-from speechsvc.models import heads_dir
-from speechsvc.nlp.classifier import TextModel
-from speechsvc.nlp.text import char_ngrams, normalize
+from speechsvc.analysis.intent import TextModel
+from speechsvc.analysis.text import char_ngrams, normalize
+from speechsvc.config import Settings
 from tests.conftest import eval_path
+
+pytestmark = pytest.mark.model  # real models and a real server
 
 
 @pytest.fixture(scope="module")
 def model() -> TextModel:
-    return TextModel(heads_dir() / "text")
+    return TextModel(Settings().heads_dir / "text")
 
 
 def test_normalize_handles_spoken_and_asr_variation() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from speechsvc.audio import decode_file
-from speechsvc.vad import WINDOW, SileroModel, SpeechEnded, SpeechStarted, VadOptions, VadState, VadStream
+from speechsvc.config import Settings
+from speechsvc.speech.audio import decode_file
+from speechsvc.speech.vad import WINDOW, SileroModel, SpeechEnded, SpeechStarted, VadState, VadStream
 from tests.conftest import eval_path
 
 
@@ -26,7 +28,7 @@ class ScriptedModel:
 
 
 def run(probs: list[float], **options: object) -> tuple[list[object], VadStream]:
-    opts = VadOptions(webrtc_mode=None, **options)  # type: ignore[arg-type]
+    opts = replace(Settings().vad(), webrtc_mode=None, **options)
     stream = VadStream(ScriptedModel(probs), opts, "customer")  # type: ignore[arg-type]
     events = stream.feed(np.zeros(len(probs) * WINDOW, np.float32))
     return events, stream
@@ -100,7 +102,7 @@ def silero() -> SileroModel:
 
 
 def segments_of(audio: np.ndarray, model: SileroModel) -> list:
-    stream = VadStream(model, VadOptions(), "customer")
+    stream = VadStream(model, Settings().vad(), "customer")
     events = []
     for i in range(0, audio.size, 320):  # 20 ms frames, like a phone call
         events += stream.feed(audio[i : i + 320])

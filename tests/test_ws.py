@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import websockets
 
-from speechsvc.audio import decode_file
-from speechsvc.client import StreamAudio, load_stream_audio, stream_ws, to_pcm16
-from speechsvc.scoring import error_rate
+from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws, to_pcm16
+from speechsvc.evaluation.scoring import error_rate
+from speechsvc.speech.audio import decode_file
 from tests.conftest import LiveServer, eval_path, manifest
+
+pytestmark = pytest.mark.model  # real models and a real server
 
 FAST = 4.0  # pace at 4x real time: frames are real-time sized (100 ms), the suite stays short
 
@@ -79,7 +81,7 @@ async def test_stream_real_file_partials_then_finals_in_order(server: LiveServer
 
 
 async def test_stereo_mulaw_8k_call_keeps_legs_apart(server: LiveServer) -> None:
-    from speechsvc.audio import mulaw_encode, resample
+    from speechsvc.speech.audio import mulaw_encode, resample
 
     zh, _ = decode_file(eval_path("asr_zh", "telephone_sim_8k", "aishellsample_BAC009S0150W0001.wav"))
     en, _ = decode_file(eval_path("asr_en", "orig_8k", "asterisk_agent-newlocation.wav"))

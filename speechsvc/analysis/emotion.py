@@ -1,4 +1,5 @@
-"""Voice emotion per speech segment: angry / happy / neutral / sad, P(angry), arousal.
+"""The emotion stage: voice emotion per final utterance (angry / happy / neutral / sad, P(angry), arousal).
+Emits ``emotion`` events.
 
 Features (``segment_features``): the Whisper encoder output of the segment, pooled (mean and std over its
 real frames) — computed by the ASR pass anyway and handed over in ``AsrResult.encoder_stats``, so the
@@ -10,6 +11,10 @@ normalised per call (:class:`EmotionTracker`): with the training set's global st
 to the call's own statistics as its speech accumulates (``prior_segments`` sets how fast), which is how it
 was trained (per-speaker normalisation). P(angry) is smoothed over the call with an exponential average.
 
+Emotion is best effort live: a segment shorter than :data:`MIN_SAMPLES` is not judged, and under load (more
+than ``emotion_skip_depth`` segments waiting) a live segment is skipped so transcripts and text analysis are
+never held up; recorded calls skip nothing.
+
 Thread-safety: :class:`EmotionHead` is immutable; one :class:`EmotionTracker` per call leg (not shared).
 """
 
@@ -17,11 +22,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall, UtteranceAnalysis, run_on
+from speechsvc.config import Settings, WorkerOptions
+from speechsvc.errors import Overloaded, ShuttingDown
+from speechsvc.metrics import Metrics
 from speechsvc.models import load_head
-from speechsvc.types import Float32Array
+from speechsvc.types import Event, Float32Array, Leg, ModelInfo
+from speechsvc.workers import InferenceWorker
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 HIGH_AROUSAL = ("angry", "happy")
@@ -44,27 +55,14 @@ def segment_features(audio: Float32Array, encoder_stats: Float32Array, use_egema
     return np.concatenate(parts)
 
 
-@dataclass(frozen=True)
-class SegmentEmotion:
-    """One speech segment of a file, for ``speechsvc emotion``."""
-
-    leg: str
-    start_ms: int
-    end_ms: int
-    label: str
-    probabilities: dict[str, float]
-    p_angry: float
-    arousal: float
-
-
-def overall_label(segments: list[SegmentEmotion]) -> str | None:
-    """The file's label: highest duration-weighted mean probability over its segments."""
-    if not segments:
+def overall_label(emotions: list[Emotion]) -> str | None:
+    """A recording's label: highest duration-weighted mean probability over its segments."""
+    if not emotions:
         return None
     totals: dict[str, float] = {}
-    for s in segments:
-        for label, p in s.probabilities.items():
-            totals[label] = totals.get(label, 0.0) + p * (s.end_ms - s.start_ms)
+    for e in emotions:
+        for label, p in e.probabilities:
+            totals[label] = totals.get(label, 0.0) + p * (e.end_ms - e.start_ms)
     return max(totals, key=totals.__getitem__)
 
 
@@ -143,3 +141,91 @@ class EmotionTracker:
             arousal=round(sum(by_label.get(k, 0.0) for k in HIGH_AROUSAL), 4),
             p_angry_smoothed=round(self.p_angry_smoothed, 4),
         )
+
+
+@dataclass(frozen=True)
+class Emotion(Event):
+    TYPE: ClassVar[str] = "emotion"
+    leg: Leg
+    utterance: int
+    start_ms: int
+    end_ms: int
+    label: str
+    probabilities: tuple[tuple[str, float], ...]
+    p_angry: float
+    arousal: float
+    # P(angry) smoothed over the call so far for this leg.
+    p_angry_smoothed: float
+
+
+EmotionInput = tuple[Float32Array, Float32Array]
+
+
+class EmotionStage(Stage):
+    """Features on one ``emotion`` inference worker shared by all calls; per-leg normalisation per call."""
+
+    name = "emotion"
+    phase = 1
+
+    def __init__(self, head: EmotionHead, options: WorkerOptions, skip_depth: int) -> None:
+        self.head = head
+        self.options = options
+        self.skip_depth = skip_depth
+        self.worker: InferenceWorker[EmotionInput, Float32Array] | None = None
+        self.metrics: Metrics | None = None
+
+    @classmethod
+    def load(cls, settings: Settings) -> EmotionStage | None:
+        if not settings.emotion:
+            return None
+        return cls(EmotionHead(settings.heads_dir / "emotion"), settings.analysis_worker(), settings.emotion_skip_depth)
+
+    async def start(self, metrics: Metrics) -> None:
+        worker: InferenceWorker[EmotionInput, Float32Array] = InferenceWorker(
+            "emotion", self._features, self.options, metrics.on_batch
+        )
+        metrics.track_depth("emotion", lambda: worker.depth)
+        worker.start()
+        self.worker, self.metrics = worker, metrics
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo("emotion", str(self.head.directory), "cpu", "float32")]
+
+    def open(self, call: CallInfo) -> StageCall[Float32Array]:
+        return _EmotionCall(self, call.mode)
+
+    def _features(self, batch: list[EmotionInput]) -> list[Float32Array]:
+        return [segment_features(audio, stats, self.head.use_egemaps) for audio, stats in batch]
+
+
+class _EmotionCall(StageCall[Float32Array]):
+    def __init__(self, stage: EmotionStage, mode: Mode) -> None:
+        self.stage = stage
+        self.mode = mode
+        self.trackers: dict[str, EmotionTracker] = {}
+
+    async def infer(self, u: UtteranceAnalysis) -> Float32Array | None:
+        stage, worker = self.stage, self.stage.worker
+        assert worker is not None, "EmotionStage.start() was not awaited"
+        if u.audio is None or u.encoder_stats is None or u.audio.size < MIN_SAMPLES:
+            return None
+        if self.mode is Mode.LIVE and worker.depth >= stage.skip_depth:
+            if stage.metrics is not None:
+                stage.metrics.rejections.labels("emotion_skipped").inc()
+            return None
+        try:
+            return await run_on(worker, (u.audio, u.encoder_stats), self.mode)
+        except (Overloaded, ShuttingDown):
+            return None  # best effort: transcripts and text analysis go on
+
+    def apply(self, u: UtteranceAnalysis, found: Float32Array | None) -> list[Event]:
+        if found is None:
+            return []
+        tracker = self.trackers.setdefault(u.leg, EmotionTracker(self.stage.head))
+        r = tracker.update(found)
+        u.emotion, u.p_angry, u.arousal, u.p_angry_smoothed = r.label, r.p_angry, r.arousal, r.p_angry_smoothed
+        return [Emotion(*u.where, r.label, r.probabilities, r.p_angry, r.arousal, r.p_angry_smoothed)]

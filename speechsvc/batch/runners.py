@@ -15,18 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from speechsvc.batch import (
-    OutputDir,
-    analyze_recording,
-    is_done,
-    load_audio,
-    output_name,
-    write_job_summary,
-    write_outputs,
-)
+from speechsvc.batch.files import load_audio
+from speechsvc.batch.outputs import OutputDir, is_done, output_name, write_job_summary, write_outputs
+from speechsvc.batch.recording import analyze_recording
 from speechsvc.config import Settings
-from speechsvc.engine import Engine
 from speechsvc.errors import SpeechsvcError
+from speechsvc.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +82,7 @@ async def run_local(
     return progress
 
 
-class CallAnalyzer:
+class RayAnalyzer:
     """Ray Data stateful UDF: one engine (models loaded once) per actor, on the actor's own event loop."""
 
     def __init__(self, settings_json: str, language: str | None, formats: list[str]) -> None:
@@ -99,7 +93,7 @@ class CallAnalyzer:
         self.formats = formats
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from speechsvc.writers import WRITERS
+        from speechsvc.batch.writers import WRITERS
 
         async def one(item: str) -> dict[str, Any]:
             try:
@@ -141,7 +135,7 @@ def run_ray(
                      ignore_reinit_error=True)
         dataset = ray.data.from_items([{"path": item} for item in todo])
         results = dataset.map_batches(
-            CallAnalyzer,
+            RayAnalyzer,
             fn_constructor_kwargs={"settings_json": settings.model_dump_json(), "language": language,
                                    "formats": formats},
             batch_size=2,

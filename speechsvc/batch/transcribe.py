@@ -1,22 +1,24 @@
 """Whole-file transcription on the same stages as streaming: decode → per-channel VAD → batched ASR.
 
-Used by ``speechsvc transcribe`` and the batch jobs. Runs synchronously on the caller's thread and calls
-the recognizer directly (it is not shared with live calls here); the service's batch API goes through
-the engine's worker instead so live calls keep priority.
+Used by ``speechsvc transcribe`` (synchronously, on the caller's thread, calling the recognizer directly: it is
+not shared with live calls there) and by the service's gRPC ``Transcribe`` (through the engine's ASR worker at
+batch priority, so live calls keep priority).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from speechsvc.asr import SAMPLE_RATE, AsrRequest, AsrResult
-from speechsvc.audio import decode_file
+from speechsvc.config import VadOptions
+from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult
+from speechsvc.speech.audio import decode_file
+from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream
 from speechsvc.types import Float32Array, Leg, SpeechSegment
-from speechsvc.vad import SileroModel, SpeechEnded, VadOptions, VadStream
+from speechsvc.workers import InferenceWorker, Priority
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +90,19 @@ def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult
 
 async def transcribe_audio_async(
     audio: Float32Array,
-    submit: Callable[[AsrRequest], Awaitable[AsrResult]],
+    worker: InferenceWorker[AsrRequest, AsrResult],
     vad_model: SileroModel,
     vad_options: VadOptions,
     language: str | None,
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
-    """The service's path: 16 kHz audio of shape (channels, n) → segments, through an inference worker
-    (``submit``), so recorded audio shares the model with live calls at a lower priority."""
+    """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
+    priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
+    off the event loop."""
     legs = legs_for(audio.shape[0])
-    segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
-    results = await asyncio.gather(*(submit(AsrRequest(s.audio, language)) for s in segments))
+    segments = [seg for ch, leg in enumerate(legs)
+                for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
+    results = await asyncio.gather(*(worker.submit_wait(AsrRequest(s.audio, language), Priority.BATCH)
+                                     for s in segments))
     return legs, file_segments(segments, results)
 
 

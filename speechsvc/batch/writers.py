@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from speechsvc.transcribe import FileTranscript
+from speechsvc.batch.transcribe import FileTranscript
 
 
 def _clock(ms: int, sep: str) -> str:

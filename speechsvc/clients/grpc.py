@@ -10,9 +10,9 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from speechsvc.client import StreamAudio, paced
+from speechsvc.clients.ws import StreamAudio, paced
+from speechsvc.protocol import GRPC_ONEOF
 from speechsvc.v1 import pb, pb_grpc
-from speechsvc.wire import GRPC_ONEOF
 
 EVENT_TYPES = {field: kind for kind, field in GRPC_ONEOF.items()}
 
@@ -20,12 +20,18 @@ EVENT_TYPES = {field: kind for kind, field in GRPC_ONEOF.items()}
 def message_to_dict(message: pb.ServerMessage) -> dict[str, Any]:
     """A ``ServerMessage`` as the JSON-protocol event dict."""
     kind = message.WhichOneof("event")
-    body: dict[str, Any] = {"type": EVENT_TYPES[kind], "version": 1, "call_id": message.call_id, "seq": message.seq}
-    body.update(json_format.MessageToDict(getattr(message, kind), preserving_proto_field_name=True,
-                                          always_print_fields_with_no_presence=True))
-    for key in ("start_ms", "end_ms", "audio_ms", "speech_ms"):
+    if kind == "extension":
+        body: dict[str, Any] = {"type": message.extension.type}
+        fields = json_format.MessageToDict(message.extension.fields)
+    else:
+        body = {"type": EVENT_TYPES[kind]}
+        fields = json_format.MessageToDict(getattr(message, kind), preserving_proto_field_name=True,
+                                           always_print_fields_with_no_presence=True)
+    body.update(version=1, call_id=message.call_id, seq=message.seq)
+    body.update(fields)
+    for key in ("start_ms", "end_ms", "audio_ms", "speech_ms", "utterance"):
         if key in body:
-            body[key] = int(body[key])  # int64 travels as a JSON string
+            body[key] = int(body[key])  # int64 travels as a JSON string; Struct numbers as floats
     if kind == "ended":
         for leg in body["legs"]:
             leg.update({k: int(v) for k, v in leg.items() if k.endswith("_ms")})

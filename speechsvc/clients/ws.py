@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from speechsvc.audio import decode_file
+from speechsvc.speech.audio import decode_file
 from speechsvc.types import Float32Array
 
 

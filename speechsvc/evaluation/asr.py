@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speechsvc.asr import AsrRequest, AsrResult
-from speechsvc.scoring import error_counts
-from speechsvc.transcribe import transcribe_file
-from speechsvc.vad import SileroModel, VadOptions
+from speechsvc.batch.transcribe import transcribe_file
+from speechsvc.config import VadOptions
+from speechsvc.evaluation.scoring import error_counts
+from speechsvc.speech.asr import AsrRequest, AsrResult
+from speechsvc.speech.vad import SileroModel
 
 
 @dataclass

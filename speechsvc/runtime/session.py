@@ -1,13 +1,20 @@
 """CallSession: the per-call core every transport drives. No transport code here.
 
-A transport validates the call's start message into a :class:`CallConfig`, asks the engine for a slot,
-then calls :meth:`CallSession.feed_bytes` (wire audio in the declared format) or :meth:`feed` (canonical
-int16 per leg) for each frame, reads :meth:`events`, and finally calls :meth:`close` (normal end: open
-utterances are finished and their finals delivered) or :meth:`abort` (client gone: work is dropped).
+A transport builds a :class:`~speechsvc.types.CallConfig`, opens the call with
+:func:`speechsvc.transports.lifecycle.open_call` (admission, then this session), calls :meth:`feed_bytes`
+(wire audio in the declared format) or :meth:`feed` (canonical int16 per leg) for each frame, reads
+:meth:`events`, and finally calls :meth:`close` (normal end: open utterances are finished and their finals
+delivered) or :meth:`abort` (client gone: work is dropped).
 
-Per leg: a streaming resampler, a :class:`~speechsvc.vad.VadStream`, a bounded queue of finished
-utterances and one task that decodes them in order (so finals of a leg never overtake each other).
-Partials are decoded at most one at a time per leg, and are skipped when the ASR queue is deep.
+Per leg: a streaming resampler, a :class:`~speechsvc.speech.vad.VadStream`, a bounded queue of finished
+utterances and one task that decodes them in order (so finals of a leg never overtake each other). Partials
+are decoded at most one at a time per leg, and are skipped when the ASR queue is deep. Every final then goes,
+in order, through the call's :class:`~speechsvc.analysis.analyzer.CallAnalyzer` (intent, emotion,
+escalation, ...), after the final itself went out.
+
+Events: ``ready`` (seq 0) when the session starts, then transcripts, analysis events and errors, then
+``ended``; each is a :class:`~speechsvc.types.CallEvent` with the call's one ``seq`` counter, sent to the
+transport (:meth:`events`) and published on the event bus, so subscribers see exactly what the client sees.
 
 Thread-safety: a session belongs to the event loop of its transport; call it from that loop only.
 """
@@ -18,90 +25,32 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
-from speechsvc.asr import AsrRequest, AsrResult
-from speechsvc.audio import AudioFormat, StreamResampler, decode_frame
-from speechsvc.emotion import MIN_SAMPLES, EmotionResult, EmotionTracker
-from speechsvc.engine import Engine
-from speechsvc.errors import InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
-from speechsvc.escalation import EscalationPolicy, UtteranceAnalysis
-from speechsvc.nlp.classifier import TextAnalysis
-from speechsvc.scheduler import Priority
+from speechsvc.analysis.analyzer import CallAnalyzer
+from speechsvc.analysis.base import CallEnd, CallInfo, Mode, UtteranceAnalysis
+from speechsvc.errors import InternalError, InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
+from speechsvc.runtime.engine import Engine
+from speechsvc.runtime.partials import PartialStabilizer
+from speechsvc.speech.asr import AsrRequest, AsrResult
+from speechsvc.speech.audio import StreamResampler, decode_frame
+from speechsvc.speech.vad import SAMPLE_RATE, SpeechEnded, VadStream
 from speechsvc.types import (
-    AudioChunk,
+    CallConfig,
     CallEnded,
-    Emotion,
+    CallEvent,
     ErrorEvent,
+    Event,
     Float32Array,
     Int16Array,
-    Intent,
     Leg,
     LegSummary,
-    PipelineEvent,
-    Sentiment,
+    Ready,
     SpeechSegment,
     Transcript,
 )
-from speechsvc.vad import SAMPLE_RATE, SpeechEnded, VadStream
-from speechsvc.wire import PROTOCOL_VERSION, event_to_dict
+from speechsvc.workers import Priority
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CallConfig:
-    """What a call declared when it started (validated by the transport's schema)."""
-
-    call_id: str
-    audio: AudioFormat = field(default_factory=AudioFormat)
-    # Leg carried by each channel, in channel order.
-    legs: tuple[Leg, ...] = ("customer",)
-    # "zh", "en" or "auto" (detect per utterance among the configured languages).
-    language: str = "zh"
-    partials: bool = True
-    # The platform's own ids (callSid, UUID, ...), echoed on every event.
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-def common_prefix(a: str, b: str) -> str:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return a[:n]
-
-
-@dataclass(frozen=True)
-class _Finished:
-    """A final transcript on its way to analysis, with what the voice models need."""
-
-    final: Transcript
-    audio: Float32Array
-    encoder_stats: Float32Array | None
-
-
-class PartialStabilizer:
-    """LocalAgreement-2 (ufal/whisper_streaming): the prefix two consecutive hypotheses agree on is
-    committed and never changes; every partial starts with the committed text."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.stable = ""
-        self._previous = ""
-
-    def update(self, hypothesis: str) -> tuple[str, str]:
-        """Return (text to show, stable prefix) for a new hypothesis."""
-        agreed = common_prefix(self._previous, hypothesis)
-        if len(agreed) > len(self.stable) and agreed.startswith(self.stable):
-            self.stable = agreed
-        self._previous = hypothesis
-        if hypothesis.startswith(self.stable):
-            return hypothesis, self.stable
-        return self.stable, self.stable
 
 
 class _Leg:
@@ -118,8 +67,6 @@ class _Leg:
         self.partial_at = 0  # samples of the current utterance at the last partial
         self.finalized = -1  # index of the last utterance whose final was emitted
         self.received_samples = 0
-        head = session.engine.emotion_head
-        self.emotion = EmotionTracker(head) if head is not None else None
         self.worker = asyncio.get_running_loop().create_task(session._decode_finals(self), name=f"finals-{leg}")
 
 
@@ -130,20 +77,23 @@ class CallSession:
         self.transport = transport
         self.call_id = config.call_id
         self.options = engine.stream_options
-        self._events: asyncio.Queue[PipelineEvent | None] = asyncio.Queue(maxsize=self.options.max_pending_events)
+        self._events: asyncio.Queue[CallEvent | None] = asyncio.Queue(maxsize=self.options.max_pending_events)
         self._legs = {leg: _Leg(self, leg, config.audio.sample_rate) for leg in dict.fromkeys(config.legs)}
         self._closed = False
         self._ended = False
-        self._seq = 0
+        self._seq = -1
         self.failed: SpeechsvcError | None = None
         self.max_frame_bytes = config.audio.bytes_for_ms(self.options.max_frame_ms)
         self._language = None if config.language == "auto" else config.language
-        # Finals wait here for text analysis, in order; the policy sees the call's utterances in sequence.
-        self._analysis: asyncio.Queue[_Finished | None] = asyncio.Queue(maxsize=self.options.max_pending_events)
-        self.policy = EscalationPolicy(engine.rules)
-        self._analyzer = asyncio.get_running_loop().create_task(self._analyze(), name="analysis")
-        engine.bus.publish({"type": "ready", "version": PROTOCOL_VERSION, "call_id": self.call_id, "seq": 0,
-                            "legs": list(config.legs), "transport": transport, "metadata": config.metadata})
+        call = CallInfo(self.call_id, config.legs, Mode.LIVE, config.metadata)
+        self.analyzer = CallAnalyzer(engine.stages, call, engine.metrics)
+        # Finals wait here for analysis, in order; the stages see the call's utterances in sequence.
+        self._analysis: asyncio.Queue[UtteranceAnalysis | None] = asyncio.Queue(
+            maxsize=self.options.max_pending_events
+        )
+        self._analyzer_task = asyncio.get_running_loop().create_task(self._analyze(), name="analysis")
+        audio = config.audio
+        self._emit(Ready(config.legs, audio.encoding, audio.sample_rate, config.language, transport))
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -156,6 +106,7 @@ class CallSession:
 
         Raises:
             InvalidAudio: the frame cannot be decoded (the call goes on; the frame is dropped).
+            ShuttingDown: the call is closing.
         """
         if len(data) > self.max_frame_bytes:
             raise InvalidAudio(
@@ -166,14 +117,17 @@ class CallSession:
         for channel, leg in enumerate(self.config.legs):
             self._feed_leg(self._legs[leg], pcm[:, channel])
 
-    def feed(self, chunk: AudioChunk) -> None:
-        """Canonical audio from a platform adapter (already decoded, one leg)."""
-        if chunk.sample_rate != self.config.audio.sample_rate:
-            raise InvalidAudio(f"chunk at {chunk.sample_rate} Hz on a {self.config.audio.sample_rate} Hz call")
-        leg = self._legs.get(chunk.leg)
-        if leg is None:
-            raise InvalidAudio(f"leg {chunk.leg!r} is not one of this call's legs {self.legs}")
-        self._feed_leg(leg, chunk.pcm)
+    def feed(self, leg: Leg, pcm: Int16Array) -> None:
+        """Canonical audio from a platform adapter: int16 mono of one leg at the call's sample rate.
+
+        Raises:
+            InvalidAudio: not one of this call's legs.
+            ShuttingDown: the call is closing.
+        """
+        state = self._legs.get(leg)
+        if state is None:
+            raise InvalidAudio(f"leg {leg!r} is not one of this call's legs {self.legs}")
+        self._feed_leg(state, pcm)
 
     def _feed_leg(self, leg: _Leg, pcm: Int16Array) -> None:
         if self._closed:
@@ -201,8 +155,8 @@ class CallSession:
             endpoint_wall = time.perf_counter()
             try:
                 result = await self.engine.asr.submit(self._request(segment.audio, partial=False), Priority.FINAL)
-            except (Overloaded, ShuttingDown) as e:
-                self.report(e)
+            except SpeechsvcError as e:
+                self.report(e)  # this utterance is lost; the leg goes on with the next one
                 continue
             leg.finalized = segment.index
             leg.stabilizer.reset()
@@ -211,57 +165,21 @@ class CallSession:
                 final = self._transcript(leg.name, segment.index, segment.start_ms, segment.end_ms, result, True)
                 self._emit(final)
                 try:
-                    self._analysis.put_nowait(_Finished(final, segment.audio, result.encoder_stats))
+                    self._analysis.put_nowait(CallAnalyzer.utterance(final, segment.audio, result.encoder_stats))
                 except asyncio.QueueFull:
                     self.engine.metrics.rejections.labels("analysis_backlog").inc()
 
     async def _analyze(self) -> None:
-        """Intent, negativity, voice emotion and escalation for each final, after the final itself went out,
-        one utterance at a time (the escalation policy needs the call's history in order)."""
-        while (item := await self._analysis.get()) is not None:
-            final = item.final
-            text, emotion = await asyncio.gather(self._text(final.text), self._emotion(item))
-            where = (final.leg, final.utterance, final.start_ms, final.end_ms)
-            if text is not None:
-                self._emit(Intent(*where, text.intent, text.probability, text.alternatives))
-                self._emit(Sentiment(*where, text.negativity))
-            if emotion is not None:
-                self._emit(Emotion(*where, emotion.label, emotion.probabilities, emotion.p_angry, emotion.arousal,
-                                   emotion.p_angry_smoothed))
-            analysis = UtteranceAnalysis(
-                *where,
-                text=final.text,
-                intent=text.intent if text else "other",
-                intent_probability=text.probability if text else 0.0,
-                negativity=text.negativity if text else 0.0,
-                p_angry=emotion.p_angry_smoothed if emotion else None,
-                cues=self.engine.rules.detect(final.text),
-            )
-            for escalation in self.policy.update(analysis):
-                log.info("call %s: escalation %s (%.2f)", self.call_id, escalation.kind, escalation.score)
-                self._emit(escalation)
-
-    async def _text(self, text: str) -> TextAnalysis | None:
-        if self.engine.text is None:
-            return None
-        try:
-            return await self.engine.text.submit(text)
-        except (Overloaded, ShuttingDown) as e:
-            self.report(e)
-            return None
-
-    async def _emotion(self, item: _Finished) -> EmotionResult | None:
-        worker, tracker = self.engine.emotion, self._legs[item.final.leg].emotion
-        if worker is None or tracker is None or item.encoder_stats is None or item.audio.size < MIN_SAMPLES:
-            return None
-        if worker.depth >= self.engine.settings.emotion_skip_depth:
-            self.engine.metrics.rejections.labels("emotion_skipped").inc()
-            return None
-        try:
-            features = await worker.submit((item.audio, item.encoder_stats))
-        except (Overloaded, ShuttingDown):
-            return None  # emotion is best effort; transcripts and text analysis go on
-        return tracker.update(features)
+        """Every final through the call's analyzer, one at a time, after the final itself went out."""
+        while (utterance := await self._analysis.get()) is not None:
+            try:
+                events = await self.analyzer.analyze([utterance])
+            except Exception as e:
+                log.exception("analysis of %s utterance %d failed", utterance.leg, utterance.utterance)
+                self.report(InternalError(f"analysis of utterance {utterance.utterance} failed: {type(e).__name__}"))
+                continue
+            for event in events:
+                self._emit(event)
 
     def _request(self, audio: Float32Array, partial: bool) -> AsrRequest:
         return AsrRequest(audio=audio, language=self._language, partial=partial)
@@ -285,16 +203,16 @@ class CallSession:
     async def _decode_partial(self, leg: _Leg, index: int, start_ms: int, audio: Float32Array) -> None:
         try:
             result = await self.engine.asr.submit(self._request(audio, partial=True), Priority.PARTIAL)
-        except (Overloaded, ShuttingDown):
-            return  # partials are best effort; finals report overload
+        except SpeechsvcError:
+            return  # partials are best effort; the final of this utterance reports what went wrong
         if index <= leg.finalized or not result.text or self._ended:
             return
         text, stable = leg.stabilizer.update(result.text)
         end_ms = start_ms + audio.size * 1000 // SAMPLE_RATE
         self._emit(self._transcript(leg.name, index, start_ms, end_ms, result, False, text=text, stable=stable))
 
+    @staticmethod
     def _transcript(
-        self,
         leg: Leg,
         index: int,
         start_ms: int,
@@ -322,31 +240,31 @@ class CallSession:
     def report(self, error: SpeechsvcError, fatal: bool = False) -> None:
         """Tell the client about a problem (a dropped frame, an overload) without ending the call."""
         self.engine.metrics.errors.labels(error.code).inc()
-        log.warning("call %s: %s: %s", self.call_id, error.code, error)
+        log.warning("%s: %s", error.code, error)
         self._emit(ErrorEvent(error.code, str(error), fatal))
 
-    def _emit(self, event: PipelineEvent) -> None:
+    def _emit(self, event: Event) -> None:
         if self._ended:
             return
         self._seq += 1
-        if self.engine.bus.subscribers:
-            self.engine.bus.publish(event_to_dict(event, self.call_id, self._seq, self.config.metadata))
+        call_event = CallEvent(self.call_id, self._seq, event, self.config.metadata)
+        self.engine.bus.publish(call_event)
         try:
-            self._events.put_nowait(event)
+            self._events.put_nowait(call_event)
         except asyncio.QueueFull:
             # The client is not reading; holding more would grow without bound.
             self.failed = Overloaded(f"client is not reading events ({self._events.maxsize} pending)")
             self.abort()
 
-    async def events(self) -> AsyncIterator[PipelineEvent]:
-        """Events in the order they were produced, until the call has ended."""
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """Events in the order they were produced, ``ready`` first, until the call has ended."""
         while (event := await self._events.get()) is not None:
             yield event
 
     # ---- end of call ------------------------------------------------------------------------------
 
     async def close(self, reason: str = "stop") -> None:
-        """Normal end: finish every open utterance, deliver its final, then ``ended``."""
+        """Normal end: finish every open utterance, deliver its final and analysis, then ``ended``."""
         if self._closed:
             return
         self._closed = True
@@ -357,19 +275,22 @@ class CallSession:
                 if isinstance(event, SpeechEnded):
                     self._queue_final(leg, event.segment)
             await leg.utterances.put(None)
-        await asyncio.gather(*(leg.worker for leg in self._legs.values()), return_exceptions=False)
+        await asyncio.gather(*(leg.worker for leg in self._legs.values()))
         await self._analysis.put(None)
-        await self._analyzer
+        await self._analyzer_task
         for leg in self._legs.values():
             if leg.partial_task:
                 leg.partial_task.cancel()
-        self._emit(CallEnded(reason, self._summary()))
+        summary = self._summary()
+        for decided in self.analyzer.end(CallEnd(reason, {s.leg: s.audio_ms for s in summary})):
+            self._emit(decided)
+        self._emit(CallEnded(reason, summary))
         self._finish()
 
     def abort(self) -> None:
         """Client gone or broken: drop queued work now; no more events."""
         self._closed = True
-        self._analyzer.cancel()
+        self._analyzer_task.cancel()
         for leg in self._legs.values():
             leg.worker.cancel()
             if leg.partial_task:
@@ -398,4 +319,3 @@ class CallSession:
             )
             for leg in self._legs.values()
         )
-

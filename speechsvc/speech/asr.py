@@ -14,7 +14,7 @@ streaming path decodes one short VAD segment at a time, and three measured choic
   characters for ``zh``, and a Simplified prompt made accuracy worse).
 
 Thread-safety: a :class:`WhisperRecognizer` is used by one thread at a time (its
-:class:`~speechsvc.scheduler.InferenceWorker`); CTranslate2 parallelises inside a call.
+:class:`~speechsvc.workers.InferenceWorker`); CTranslate2 parallelises inside a call.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from speechsvc.config import AsrOptions
 from speechsvc.errors import InvalidAudio, ModelUnavailable
-from speechsvc.types import Float32Array
+from speechsvc.types import Float32Array, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ HOP_LENGTH = 160
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 log-mel frames per second
 MAX_FRAMES = 30 * FRAMES_PER_SECOND  # Whisper's 30 s window: 3000 frames
 MAX_SAMPLES = 30 * SAMPLE_RATE
+REPLACEMENT = "\ufffd"  # what a byte-level BPE decode gives for an incomplete UTF-8 sequence
 
 # Text Whisper is known to invent on silence, music and noise (from subtitle-laden training data).
 HALLUCINATIONS = (
@@ -50,35 +51,6 @@ HALLUCINATIONS = (
     "小编字幕",
     "中文字幕",
 )
-
-
-@dataclass(frozen=True)
-class AsrOptions:
-    """Options of the Whisper recognizer. Validated once in :mod:`speechsvc.config`."""
-
-    # CTranslate2 Whisper directory; None = the assembled default (Whisper base).
-    model_dir: Path | None = None
-    device: Literal["cpu", "cuda", "auto"] = "auto"
-    # CTranslate2 compute type; "default" = int8 on CPU, float16 on CUDA.
-    compute_type: str = "default"
-    # Intra-op threads for CTranslate2 on CPU (0 = its default: all cores).
-    cpu_threads: int = 2
-    # Minimum encoder window in seconds; shorter speech is padded to this, longer to speech + 2 s.
-    min_window_s: float = 10.0
-    # Output bound: at most this many tokens per second of audio, plus extra_tokens.
-    tokens_per_second: float = 10.0
-    extra_tokens: int = 12
-    repetition_penalty: float = 1.05
-    beam_size: int = 1
-    # Fall back to sampling when the hypothesis compresses better than this (a repetition loop).
-    compression_ratio_threshold: float = 2.0
-    fallback_temperatures: tuple[float, ...] = (0.2, 0.4)
-    fallback_hypotheses: int = 3
-    # Drop a hypothesis as non-speech when P(no speech) is above and avg log-prob below these.
-    no_speech_threshold: float = 0.6
-    logprob_threshold: float = -1.0
-    # Candidate languages when a call asks for auto-detection.
-    languages: tuple[str, ...] = ("zh", "en")
 
 
 @dataclass(frozen=True)
@@ -170,6 +142,9 @@ class WhisperRecognizer:
         }
         log.info("loaded whisper %s on %s (%s)", model_dir, device, compute_type)
 
+    def info(self) -> ModelInfo:
+        return ModelInfo("asr", str(self.model_dir), self.device, self.compute_type)
+
     def warm_up(self) -> None:
         """One decode of a short tone so the first call does not pay for lazy initialisation."""
         t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
@@ -205,7 +180,7 @@ class WhisperRecognizer:
         out = []
         for i, (res, lang, limit) in enumerate(zip(results, languages, limits, strict=True)):
             tokens = [t for t in res.sequences_ids[0][:limit] if t < self._tokenizer.eot]
-            text = self._tokenizer.decode(tokens).strip()
+            text = self._decode(tokens)
             avg_logprob = _avg_logprob(res.scores[0], len(tokens))
             if self._needs_fallback(text, len(res.sequences_ids[0]), limit):
                 text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
@@ -261,6 +236,15 @@ class WhisperRecognizer:
         t = self._tokenizer
         return [t.sot, lang_id, t.transcribe, t.no_timestamps]
 
+    def _decode(self, tokens: list[int]) -> str:
+        """Text of the tokens, never ending in a broken character: a Chinese character often takes two or
+        three byte-level tokens, and decoding that stops inside one leaves U+FFFD at the end."""
+        text = str(self._tokenizer.decode(tokens))
+        while text.endswith(REPLACEMENT) and tokens:
+            tokens = tokens[:-1]
+            text = str(self._tokenizer.decode(tokens))
+        return text.replace(REPLACEMENT, "").strip()
+
     def _max_new_tokens(self, n_samples: int) -> int:
         seconds = n_samples / SAMPLE_RATE
         return int(self.options.tokens_per_second * seconds) + self.options.extra_tokens
@@ -291,7 +275,7 @@ class WhisperRecognizer:
             )[0]
             for ids, score in zip(results.sequences_ids, results.scores, strict=True):
                 tokens = [t for t in ids[:limit] if t < self._tokenizer.eot]
-                candidate = self._tokenizer.decode(tokens).strip()
+                candidate = self._decode(tokens)
                 logprob = _avg_logprob(score, len(tokens))
                 if len(ids) >= limit or compression_ratio(candidate) > self.options.compression_ratio_threshold:
                     continue

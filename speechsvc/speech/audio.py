@@ -6,10 +6,8 @@ Every function here is pure or owns only per-stream state; none is shared betwee
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -17,13 +15,9 @@ if TYPE_CHECKING:
     import av
 
 from speechsvc.errors import InvalidAudio, UnsupportedFormat
-from speechsvc.types import Float32Array, Int16Array
+from speechsvc.types import ENCODINGS, SAMPLE_RATES, AudioFormat, Float32Array, Int16Array
 
 PIPELINE_RATE = 16000
-Encoding = Literal["pcm16", "mulaw", "alaw", "f32"]
-ENCODINGS: tuple[Encoding, ...] = ("pcm16", "mulaw", "alaw", "f32")
-SAMPLE_RATES = (8000, 16000, 48000)
-BYTES_PER_SAMPLE = {"pcm16": 2, "mulaw": 1, "alaw": 1, "f32": 4}
 
 
 def _mulaw_table() -> Int16Array:
@@ -62,30 +56,19 @@ def mulaw_encode(pcm: Int16Array) -> bytes:
     return ((code ^ mask) & 0xFF).astype(np.uint8).tobytes()
 
 
-@dataclass(frozen=True)
-class AudioFormat:
-    """What a client declared for its binary frames."""
+def check_format(fmt: AudioFormat) -> AudioFormat:
+    """The audio formats the pipeline takes.
 
-    encoding: Encoding = "pcm16"
-    sample_rate: int = 16000
-    channels: int = 1
-
-    def validate(self) -> AudioFormat:
-        if self.encoding not in ENCODINGS:
-            raise UnsupportedFormat(f"encoding {self.encoding!r} is not supported; use one of {ENCODINGS}")
-        if self.sample_rate not in SAMPLE_RATES:
-            raise UnsupportedFormat(f"sample_rate {self.sample_rate} is not supported; use one of {SAMPLE_RATES}")
-        if self.channels not in (1, 2):
-            raise UnsupportedFormat(f"channels {self.channels} is not supported; use 1 (mono) or 2 (one leg each)")
-        return self
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes per sample frame (all channels)."""
-        return BYTES_PER_SAMPLE[self.encoding] * self.channels
-
-    def bytes_for_ms(self, ms: float) -> int:
-        return math.ceil(self.sample_rate * ms / 1000) * self.frame_bytes
+    Raises:
+        UnsupportedFormat: naming what is supported.
+    """
+    if fmt.encoding not in ENCODINGS:
+        raise UnsupportedFormat(f"encoding {fmt.encoding!r} is not supported; use one of {ENCODINGS}")
+    if fmt.sample_rate not in SAMPLE_RATES:
+        raise UnsupportedFormat(f"sample_rate {fmt.sample_rate} is not supported; use one of {SAMPLE_RATES}")
+    if fmt.channels not in (1, 2):
+        raise UnsupportedFormat(f"channels {fmt.channels} is not supported; use 1 (mono) or 2 (one leg each)")
+    return fmt
 
 
 def decode_frame(data: bytes, fmt: AudioFormat) -> Int16Array:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechsvc.config import VadOptions
 from speechsvc.types import Float32Array, Leg, SpeechSegment
 
 log = logging.getLogger(__name__)
@@ -32,28 +33,6 @@ WINDOW = 512  # Silero v6 at 16 kHz: 512 samples = 32 ms per probability
 CONTEXT = 64  # samples of the previous window the model sees
 WINDOW_MS = WINDOW * 1000 // SAMPLE_RATE  # 32
 WEBRTC_FRAME = 480  # 30 ms, a frame size webrtcvad accepts at 16 kHz
-
-
-@dataclass(frozen=True)
-class VadOptions:
-    """Endpointing parameters. Defaults tuned on eval/long and eval/noise (see README)."""
-
-    # Speech starts when P(speech) >= threshold, and a pause starts when it drops below neg_threshold.
-    threshold: float = 0.5
-    neg_threshold: float = 0.35
-    # An utterance needs this much speech to count (shorter blips are dropped).
-    min_speech_ms: int = 250
-    # The pause that ends an utterance (end of speech -> final transcript latency starts here).
-    min_silence_ms: int = 500
-    # Audio kept before the detected start and after the detected end.
-    speech_pad_ms: int = 200
-    # Utterances longer than this are cut (Whisper decodes at most 30 s)...
-    max_segment_s: float = 15.0
-    # ...at the least speech-like window of their last cut_search_ms (a breath between words), so a forced
-    # cut does not split a word; 0 cuts exactly at max_segment_s.
-    cut_search_ms: int = 3000
-    # webrtcvad aggressiveness 0-3 for the gate; None disables the gate.
-    webrtc_mode: int | None = 1
 
 
 class SileroModel:

@@ -22,13 +22,13 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from speechsvc.audio import AudioFormat
-from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
-from speechsvc.session import CallConfig, CallSession
-from speechsvc.transports.adapter import serve_call
-from speechsvc.transports.ws import close_code, send_json
-from speechsvc.types import Leg
+from speechsvc.protocol import event_dict
+from speechsvc.runtime.engine import Engine
+from speechsvc.runtime.session import CallSession
+from speechsvc.transports.common import close, close_code, close_reason, send_json
+from speechsvc.transports.lifecycle import serve_call
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Leg
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -50,7 +50,7 @@ def call_config(metadata: dict[str, Any], query: dict[str, str], default_languag
     legs = MIX_LEGS[mix]
     return CallConfig(
         call_id=call_id,
-        audio=AudioFormat("pcm16", RATES[rate_text], len(legs)).validate(),
+        audio=AudioFormat("pcm16", RATES[rate_text], len(legs)),
         legs=legs,
         language=str(query.get("language") or metadata.get("language") or default_language),
         metadata={str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float)},
@@ -74,14 +74,14 @@ async def audio_fork(ws: WebSocket) -> None:
             raise ProtocolError(f"metadata is not valid JSON: {e}") from None
         if not isinstance(metadata, dict):
             metadata = {"metadata": json.dumps(metadata)}
-        config = call_config(metadata, dict(ws.query_params), engine.stream_options.default_language)
+        config = call_config(metadata, dict(ws.query_params), engine.settings.default_language)
     except SpeechsvcError as e:
         await _fail(ws, e)
         return
 
-    async def send(event: dict[str, Any]) -> None:
-        kind = "error" if event["type"] == "error" else "transcription"
-        await send_json(ws, {"type": kind, "data": event})
+    async def send(event: CallEvent) -> None:
+        kind = "error" if event.event.type == "error" else "transcription"
+        await send_json(ws, {"type": kind, "data": event_dict(event)})
 
     async def receive(session: CallSession) -> SpeechsvcError | None:
         limit = engine.settings.max_message_bytes
@@ -105,12 +105,11 @@ async def audio_fork(ws: WebSocket) -> None:
     except SpeechsvcError as e:
         await _fail(ws, e)
         return
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await ws.close(1000)
+    await close(ws, None)
 
 
 async def _fail(ws: WebSocket, error: SpeechsvcError) -> None:
     body = {"type": "error", "data": {"code": error.code, "message": str(error), "fatal": True}}
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await ws.send_text(json.dumps(body, ensure_ascii=False))
-        await ws.close(close_code(error), str(error)[:120])
+        await ws.close(close_code(error), close_reason(error))

@@ -19,12 +19,11 @@ import uuid
 
 import numpy as np
 
-from speechsvc.audio import AudioFormat
-from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
-from speechsvc.session import CallConfig, CallSession
-from speechsvc.transports.adapter import serve_call
-from speechsvc.types import AudioChunk, Leg
+from speechsvc.runtime.engine import Engine
+from speechsvc.runtime.session import CallSession
+from speechsvc.transports.lifecycle import serve_call
+from speechsvc.types import AudioFormat, CallConfig, Leg
 
 log = logging.getLogger(__name__)
 
@@ -153,5 +152,5 @@ class AudioSocketServer:
             raise InvalidAudio(f"audio frame of {len(payload)} bytes is not whole 16-bit samples within "
                                f"{MAX_AUDIO_PAYLOAD} bytes")
         pcm = np.frombuffer(payload, "<i2").astype(np.int16)
-        session.feed(AudioChunk(session.call_id, session.legs[0], 0, pcm, frame_rate))
+        session.feed(session.legs[0], pcm)
         return frame_rate

@@ -23,10 +23,10 @@ from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from speechsvc.audio import AudioFormat, decode_file, decode_frame, resample, to_float
+from speechsvc.batch.transcribe import transcribe_audio_async
 from speechsvc.config import Settings
-from speechsvc.engine import Engine
 from speechsvc.errors import (
+    InternalError,
     InvalidAudio,
     MessageTooLarge,
     ModelUnavailable,
@@ -34,16 +34,17 @@ from speechsvc.errors import (
     ProtocolError,
     ShuttingDown,
     SpeechsvcError,
+    Unauthorized,
     UnsupportedFormat,
 )
 from speechsvc.log import call_id_var
-from speechsvc.protocol import StartMessage, event_to_dict, parse_client_message, ready_event
-from speechsvc.scheduler import Priority
-from speechsvc.session import CallConfig, CallSession
-from speechsvc.transcribe import transcribe_audio_async
-from speechsvc.types import PipelineEvent
+from speechsvc.protocol import GRPC_ONEOF, StartMessage, event_dict, parse_client_message
+from speechsvc.runtime.engine import Engine
+from speechsvc.runtime.session import CallSession
+from speechsvc.speech.audio import decode_file, decode_frame, resample, to_float
+from speechsvc.transports.lifecycle import open_call
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Leg
 from speechsvc.v1 import pb, pb_grpc
-from speechsvc.wire import GRPC_ONEOF
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,12 @@ STATUS: dict[type[SpeechsvcError], grpc.StatusCode] = {
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+    Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    InternalError: grpc.StatusCode.INTERNAL,
 }
-ENCODINGS = {pb.ENCODING_UNSPECIFIED: "pcm16", pb.PCM16: "pcm16", pb.MULAW: "mulaw", pb.ALAW: "alaw", pb.F32: "f32"}
+ENCODINGS: dict[int, Encoding] = {
+    pb.ENCODING_UNSPECIFIED: "pcm16", pb.PCM16: "pcm16", pb.MULAW: "mulaw", pb.ALAW: "alaw", pb.F32: "f32",
+}
 ENVELOPE = ("type", "version", "call_id", "seq", "emitted_at", "metadata")
 
 
@@ -65,18 +70,24 @@ def status_of(error: SpeechsvcError) -> grpc.StatusCode:
     return STATUS.get(type(error), grpc.StatusCode.INTERNAL)
 
 
-def to_server_message(body: dict[str, Any]) -> pb.ServerMessage:
-    """A JSON-protocol event dict (``event_to_dict`` / ``ready_event``) as a ``ServerMessage``."""
-    message = pb.ServerMessage(call_id=body["call_id"], seq=max(0, body["seq"]), emitted_at=body.get("emitted_at", 0))
-    message.metadata.update(body.get("metadata") or {})
+def to_server_message(event: CallEvent) -> pb.ServerMessage:
+    """An event as a ``ServerMessage``: the same fields as its JSON (:func:`speechsvc.protocol.event_dict`)."""
+    body = event_dict(event)
+    message = pb.ServerMessage(call_id=event.call_id, seq=event.seq, emitted_at=body.get("emitted_at", 0))
+    message.metadata.update(event.metadata)
     payload = {k: v for k, v in body.items() if k not in ENVELOPE}
-    json_format.ParseDict(payload, getattr(message, GRPC_ONEOF[body["type"]]), ignore_unknown_fields=True)
+    field = GRPC_ONEOF.get(body["type"])
+    if field is None:
+        message.extension.type = body["type"]
+        message.extension.fields.update(payload)
+    else:
+        json_format.ParseDict(payload, getattr(message, field), ignore_unknown_fields=True)
     return message
 
 
 def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfig:
-    """Validate a proto config with the same schema (and messages) as the WebSocket start message."""
-    start = {
+    """A proto config through the same schema (and messages) as the WebSocket start message."""
+    start: dict[str, Any] = {
         "type": "start",
         "encoding": ENCODINGS.get(config.encoding, "unknown"),
         "sample_rate": config.sample_rate or 16000,
@@ -111,37 +122,25 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "audio received before the config; the first message must be a config")
         try:
-            config = config_from_proto(first.config, engine.stream_options.default_language)
-            engine.admit(config.call_id, "grpc")
+            config = config_from_proto(first.config, engine.settings.default_language)
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))
-        call_id_var.set(config.call_id)
-        session = CallSession(engine, config, "grpc")
-        engine.sessions[config.call_id] = session
-        reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
+        failed: SpeechsvcError | None = None
         try:
-            yield to_server_message(ready_event(config))
-            seq = 1
-            async for event in session.events():
-                yield self._message(event, session, seq)
-                seq += 1
-            fatal = reader.result() if reader.done() else None
-            if fatal is not None:
-                await context.abort(status_of(fatal), str(fatal))
-            if session.failed is not None:
-                await context.abort(status_of(session.failed), str(session.failed))
-        finally:
-            reader.cancel()
-            session.abort()
-            engine.sessions.pop(config.call_id, None)
-            engine.release(config.call_id, "grpc")
-            log.info("call ended")
+            async with open_call(engine, config, "grpc") as session:
+                reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
+                try:
+                    async for event in session.events():
+                        yield to_server_message(event)
+                finally:
+                    reader.cancel()
+                failed = session.failed
+        except SpeechsvcError as e:  # admission: the config or capacity
+            failed = e
+        if failed is not None:
+            await context.abort(status_of(failed), str(failed))
 
-    @staticmethod
-    def _message(event: PipelineEvent, session: CallSession, seq: int) -> pb.ServerMessage:
-        return to_server_message(event_to_dict(event, session.call_id, seq, session.config.metadata))
-
-    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> SpeechsvcError | None:
+    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> None:
         """Feed audio until STOP or the end of the request stream, then finish the call."""
         try:
             async for message in requests:
@@ -156,23 +155,25 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 except (InvalidAudio, ProtocolError) as e:
                     session.report(e)  # the frame is dropped; the call goes on
         except ShuttingDown:
-            return None
-        except (grpc.aio.AioRpcError, asyncio.CancelledError):
-            session.abort()
-            raise
+            return
         await session.close("stop")
-        return None
 
     async def Transcribe(
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> pb.TranscribeResponse:
         engine = self.engine
-        language = request.language or engine.stream_options.default_language
+        language = request.language or engine.settings.default_language
         try:
+            if language != "auto" and language not in engine.settings.languages:
+                raise UnsupportedFormat(f"language {language!r} is not supported; use one of "
+                                        f"{[*engine.settings.languages, 'auto']}")
             if request.HasField("config"):
                 raw = request.config
-                fmt = AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or 16000,  # type: ignore[arg-type]
-                                  raw.channels or 1).validate()
+                legs: tuple[Leg, ...] = ("customer",) if (raw.channels or 1) == 1 else ("customer", "agent")
+                fmt = engine.check(CallConfig(
+                    "transcribe", AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or 16000,
+                                              raw.channels or 1), legs=legs,
+                )).audio
                 pcm = decode_frame(request.audio, fmt)
                 if fmt.sample_rate != 16000:
                     audio = resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
@@ -180,9 +181,8 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                     audio = to_float(pcm).T
             else:
                 audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio))
-            submit: Callable[[Any], Awaitable[Any]] = lambda r: engine.asr.submit(r, Priority.BATCH)  # noqa: E731
             legs, segments = await transcribe_audio_async(
-                audio, submit, engine.vad_model, engine.vad_options, None if language == "auto" else language
+                audio, engine.asr, engine.vad_model, engine.vad_options, None if language == "auto" else language
             )
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))

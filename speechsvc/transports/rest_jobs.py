@@ -13,8 +13,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from speechsvc.batch import OutputDir, expand_inputs, read_report
-from speechsvc.jobs import Job, JobRunner
+from speechsvc.batch.files import expand_inputs
+from speechsvc.batch.jobs import Job, JobRunner
+from speechsvc.batch.outputs import OutputDir, read_report
 
 router = APIRouter()
 Format = Literal["json", "srt", "vtt", "txt"]

@@ -1,25 +1,26 @@
 """Event subscriptions over WebSocket: ``/v1/calls/{call_id}/events`` (one call) and ``/v1/events`` (every
-call). This is how an operator's application reads the transcripts, intents, emotion and escalations of
-calls that came in through a platform adapter. Read-only: text frames from the client are ignored."""
+call). This is how an operator's application reads the transcripts, intents, emotion and escalations of calls
+that came in through a platform adapter: each message is the event's JSON exactly as the call's own client
+receives it. Read-only: text frames from the client are ignored."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from speechsvc.engine import Engine
-from speechsvc.events import Subscription, iterate
+from speechsvc.protocol import event_json
+from speechsvc.runtime.bus import Subscription
+from speechsvc.runtime.engine import Engine
 
 router = APIRouter()
 
 
 async def _pump(ws: WebSocket, sub: Subscription) -> None:
     async def send() -> None:
-        async for event in iterate(sub):
-            await ws.send_text(json.dumps(event, ensure_ascii=False))
+        async for event in sub.events():
+            await ws.send_text(event_json(event))
 
     async def wait_for_close() -> None:
         while (await ws.receive())["type"] != "websocket.disconnect":
@@ -28,8 +29,6 @@ async def _pump(ws: WebSocket, sub: Subscription) -> None:
     tasks = [asyncio.ensure_future(send()), asyncio.ensure_future(wait_for_close())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except (RuntimeError, WebSocketDisconnect):
-        pass
     finally:
         for task in tasks:
             task.cancel()

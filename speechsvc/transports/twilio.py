@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import functools
-import json
 import logging
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
-from speechsvc.audio import MULAW_TO_PCM, AudioFormat
-from speechsvc.engine import Engine
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
-from speechsvc.session import CallConfig, CallSession
-from speechsvc.transports.adapter import PeerGone, serve_call
-from speechsvc.transports.ws import fail, send_json
-from speechsvc.types import AudioChunk, Leg
+from speechsvc.protocol import event_dict, parse_json_object
+from speechsvc.runtime.engine import Engine
+from speechsvc.runtime.session import CallSession
+from speechsvc.speech.audio import MULAW_TO_PCM
+from speechsvc.transports.common import PeerGone, close, fail, send_json
+from speechsvc.transports.lifecycle import serve_call
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Leg
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -42,11 +40,8 @@ async def _receive_json(ws: WebSocket) -> dict[str, Any]:
     text = message.get("text")
     if text is None:
         raise ProtocolError("Twilio Media Streams sends JSON text frames only")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProtocolError(f"message is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+    data = parse_json_object(text)
+    if not isinstance(data.get("event"), str):
         raise ProtocolError("message has no 'event'")
     return data
 
@@ -76,6 +71,7 @@ def call_config(start: dict[str, Any], language: str) -> CallConfig:
         legs=legs,
         language=custom.pop("language", language),
         metadata={**custom, **ids},
+        per_leg_audio=True,
     )
 
 
@@ -83,7 +79,7 @@ def call_config(start: dict[str, Any], language: str) -> CallConfig:
 async def twilio(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
     await ws.accept()
-    language = ws.query_params.get("language") or engine.stream_options.default_language
+    language = ws.query_params.get("language") or engine.settings.default_language
     echo = ws.query_params.get("events", "socket") != "none"
     try:
         start = await _wait_for_start(ws)
@@ -110,13 +106,15 @@ async def twilio(ws: WebSocket) -> None:
             except (InvalidAudio, ProtocolError) as e:
                 session.report(e)  # dropped; the call goes on
 
+    async def send(event: CallEvent) -> None:
+        await send_json(ws, event_dict(event))
+
     try:
-        await serve_call(engine, config, "twilio", receive, functools.partial(send_json, ws) if echo else None)
+        await serve_call(engine, config, "twilio", receive, send if echo else None)
     except SpeechsvcError as e:
         await fail(ws, e)
         return
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await ws.close(1000)
+    await close(ws, None)
 
 
 async def _wait_for_start(ws: WebSocket) -> dict[str, Any]:
@@ -138,6 +136,5 @@ def _feed_media(session: CallSession, media: dict[str, Any]) -> None:
         raise InvalidAudio(f"media payload is not valid base64: {e}") from None
     if not payload:
         raise InvalidAudio("empty media payload")
-    pcm = MULAW_TO_PCM[np.frombuffer(payload, np.uint8)]
-    session.feed(AudioChunk(session.call_id, leg, int(media.get("chunk", 0) or 0), pcm, 8000))
+    session.feed(leg, MULAW_TO_PCM[np.frombuffer(payload, np.uint8)])
 

@@ -1,8 +1,8 @@
 """WebSocket transport, protocol v1: ``/v1/stream``.
 
-Thin: it validates messages and runs the call on :func:`~speechsvc.transports.adapter.serve_call` like every
-platform adapter; it is the single place where expected errors become WebSocket close codes (see
-:data:`CLOSE_CODES`).
+Thin: it parses messages (:mod:`speechsvc.protocol`) and runs the call on
+:func:`~speechsvc.transports.lifecycle.serve_call` like every platform adapter; expected errors become
+WebSocket close codes through :mod:`speechsvc.transports.common`.
 """
 
 from __future__ import annotations
@@ -11,70 +11,30 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import functools
-import json
 import logging
-from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.responses import PlainTextResponse
 
-from speechsvc.engine import Engine
 from speechsvc.errors import (
     InvalidAudio,
     MessageTooLarge,
-    ModelUnavailable,
     Overloaded,
     ProtocolError,
     ShuttingDown,
     SpeechsvcError,
-    UnsupportedFormat,
 )
-from speechsvc.protocol import (
-    AudioMessage,
-    StartMessage,
-    StopMessage,
-    parse_client_message,
-    ready_event,
-)
-from speechsvc.session import CallSession
-from speechsvc.transports.adapter import PeerGone, serve_call
+from speechsvc.protocol import AudioMessage, StartMessage, StopMessage, event_dict, parse_client_message
+from speechsvc.runtime.engine import Engine
+from speechsvc.runtime.session import CallSession
+from speechsvc.transports.common import PeerGone, close, fail, send_json
+from speechsvc.transports.lifecycle import serve_call
+from speechsvc.types import CallEvent
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-# Expected error -> RFC 6455 close code.
-CLOSE_CODES: dict[type[SpeechsvcError], int] = {
-    ProtocolError: 1008,  # policy violation
-    UnsupportedFormat: 1003,  # unsupported data
-    InvalidAudio: 1007,  # invalid payload data
-    MessageTooLarge: 1009,  # message too big
-    Overloaded: 1013,  # try again later
-    ShuttingDown: 1001,  # going away
-    ModelUnavailable: 1011,
-}
 START_TIMEOUT_S = 10.0
-
-
-def close_code(error: SpeechsvcError) -> int:
-    return CLOSE_CODES.get(type(error), 1011)
-
-
-async def fail(ws: WebSocket, error: SpeechsvcError, call_id: str = "") -> None:
-    """A fatal error event, then the close code for it (every JSON-speaking adapter uses this)."""
-    message = {"type": "error", "version": 1, "call_id": call_id, "seq": -1, "code": error.code,
-               "message": str(error), "fatal": True}
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await ws.send_text(json.dumps(message, ensure_ascii=False))
-        await ws.close(close_code(error), str(error)[:120])
-
-
-async def send_json(ws: WebSocket, body: dict[str, Any]) -> None:
-    """One JSON text message; a peer that has gone raises PeerGone (every JSON-speaking adapter uses this)."""
-    try:
-        await ws.send_text(json.dumps(body, ensure_ascii=False))
-    except (RuntimeError, WebSocketDisconnect):
-        raise PeerGone from None
 
 
 @router.websocket("/v1/stream")
@@ -98,37 +58,14 @@ async def stream(ws: WebSocket) -> None:
     except SpeechsvcError as e:
         await fail(ws, e)
         return
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, PeerGone):
         return
-    await _run_call(ws, engine, start)
+    config = start.to_config(engine.settings.default_language)
 
-
-async def _receive_start(ws: WebSocket, engine: Engine) -> StartMessage:
-    message = await ws.receive()
-    if message["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(message.get("code", 1000))
-    if message.get("bytes") is not None:
-        raise ProtocolError("audio received before the start message; send a JSON start message first")
-    text = message.get("text") or ""
-    if len(text) > engine.settings.max_message_bytes:
-        raise MessageTooLarge(f"start message of {len(text)} bytes is too large")
-    parsed = parse_client_message(text)
-    if not isinstance(parsed, StartMessage):
-        raise ProtocolError(f"expected a start message first, got {parsed.type!r}")  # type: ignore[attr-defined]
-    return parsed
-
-
-async def _run_call(ws: WebSocket, engine: Engine, start: StartMessage) -> None:
-    try:
-        config = start.to_config(engine.stream_options.default_language)
-    except SpeechsvcError as e:
-        await fail(ws, e, start.call_id)
-        return
-
-    send = functools.partial(send_json, ws)
+    async def send(event: CallEvent) -> None:
+        await send_json(ws, event_dict(event))
 
     async def receive(session: CallSession) -> SpeechsvcError | None:
-        await send(ready_event(config))
         return await _receive_audio(ws, engine, session)
 
     try:
@@ -136,11 +73,22 @@ async def _run_call(ws: WebSocket, engine: Engine, start: StartMessage) -> None:
     except SpeechsvcError as e:
         await fail(ws, e, config.call_id)
         return
-    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        if error is None:
-            await ws.close(1000)
-        else:
-            await ws.close(close_code(error), str(error)[:120])
+    await close(ws, error)
+
+
+async def _receive_start(ws: WebSocket, engine: Engine) -> StartMessage:
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise PeerGone
+    if message.get("bytes") is not None:
+        raise ProtocolError("audio received before the start message; send a JSON start message first")
+    text = message.get("text") or ""
+    if len(text) > engine.settings.max_message_bytes:
+        raise MessageTooLarge(f"start message of {len(text)} bytes is too large")
+    parsed = parse_client_message(text)
+    if not isinstance(parsed, StartMessage):
+        raise ProtocolError(f"expected a start message first, got {parsed.type!r}")
+    return parsed
 
 
 async def _receive_audio(ws: WebSocket, engine: Engine, session: CallSession) -> SpeechsvcError | None:

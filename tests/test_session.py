@@ -1,0 +1,225 @@
+"""The call session core with fake models (fast tier): event order and the one seq counter, per-leg finals,
+the analysis seam, what subscribers see, the end of a call, and failures that stay inside one utterance."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from speechsvc.analysis.base import CallEnd, CallInfo, Stage, StageCall, UtteranceAnalysis
+from speechsvc.config import Settings
+from speechsvc.errors import Overloaded, ProtocolError, UnsupportedFormat
+from speechsvc.metrics import Metrics
+from speechsvc.protocol import event_dict
+from speechsvc.transports.lifecycle import open_call
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Event, Leg
+from tests.fakes import fake_engine, fast_settings, pcm16, silence, tone
+
+
+@dataclass(frozen=True)
+class Echo(Event):
+    """The event of the test stage below."""
+
+    TYPE: ClassVar[str] = "echo"
+    leg: Leg
+    utterance: int
+    text: str
+    seen_before: int
+
+
+@dataclass(frozen=True)
+class Tally(Event):
+    TYPE: ClassVar[str] = "tally"
+    utterances: int
+    reason: str
+
+
+class EchoStage(Stage):
+    """A stage as a new module would add one: per-call state, in-order apply, and an end-of-call decision."""
+
+    name = ""  # not registered: defined by this test only
+    phase = 3
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+
+    @classmethod
+    def load(cls, settings: Settings) -> EchoStage:
+        return cls()
+
+    def open(self, call: CallInfo) -> StageCall[str]:
+        return _EchoCall(self.fail_on)
+
+
+class _EchoCall(StageCall[str]):
+    def __init__(self, fail_on: str | None) -> None:
+        self.fail_on = fail_on
+        self.count = 0
+
+    async def infer(self, u: UtteranceAnalysis) -> str:
+        await asyncio.sleep(0)
+        return u.text.upper()
+
+    def apply(self, u: UtteranceAnalysis, found: str | None) -> list[Event]:
+        if self.fail_on and self.fail_on in u.text:
+            raise RuntimeError("a bug in this stage")
+        self.count += 1
+        return [Echo(u.leg, u.utterance, found or "", self.count - 1)]
+
+    def end(self, ended: CallEnd) -> list[Event]:
+        return [Tally(self.count, ended.reason)]
+
+
+def hz(text: str) -> str:
+    """The fake recognizer's tone frequency (its text also carries the utterance length, which padding moves)."""
+    return text.split("hz")[0]
+
+
+def config(call_id: str = "c-1", channels: int = 1, **kw: object) -> CallConfig:
+    legs: tuple[Leg, ...] = ("customer",) if channels == 1 else ("customer", "agent")
+    return CallConfig(call_id, AudioFormat("pcm16", 16000, channels), legs=legs, **kw)  # type: ignore[arg-type]
+
+
+def speech(*hz: int) -> np.ndarray:
+    """Tones of 1 s separated (and followed) by 1 s of silence: one utterance each."""
+    return np.concatenate([part for h in hz for part in (tone(h, 1.0), silence(1.0))])
+
+
+async def run_call(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float = 0.1) -> list[CallEvent]:  # type: ignore[no-untyped-def]
+    step = int(16000 * frame_s) * cfg.audio.channels
+    async with open_call(engine, cfg, "test") as session:
+        reader = asyncio.ensure_future(_collect(session.events()))
+        data = pcm16(audio)
+        for i in range(0, len(data), step * 2):
+            session.feed_bytes(data[i : i + step * 2])
+            await asyncio.sleep(0)
+        await session.close("stop")
+        return await reader
+
+
+async def _collect(events) -> list[CallEvent]:  # type: ignore[no-untyped-def]
+    return [e async for e in events]
+
+
+async def started(engine):  # type: ignore[no-untyped-def]
+    await engine.start()
+    return engine
+
+
+async def test_ready_first_finals_in_order_one_seq_and_subscribers_see_the_same() -> None:
+    engine = await started(fake_engine())
+    with engine.bus.subscribe() as sub:
+        events = await run_call(engine, config(metadata={"callSid": "CA1"}), speech(300, 500, 700))
+        published = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert events[0].event.type == "ready" and events[-1].event.type == "ended"
+    finals = [e.event for e in events if e.event.type == "transcript.final"]
+    assert [hz(f.text) for f in finals] == ["300", "500", "700"]  # type: ignore[attr-defined]
+    assert [f.utterance for f in finals] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert [event_dict(e) for e in published] == [event_dict(e) for e in events]
+    ready = event_dict(events[0])
+    assert ready["transport"] == "test" and ready["metadata"] == {"callSid": "CA1"} and ready["language"] == "zh"
+    await engine.stop()
+
+
+async def test_stereo_legs_are_decoded_apart() -> None:
+    engine = await started(fake_engine())
+    left, right = speech(300, 500), np.concatenate([silence(0.5), speech(600, 800)])[: 4 * 16000]
+    stereo = np.stack([left[: right.size], right], axis=1).reshape(-1)
+    events = await run_call(engine, config(channels=2), stereo)
+    finals = [(e.event.leg, e.event.text) for e in events if e.event.type == "transcript.final"]  # type: ignore[attr-defined]
+    assert [hz(t) for leg, t in finals if leg == "customer"] == ["300", "500"]
+    assert [hz(t) for leg, t in finals if leg == "agent"] == ["600", "800"]
+    ended = events[-1].event
+    assert [s.leg for s in ended.legs] == ["customer", "agent"] and all(s.utterances == 2 for s in ended.legs)  # type: ignore[attr-defined]
+    await engine.stop()
+
+
+async def test_a_stage_sees_every_final_in_order_after_it_and_decides_at_the_end() -> None:
+    engine = await started(fake_engine(stages=[EchoStage()]))
+    events = await run_call(engine, config(), speech(300, 500, 700))
+    kinds = [e.event.type for e in events]
+    echoes = [e.event for e in events if isinstance(e.event, Echo)]
+    assert [(hz(x.text.lower()), x.seen_before) for x in echoes] == [("300", 0), ("500", 1), ("700", 2)]
+    for echo in echoes:  # each analysis event comes after its final
+        final_at = next(i for i, e in enumerate(events)
+                        if e.event.type == "transcript.final" and e.event.utterance == echo.utterance)  # type: ignore[attr-defined]
+        assert kinds.index("echo", final_at) > final_at
+    assert kinds[-2:] == ["tally", "ended"] and events[-2].event.utterances == 3  # type: ignore[attr-defined]
+    await engine.stop()
+
+
+async def test_a_failing_utterance_is_reported_and_the_call_goes_on() -> None:
+    engine = await started(fake_engine(stages=[EchoStage(fail_on="500")]))
+    events = await run_call(engine, config(), speech(300, 900, 500, 700))
+    errors = [e.event for e in events if e.event.type == "error"]
+    assert [x.code for x in errors] == ["internal_error", "internal_error"]  # type: ignore[attr-defined]
+    assert not any(x.fatal for x in errors)  # type: ignore[attr-defined]
+    finals = [hz(e.event.text) for e in events if e.event.type == "transcript.final"]  # type: ignore[attr-defined]
+    assert finals == ["300", "500", "700"]  # 900 Hz failed in the model; the rest decoded
+    echoes = [hz(e.event.text.lower()) for e in events if isinstance(e.event, Echo)]
+    assert echoes == ["300", "700"]  # the stage's bug lost one utterance's analysis, not the call
+    await engine.stop()
+
+
+async def test_close_finishes_the_open_utterance() -> None:
+    engine = await started(fake_engine())
+    events = await run_call(engine, config(), tone(440, 1.2))  # no pause at the end
+    assert [e.event.text for e in events if e.event.type == "transcript.final"] == ["440hz12"]  # type: ignore[attr-defined]
+    await engine.stop()
+
+
+async def test_client_that_does_not_read_is_cut_off() -> None:
+    engine = await started(fake_engine(fast_settings(max_pending_events=10)))
+    async with open_call(engine, config(), "test") as session:
+        for _ in range(15):  # never reads session.events()
+            for part in (tone(300, 0.6), silence(0.8)):
+                if session.failed is None:
+                    session.feed_bytes(pcm16(part))
+                await asyncio.sleep(0.01)
+        assert isinstance(session.failed, Overloaded) and "not reading" in str(session.failed)
+    await engine.stop()
+
+
+@pytest.mark.parametrize(
+    ("cfg", "error", "match"),
+    [
+        (config(language="xx"), UnsupportedFormat, "language 'xx'"),
+        (CallConfig("c", AudioFormat("pcm16", 11025, 1)), UnsupportedFormat, "sample_rate"),
+        (CallConfig("c", AudioFormat("pcm16", 16000, 2), legs=("customer",)), UnsupportedFormat, "one leg per"),
+        (CallConfig("c", AudioFormat("pcm16", 16000, 2), legs=("customer", "customer")), UnsupportedFormat, "distinct"),
+        (CallConfig("c", AudioFormat("pcm16", 16000, 1), legs=("caller",)), UnsupportedFormat, "distinct"),  # type: ignore[arg-type]
+        (CallConfig("", AudioFormat()), ProtocolError, "empty"),
+    ],
+)
+async def test_bad_configs_are_refused_at_admission_whatever_the_transport(
+    cfg: CallConfig, error: type[Exception], match: str
+) -> None:
+    engine = fake_engine()
+    with pytest.raises(error, match=match):
+        async with open_call(engine, cfg, "test"):
+            pass
+    assert engine.active_calls == 0
+
+
+async def test_capacity_and_duplicate_ids() -> None:
+    engine = await started(fake_engine(fast_settings(max_calls=1)))
+    async with open_call(engine, config("a"), "test"):
+        with pytest.raises(Overloaded, match="already streaming"):
+            async with open_call(engine, config("a"), "test"):
+                pass
+        assert engine.active_calls == 1
+    assert engine.active_calls == 0
+    async with open_call(engine, config("b"), "test"):
+        with pytest.raises(Overloaded, match="capacity"):
+            async with open_call(engine, config("c"), "test"):
+                pass
+    await engine.stop()
+
+
+def test_metrics_registry_is_per_engine() -> None:
+    assert Metrics().registry is not Metrics().registry

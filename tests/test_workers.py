@@ -1,0 +1,121 @@
+"""The inference worker with fake model functions: priorities, cross-call batching, bounds, and that a failing
+batch fails only its own items and never the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from speechsvc.config import WorkerOptions
+from speechsvc.errors import InternalError, Overloaded, ShuttingDown
+from speechsvc.workers import InferenceWorker, Priority
+
+
+def double(batch: list[int]) -> list[int]:
+    return [2 * x for x in batch]
+
+
+async def test_results_in_order_and_batched() -> None:
+    sizes: list[int] = []
+
+    def run(batch: list[int]) -> list[int]:
+        sizes.append(len(batch))
+        return double(batch)
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=4, max_queue=100))
+    futures = [worker.submit(i) for i in range(10)]  # queued before the worker starts: they batch
+    tasks = [asyncio.ensure_future(f) for f in futures]
+    await asyncio.sleep(0)
+    worker.start()
+    assert await asyncio.gather(*tasks) == [2 * i for i in range(10)]
+    assert max(sizes) == 4 and sum(sizes) == 10
+    await worker.stop()
+
+
+async def test_priority_finals_first() -> None:
+    gate = threading.Event()
+    order: list[int] = []
+
+    def run(batch: list[int]) -> list[int]:
+        gate.wait(5)
+        order.extend(batch)
+        return batch
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_queue=100))
+    worker.start()
+    first = asyncio.ensure_future(worker.submit(0))
+    await asyncio.sleep(0.05)  # the worker is now blocked inside run(0)
+    later = [asyncio.ensure_future(worker.submit(i, p)) for i, p in
+             [(1, Priority.BATCH), (2, Priority.PARTIAL), (3, Priority.FINAL)]]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.gather(first, *later)
+    assert order == [0, 3, 2, 1]
+    await worker.stop()
+
+
+async def test_full_queue_is_refused_at_once_but_batch_work_waits_for_room() -> None:
+    gate = threading.Event()
+
+    def run(batch: list[int]) -> list[int]:
+        gate.wait(5)
+        return batch
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_queue=2))
+    worker.start()
+    running = asyncio.ensure_future(worker.submit(0))
+    await asyncio.sleep(0.05)
+    queued = [asyncio.ensure_future(worker.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded, match="queue is full"):
+        await worker.submit(3)
+    waiting = asyncio.ensure_future(worker.submit_wait(4))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    gate.set()
+    assert await asyncio.gather(running, *queued, waiting) == [0, 1, 2, 4]
+    await worker.stop()
+
+
+async def test_one_bad_item_fails_alone_and_the_worker_goes_on() -> None:
+    def run(batch: list[int]) -> list[int]:
+        if -1 in batch:
+            raise ValueError("model cannot take -1")
+        return double(batch)
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_queue=100))
+    tasks = [asyncio.ensure_future(worker.submit(i)) for i in (1, -1, 3)]
+    await asyncio.sleep(0)
+    worker.start()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] == 2 and results[2] == 6
+    assert isinstance(results[1], InternalError) and isinstance(results[1].__cause__, ValueError)
+    assert await worker.submit(5) == 10  # still alive
+    await worker.stop()
+
+
+async def test_wrong_number_of_results_fails_the_batch_not_the_worker() -> None:
+    calls = {"n": 0}
+
+    def run(batch: list[int]) -> list[int]:
+        calls["n"] += 1
+        return [] if calls["n"] == 1 else double(batch)
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_queue=100))
+    worker.start()
+    with pytest.raises(InternalError, match="returned 0 results for 1 items"):
+        await worker.submit(1)
+    assert await worker.submit(2) == 4
+
+
+async def test_stop_finishes_queued_work_then_refuses() -> None:
+    worker = InferenceWorker("t", double, WorkerOptions(max_batch=2, max_queue=10))
+    worker.start()
+    pending = [asyncio.ensure_future(worker.submit(i)) for i in range(5)]
+    await asyncio.sleep(0)
+    await worker.stop()
+    assert [p.result() for p in pending] == [0, 2, 4, 6, 8]
+    with pytest.raises(ShuttingDown):
+        await worker.submit(1)
