@@ -19,7 +19,7 @@ from pathlib import Path
 from speechsvc.asr import WhisperRecognizer
 from speechsvc.config import Settings
 from speechsvc.escalation import EscalationRules
-from speechsvc.evaluation import evaluate_asr
+from speechsvc.evaluation.asr import evaluate_asr
 from speechsvc.machine import describe
 from speechsvc.models import heads_dir, resolve_whisper_dir, silero_vad_path
 from speechsvc.nlp.classifier import TextModel

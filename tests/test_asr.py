@@ -12,7 +12,7 @@ import opencc
 import pytest
 
 from speechsvc.asr import AsrRequest, window_frames
-from speechsvc.evaluation import evaluate_asr
+from speechsvc.evaluation.asr import evaluate_asr
 from speechsvc.transcribe import transcribe_file
 from speechsvc.vad import VadOptions
 from tests.conftest import eval_path, manifest
