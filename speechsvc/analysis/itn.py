@@ -18,6 +18,7 @@ once per process. Safe to call from any thread.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ class DigitRun:
     def groups(self) -> list[str]:
         """The digits split where the speaker or the recognizer put a gap."""
         cuts = [0, *self.breaks, len(self.digits)]
-        return [self.digits[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+        return [self.digits[a:b] for a, b in itertools.pairwise(cuts) if b > a]
 
     def slice(self, a: int, b: int) -> DigitRun:
         """The sub-run of digits ``a:b`` (offsets and breaks recomputed)."""

