@@ -120,8 +120,6 @@ def _element(t: str, i: int) -> tuple[str, list[tuple[int, int]], int] | None:
         return None
     if c in CHINESE_DIGITS and i + 1 < len(t) and t[i + 1] == "点" and i + 2 < len(t) and t[i + 2] in DIGITS:
         return None  # 三点八五: a decimal value
-    if c in CHINESE_DIGITS and i > 1 and t[i - 1] == "点" and t[i - 2] in DIGITS:
-        return None
     if c == "洞" and not ((i > 0 and t[i - 1] in DIGITS) or (i + 1 < len(t) and t[i + 1] in DIGITS)):
         return None
     # 两个九 = 99, 三个五 = 555: a count, 个, then the digit.
@@ -169,6 +167,8 @@ def _x_suffix(t: str, i: int) -> int | None:
 
 def _lexical(t: str, run: DigitRun) -> bool:
     """A short Chinese-only run that is part of a word or a quantity (一下, 一般, 三个, 万一), not digits."""
+    if run.start > 1 and t[run.start - 1] == "点" and (t[run.start - 2] in DIGITS or t[run.start - 2] in UNITS):
+        return True  # the fraction of a decimal value (三点八五, 十二点五)
     if run.arabic or len(run.digits) > 2:
         return False
     after = t[run.end : run.end + 1]

@@ -375,7 +375,9 @@ class _Detector:
         ]
         after = [
             c for c in cues
-            if c.start >= run.end and c.start - run.end <= R.AFTER_WINDOW and c.kind not in (R.PIECE, R.WEAK)
+            if c.start >= run.end and c.kind not in (R.PIECE, R.WEAK)
+            and c.start - run.end <= (R.AFTER_WINDOW if c.kind != R.NEG else 4)
+            and not any(o is not run and o.start >= run.end and o.end <= c.start for o in runs)
         ]
         if not before:
             return (after[0].kind if after else None), False
@@ -448,6 +450,8 @@ class _Detector:
                 typ, score = self._guess(d, ctx, turn), 0.5  # conservative: may be the start of a number
         if typ is None or typ not in R.NUMBER_TYPES:
             return []
+        if (typ == R.ID_CARD and R.id_checksum_ok(d)) or (typ == R.BANK_CARD and R.luhn_ok(d)):
+            score = min(1.0, score + 0.05)  # a valid checksum raises confidence; an invalid one never vetoes
         out: list[tuple[_Span, _Pending | None]] = []
         for part in _repeats(run):
             whole = not piece and not self._incomplete(typ, part.digits)
@@ -541,6 +545,7 @@ class _Detector:
             # LAC sometimes joins a bare surname and the name after a pause (姓王 王先生 → "王 王先生").
             candidates.extend((m.group(0), tok.tag, tok.start + m.start()) for m in re.finditer(r"\S+", tok.text))
         candidates.extend((m.group(0), "PER", m.start()) for m in _TITLED_RE.finditer(t))
+        candidates.extend((m.group(1), "PER", m.start(1)) for m in _DOTTED_NAME_RE.finditer(t))
         for name, tag, s in candidates:
             e = s + len(name)
             if any(a < e and s < b for a, b in [*taken, *((x.start, x.end) for x in out)]):
@@ -704,6 +709,10 @@ _SURNAMES = frozenset(
     "乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管"
     "柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟"
     "邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+# Minority names with a middle dot (买买提·艾力), which LAC often splits, after a name cue.
+_DOTTED_NAME_RE = re.compile(
+    r"(?:我叫|我是|名字是|名字叫|姓名是?|持卡人是?|收件人是?|户名是?)\s*([\u4e00-\u9fff]{1,6}·[\u4e00-\u9fff]{1,8})"
 )
 _STRONG_NAME_CUE = re.compile(r"(?:我叫|名字叫|名字是|姓名是?)\s*$")
 _TITLED_RE = re.compile(f"[{''.join(sorted(_SURNAMES))}](?:{'|'.join(R.CALLER_TITLES)})")

@@ -61,12 +61,13 @@ CUES: dict[str, tuple[str, ...]] = {
         "余额", "金额", "积分", "额度", "利率", "利息", "套餐", "流量", "话费", "客服电话", "服务电话", "热线",
         "客服", "密码", "取件码", "提货码", "取餐码", "会员号", "分机", "房间号", "房号", "票号", "批次", "还款",
         "扣款", "退款金额", "价格", "多少钱", "排队", "邮政", "序列号", "串号", "IMEI", "imei", "宽带账号",
-        "电话卡", "房卡", "会员卡", "购物卡", "社保卡", "医保卡", "公交卡", "积分卡",
+        "电话卡", "房卡", "会员卡", "购物卡", "社保卡", "医保卡", "公交卡", "积分卡", "QQ号", "QQ", "qq", "微信号",
+        "微信",
     ),
 }
 # Cues that do not need the digits right next to them in a sentence (the rest must be within _CUE_WINDOW).
 CUE_WINDOW = 12  # characters between a cue's end and the digits it introduces
-AFTER_WINDOW = 4  # characters between digits and a cue that names them afterwards (2994的信用卡)
+AFTER_WINDOW = 10  # characters between digits and a cue that names them afterwards (2994的信用卡, … 这是我手机号)
 
 # A number directly followed by one of these is a quantity, a date, a price or a rank, not an identifier.
 UNITS_AFTER: tuple[str, ...] = (
@@ -214,7 +215,7 @@ PLACE_SUFFIX = re.compile(
 )
 _N = "[0-9零〇一二两三四五六七八九十百千幺]"
 ADDRESS_UNIT = re.compile(
-    rf"^(?:{_N}+|[A-Za-z])(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户|期|组|社|段|弄|区|排|巷)$|^(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户)$"
+    rf"^(?:[A-Za-z]?{_N}+|[A-Za-z])(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户|期|组|社|段|弄|区|排|巷)$|^(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户)$"
 )
 HOUSE_NUMBER = re.compile(rf"{_N}+(?:号院|号|弄)")
 ROOM_NUMBER = re.compile(rf"^[A-Za-z]?{_N}{{1,5}}$")
