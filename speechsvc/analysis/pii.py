@@ -800,11 +800,14 @@ class PiiState:
         """The analysis-stage spelling of `redact_final`."""
         return self.redact_final(text, at_ms)
 
-    def end(self) -> None:
-        """End of the call: forget everything (nothing is pending across calls)."""
-        self._ctx = _Context()
+    def end(self, call_info: object | None = None) -> None:
+        """End of the call (the analysis-stage hook): forget everything; nothing is pending across calls.
+        Returns nothing: pieces already emitted were redacted when they were emitted."""
+        self.reset()
 
-    reset = end
+    def reset(self) -> None:
+        """Forget the call context (pending values, last cue)."""
+        self._ctx = _Context()
 
 
 class PiiRedactor:

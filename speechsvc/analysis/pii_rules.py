@@ -173,7 +173,7 @@ AT = r"(?:@|艾特|爱特|at|小老鼠|圈a|圈儿a)"
 DOT = r"(?:\.|点|dot|。)"
 TLD = r"(?:com|cn|net|org|edu|gov|cc|io|me|info|top|hk|tw|xyz|vip|co)"
 EMAIL_RE = re.compile(
-    rf"(?<![A-Za-z0-9._\-])([A-Za-z0-9][A-Za-z0-9._\-]*(?: [A-Za-z0-9][A-Za-z0-9._\-]*)*) ?{AT} ?"
+    rf"(?<![A-Za-z0-9._\-])([A-Za-z0-9][A-Za-z0-9._\-]*(?:(?: | ?{DOT} ?)[A-Za-z0-9][A-Za-z0-9._\-]*)*) ?{AT} ?"
     rf"([A-Za-z0-9\-]+(?: ?{DOT} ?[A-Za-z0-9\-]+)*? ?{DOT} ?{TLD}(?: ?{DOT} ?(?:cn|hk))?)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
@@ -187,6 +187,7 @@ EMAIL_TAIL = re.compile(
 # Names. Relations and roles that introduce a private person's name (持卡人是我爸 徐海涛, 收件人写 林晓燕).
 NAME_CUES: tuple[str, ...] = (
     "我的名字叫", "我的名字是", "名字叫", "名字是", "姓名是", "姓名叫", "姓名", "我叫", "叫做", "我是", "我就是",
+    "我这边是", "这边是", "我这里是",
     "本人是", "本人", "收件人写", "收件人是", "收件人", "收货人", "寄件人", "联系人", "持卡人是", "持卡人",
     "户主是", "户主", "开户人", "开户名", "户名是", "户名", "账户名", "车主是", "车主", "投保人", "被保险人",
     "乘机人", "入住人", "取件人", "签收人", "法人", "写", "叫",
