@@ -277,7 +277,45 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redact(args: argparse.Namespace) -> int:
+    from speechsvc.analysis.pii import PiiPolicy, PiiRedactor
+    from speechsvc.analysis.pii_rules import ALL_TYPES
+
+    types = frozenset(t.strip().upper() for t in args.types.split(",") if t.strip()) if args.types else None
+    policy = PiiPolicy(style=args.style, types=types if types is not None else frozenset(ALL_TYPES))
+    redactor = PiiRedactor(policy)
+    lines = args.texts if args.texts else [line.rstrip("\r\n") for line in sys.stdin]
+    state = redactor.new_state()
+    for line in lines:
+        if not line.strip():
+            state = redactor.new_state()  # --call: an empty line starts a new call
+            continue
+        if not args.call:
+            state = redactor.new_state()
+        red = state.redact_final(line)
+        sys.stdout.write(json.dumps(red.public(), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_eval_pii(args: argparse.Namespace) -> int:
+    from speechsvc.evaluation.pii_eval import evaluate_pii
+
+    path = args.file or Path(__file__).resolve().parents[2] / "shared" / "eval" / "pii" / "dev.tsv"
+    if not path.is_file():
+        log.error("%s is absent (evaluation data lives in ../shared/eval)", path)
+        return 2
+    text = json.dumps(evaluate_pii(path, errors=args.errors), ensure_ascii=False, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.stage == "pii":
+        return cmd_eval_pii(args)
     from speechsvc.analysis import started
     from speechsvc.evaluation.text import evaluate_text
 
@@ -355,8 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=Path, help="escalation rules TOML (default: the packaged rules)")
     p.set_defaults(func=cmd_classify)
 
-    p = sub.add_parser("eval", help="evaluate a stage on labelled data")
-    p.add_argument("stage", choices=["intent"])
+    p = sub.add_parser("redact", help="redact PII in texts (args or stdin lines); one JSON object per text")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--call", action="store_true",
+                   help="consecutive lines are utterances of one call leg; an empty line starts a new call")
+    p.add_argument("--style", choices=["tag", "mask"], default="tag", help="[PHONE] or 138****5678")
+    p.add_argument("--types", help="comma-separated PII types to redact (default: all)")
+    p.set_defaults(func=cmd_redact)
+
+    p = sub.add_parser("eval", help="evaluate a stage on labelled data (`eval pii [FILE.tsv]`)")
+    p.add_argument("stage", choices=["intent", "pii"])
+    p.add_argument("file", nargs="?", type=Path, help="pii: the labelled TSV (default ../shared/eval/pii/dev.tsv)")
+    p.add_argument("--errors", action="store_true", help="pii: list every missed and spurious span")
     default_dev = Path(__file__).resolve().parents[2] / "shared" / "eval" / "intent_dev.tsv"
     p.add_argument("--dev", type=Path, default=default_dev)
     p.add_argument("--rules", type=Path)
