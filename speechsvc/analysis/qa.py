@@ -18,22 +18,20 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from speechsvc.analysis import qa_rules as spec
 from speechsvc.analysis.call import CallEnd, Utterance
+from speechsvc.analysis.embedding import Embed, encode
 from speechsvc.analysis.qa_ops import CallState, Matching, Node, QaEvidence, Utt, Verdict, build, speech_units
 from speechsvc.analysis.qa_rules import QaRules, Rule, Severity, match_form
 from speechsvc.types import Leg
 
 log = logging.getLogger(__name__)
 
-# Texts -> (n, dim) sentence embeddings; the USE encoder: speechsvc.nlp.classifier.embedder().encode.
-Embed = Callable[[list[str]], np.ndarray]
 Status = Literal["pass", "fail", "not_applicable"]
 
 __all__ = ["Embed", "QaCall", "QaEngine", "QaEvidence", "QaOutcome", "QaReport", "qa_aggregates"]
@@ -87,38 +85,6 @@ class QaReport:
                 "outcomes": [o.to_dict() for o in self.outcomes]}
 
 
-def embedding_text(text: str) -> str:
-    """What the sentence encoder sees of an utterance or example: the text models' normalisation."""
-    from speechsvc.nlp.text import normalize
-
-    return normalize(text) or text
-
-
-def _normalised(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    out: np.ndarray = vectors / np.maximum(norms, 1e-9)
-    return out
-
-
-def _similar_matchers(rules: QaRules) -> list[spec.SimilarMatch]:
-    found: dict[int, spec.SimilarMatch] = {}
-
-    def walk(n: object) -> None:
-        if isinstance(n, spec.SimilarMatch):
-            found[id(n)] = n
-        for attr in ("when", "applies_if", "match", "first", "then", "excused_by", "child"):
-            child = getattr(n, attr, None)
-            if child is not None:
-                walk(child)
-        for child in getattr(n, "children", ()):
-            walk(child)
-
-    for rule in rules.rules:
-        walk(rule)
-    return list(found.values())
-
-
 class QaEngine:
     """The rules of one file, ready for every call of the process: validated, with the example sentences of
     the ``similar`` operators embedded once."""
@@ -133,13 +99,12 @@ class QaEngine:
         """
         self.rules = rules
         self.embed = embed
-        similar = _similar_matchers(rules)
+        similar = rules.similar_matchers()
         if similar and embed is None:
             raise ValueError(f"{rules.source}: rules use op = 'similar'; QaEngine needs embed (the sentence encoder)")
         examples: dict[int, np.ndarray] = {}
         if similar and embed is not None:
-            texts = [embedding_text(e) for m in similar for e in m.examples]
-            vectors = _normalised(embed(texts))
+            vectors = encode(embed, [e for m in similar for e in m.examples])
             offset = 0
             for m in similar:
                 examples[id(m)] = vectors[offset : offset + len(m.examples)]
@@ -161,7 +126,7 @@ class QaEngine:
         leg. Compute it once per utterance and pass it to :meth:`QaCall.update` (and to agent assist)."""
         if self.embed is None or not self.needs_embedding(utterance.leg):
             return None
-        vector: np.ndarray = _normalised(self.embed([embedding_text(utterance.text)]))[0]
+        vector: np.ndarray = encode(self.embed, [utterance.text])[0]
         return vector
 
     def call(self, legs: Sequence[Leg] = ("customer", "agent")) -> QaCall:

@@ -284,6 +284,24 @@ class QaRules:
     source: str = "<string>"
     digest: str = ""
 
+    def similar_matchers(self) -> list[SimilarMatch]:
+        """Every ``similar`` matcher of the enabled rules, once each: what needs the sentence encoder."""
+        found: dict[int, SimilarMatch] = {}
+
+        def walk(n: object) -> None:
+            if isinstance(n, SimilarMatch):
+                found[id(n)] = n
+            for attr in ("when", "applies_if", "match", "first", "then", "excused_by", "child"):
+                child = getattr(n, attr, None)
+                if child is not None:
+                    walk(child)
+            for child in getattr(n, "children", ()):
+                walk(child)
+
+        for rule in self.rules:
+            walk(rule)
+        return list(found.values())
+
     @property
     def identity(self) -> str:
         return f"{Path(self.source).name} v{SCHEMA_VERSION} sha256:{self.digest[:12]}"
