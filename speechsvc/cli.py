@@ -260,7 +260,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
     from speechsvc.analysis.qa_rules import QaRules
 
     rules = QaRules.load(args.rules)
-    if rules.similar_matchers():  # the sentence encoder the text models use
+    if rules.embedding_roles():  # the sentence encoder the text models use
         from speechsvc.nlp.classifier import embedder
 
         engine = QaEngine(rules, embedder().encode)

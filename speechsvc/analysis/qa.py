@@ -100,8 +100,11 @@ class QaEngine:
         self.rules = rules
         self.embed = embed
         similar = rules.similar_matchers()
-        if similar and embed is None:
-            raise ValueError(f"{rules.source}: rules use op = 'similar'; QaEngine needs embed (the sentence encoder)")
+        # Legs whose utterances need an embedding (a similar matcher or an embedding repeat looks at them).
+        self._embedded_roles = rules.embedding_roles()
+        if self._embedded_roles and embed is None:
+            raise ValueError(f"{rules.source}: the rules compare sentence embeddings (op = 'similar' or repeat with "
+                             f"similarity = 'embedding'); QaEngine needs embed (the sentence encoder)")
         examples: dict[int, np.ndarray] = {}
         if similar and embed is not None:
             vectors = encode(embed, [e for m in similar for e in m.examples])
@@ -110,8 +113,6 @@ class QaEngine:
                 examples[id(m)] = vectors[offset : offset + len(m.examples)]
                 offset += len(m.examples)
         self.matching = Matching(examples)
-        # Legs whose utterances need an embedding (some similar matcher may look at them).
-        self._embedded_roles = {m.role for m in similar}
 
     @classmethod
     def load(cls, path: str | None = None, embed: Embed | None = None) -> QaEngine:
@@ -160,10 +161,12 @@ class _RuleState:
         self.applies_verdict: Verdict | None = None
 
     def step(self, call: CallState) -> Verdict | None:
-        """The rule's condition verdict once decided; NOT_APPLICABLE-valued when it does not apply."""
+        """The rule's condition verdict once decided; NOT_APPLICABLE-valued when it does not apply. An
+        applies_if that cannot be decided for lack of data (who hung up) does not exclude the rule: only one
+        known to be false does."""
         if self.applies is not None and self.applies_verdict is None:
             self.applies_verdict = self.applies.step(call)
-        if self.applies_verdict is not None and self.applies_verdict.value is not True:
+        if self.applies_verdict is not None and self.applies_verdict.value is False:
             return Verdict(None, (), self.applies_verdict.note or "applies_if is false")
         if self.when_verdict is None:
             self.when_verdict = self.when.step(call)

@@ -305,6 +305,8 @@ class SequenceNode(Node):
         # Utterances matching `first` whose window is still open (present / absent="then"), or every one
         # seen (absent="first", looked back at).
         self.open: list[tuple[Utt, str]] = []
+        # Positions of the utterances matching `then` (for lookback_utterances).
+        self.thens: list[int] = []
 
     def in_window(self, a: Utt, b: Utt) -> bool:
         c = self.c
@@ -318,6 +320,11 @@ class SequenceNode(Node):
         if c.within_utterances is not None and utt.pos - a.pos >= c.within_utterances:
             return True
         return c.within_s is not None and utt.u.start_ms - a.u.end_ms > c.within_s * 1000
+
+    def answered_before(self, a: Utt) -> bool:
+        """With lookback_utterances: a `then` shortly before `a` already answers it."""
+        n = self.c.lookback_utterances
+        return n is not None and any(0 < a.pos - p <= n for p in self.thens[-n:])
 
     def timed_out(self, a: Utt, call: CallState) -> bool:
         """No utterance still to come can start within a's window."""
@@ -343,8 +350,10 @@ class SequenceNode(Node):
                 if late is not None and c.absent == "then":
                     return self.not_followed(*late)
                 self.open = [(a, cue) for a, cue in self.open if not self.passed_by(a, utt)]
+            if then_cue is not None:
+                self.thens.append(utt.pos)
             first_cue = call.match(c.first, utt)
-            if first_cue is not None:
+            if first_cue is not None and not self.answered_before(utt):
                 self.open.append((utt, first_cue))
         if c.absent == "then":
             late = next(((a, cue) for a, cue in self.open if self.timed_out(a, call)), None)
@@ -352,8 +361,13 @@ class SequenceNode(Node):
                 return self.not_followed(*late)
         if call.end is None:
             return None
-        if c.absent == "then" and self.open:
-            return self.not_followed(*self.open[0], at_end=True)
+        if c.absent == "then":
+            # Still waiting at the end: not followed only if then's role had a turn after it.
+            role = c.then.role
+            late = next(((a, cue) for a, cue in self.open
+                         if any(plays(u.u.leg, role) for u in call.utts[a.pos + 1:])), None)
+            if late is not None:
+                return self.not_followed(*late, at_end=True)
         if c.absent is None:
             return Verdict(False, note=f"no {_describe(c.first)} then {_describe(c.then)}{self.window_text()}")
         return Verdict(False)
@@ -389,8 +403,14 @@ class RepeatNode(Node):
         self.c = c
         self.seen = 0
         self.hits: list[tuple[Utt, str]] = []
-        # Near-duplicate mode: groups of utterances saying the same thing, by their first utterance.
+        # Near-duplicate mode: groups of utterances saying the same thing (each similar to one of the others).
         self.groups: list[list[Utt]] = []
+
+    def similar(self, a: Utt, b: Utt) -> bool:
+        if self.c.similarity == "embedding":
+            assert a.embedding is not None and b.embedding is not None
+            return float(a.embedding @ b.embedding) >= self.c.min_similarity
+        return _dice(a.form.replace(" ", ""), b.form.replace(" ", "")) >= self.c.min_similarity
 
     def step(self, call: CallState) -> Verdict | None:
         c = self.c
@@ -405,9 +425,9 @@ class RepeatNode(Node):
                     if len(self.hits) >= c.min_count:
                         return Verdict(True, tuple(u.evidence(cue) for u, cue in self.hits))
                 continue
-            if len(utt.form) < c.min_chars:
+            if len(utt.form.replace(" ", "")) < c.min_chars or (c.similarity == "embedding" and utt.embedding is None):
                 continue
-            group = next((g for g in self.groups if _dice(g[0].form, utt.form) >= c.min_similarity), None)
+            group = next((g for g in self.groups if any(self.similar(u, utt) for u in g)), None)
             if group is None:
                 self.groups.append([utt])
                 continue

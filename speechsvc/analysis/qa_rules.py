@@ -175,20 +175,27 @@ class Sequence(Condition):
     within_utterances: int | None = None
     within_s: float | None = None
     # None: the pair occurs. "then": some `first` is NOT followed by `then` in the window (a complaint
-    # without an apology). "first": some `then` is NOT preceded by `first` in the window (account details
-    # without identity verification).
+    # without an apology); a `first` still waiting when the call ends counts only if `then`'s role spoke
+    # after it (had a chance to answer). "first": some `then` is NOT preceded by `first` in the window
+    # (account details without identity verification).
     absent: Literal["then", "first"] | None = None
+    # With absent = "then": a `then` at most this many utterances BEFORE `first` answers it too (one apology
+    # covers the complaints of the same episode that follow it).
+    lookback_utterances: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Repeat(Condition):
     # `min_count` utterances match `match`; without `match`, `min_count` utterances of `role` say the same
-    # thing (character-bigram Dice similarity >= min_similarity, each at least min_chars long).
+    # thing: each at least min_chars long and at least min_similarity similar to one of the others, by
+    # character-bigram Dice ("characters": the same words) or sentence-encoder cosine ("embedding": the same
+    # request in other words).
     match: Matcher | None
     role: Role = "any"
     min_count: int = 3
     min_similarity: float = 0.8
     min_chars: int = 4
+    similarity: Literal["characters", "embedding"] = "characters"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -301,6 +308,25 @@ class QaRules:
         for rule in self.rules:
             walk(rule)
         return list(found.values())
+
+    def embedding_roles(self) -> set[str]:
+        """Roles whose utterances need a sentence embedding: those a ``similar`` matcher or an embedding
+        ``repeat`` looks at ("any": every leg). Empty: the rules need no encoder."""
+        roles: set[str] = {m.role for m in self.similar_matchers()}
+
+        def walk(n: object) -> None:
+            if isinstance(n, Repeat) and n.match is None and n.similarity == "embedding":
+                roles.add(n.role)
+            for attr in ("when", "applies_if", "child"):
+                child = getattr(n, attr, None)
+                if child is not None:
+                    walk(child)
+            for child in getattr(n, "children", ()):
+                walk(child)
+
+        for rule in self.rules:
+            walk(rule)
+        return roles
 
     @property
     def identity(self) -> str:
@@ -496,13 +522,15 @@ class _Parser:
         if op == "sequence":
             return self.sequence(raw, key)
         if op == "repeat":
-            self.keys(raw, key, ("op", "match", "role", "min_count", "min_similarity", "min_chars"))
+            self.keys(raw, key, ("op", "match", "role", "min_count", "min_similarity", "min_chars", "similarity"))
             return Repeat(
                 match=self.matcher(raw["match"], (*key, "match")) if "match" in raw else None,
                 role=cast(Role, self.choice(raw, key, "role", ROLES, "any")),
                 min_count=self.integer(raw, key, "min_count", 3, 2),
                 min_similarity=_default(self.optional_number(raw, key, "min_similarity", 0.0, 1.0), 0.8),
                 min_chars=self.integer(raw, key, "min_chars", 4, 1),
+                similarity=cast(Literal["characters", "embedding"],
+                                self.choice(raw, key, "similarity", ("characters", "embedding"), "characters")),
             )
         if op == "silence":
             self.keys(raw, key, ("op", "min_s", "after", "before", "excused_by", "excuse_lookback", "edges"))
@@ -562,7 +590,7 @@ class _Parser:
         raise self.unknown_op(raw, key, _MATCH_OPS + _CALL_OPS)
 
     def sequence(self, raw: Mapping[str, Any], key: KeyPath) -> Sequence:
-        self.keys(raw, key, ("op", "first", "then", "within_utterances", "within_s", "absent"))
+        self.keys(raw, key, ("op", "first", "then", "within_utterances", "within_s", "absent", "lookback_utterances"))
         for required in ("first", "then"):
             if required not in raw:
                 raise self.error(key, f"op = 'sequence' needs {required} (a matcher)")
@@ -570,11 +598,15 @@ class _Parser:
         if absent not in (None, "then", "first"):
             raise self.error((*key, "absent"), f"must be 'then' (first not followed by then) or 'first' (then not "
                                                f"preceded by first), not {absent!r}")
+        lookback = self.integer(raw, key, "lookback_utterances", 0, 1) if "lookback_utterances" in raw else None
+        if lookback is not None and absent != "then":
+            raise self.error((*key, "lookback_utterances"), "only with absent = 'then'")
         return Sequence(
             first=self.matcher(raw["first"], (*key, "first")), then=self.matcher(raw["then"], (*key, "then")),
             within_utterances=self.integer(raw, key, "within_utterances", 0, 1) if "within_utterances" in raw else None,
             within_s=self.optional_number(raw, key, "within_s", positive=True),
             absent=cast(Literal["then", "first"] | None, absent),
+            lookback_utterances=lookback,
         )
 
     def combinator_of(self, raw: Mapping[str, Any], key: KeyPath) -> str | None:
