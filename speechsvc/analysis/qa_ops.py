@@ -362,10 +362,12 @@ class SequenceNode(Node):
         if call.end is None:
             return None
         if c.absent == "then":
-            # Still waiting at the end: not followed only if then's role had a turn after it.
+            # Still waiting at the end: not followed only if then's role had a chance to answer: it spoke
+            # after it, or it ended the call.
             role = c.then.role
+            hung_up = role != "any" and call.end.ended_by == role
             late = next(((a, cue) for a, cue in self.open
-                         if any(plays(u.u.leg, role) for u in call.utts[a.pos + 1:])), None)
+                         if hung_up or any(plays(u.u.leg, role) for u in call.utts[a.pos + 1:])), None)
             if late is not None:
                 return self.not_followed(*late, at_end=True)
         if c.absent is None:

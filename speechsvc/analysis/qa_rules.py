@@ -175,8 +175,8 @@ class Sequence(Condition):
     within_utterances: int | None = None
     within_s: float | None = None
     # None: the pair occurs. "then": some `first` is NOT followed by `then` in the window (a complaint
-    # without an apology); a `first` still waiting when the call ends counts only if `then`'s role spoke
-    # after it (had a chance to answer). "first": some `then` is NOT preceded by `first` in the window
+    # without an apology); a `first` still waiting when the call ends counts only if `then`'s role had a
+    # chance to answer (spoke after it, or hung up). "first": some `then` is NOT preceded by `first` in the window
     # (account details without identity verification).
     absent: Literal["then", "first"] | None = None
     # With absent = "then": a `then` at most this many utterances BEFORE `first` answers it too (one apology
