@@ -257,9 +257,13 @@ def cmd_qa(args: argparse.Namespace) -> int:
     """Re-score batch reports with a QA rules file, without re-running ASR: one JSON line per report."""
     from speechsvc.analysis.call import call_end_from_report, utterances_from_report
     from speechsvc.analysis.qa import QaEngine, qa_aggregates
-    from speechsvc.analysis.qa_rules import QaRules
+    from speechsvc.analysis.qa_rules import QaRules, QaRulesError
 
-    rules = QaRules.load(args.rules)
+    try:
+        rules = QaRules.load(args.rules)
+    except (OSError, QaRulesError) as e:
+        log.error("%s", e)
+        return 2
     if rules.embedding_roles():  # the sentence encoder the text models use
         from speechsvc.nlp.classifier import embedder
 

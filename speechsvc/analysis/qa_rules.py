@@ -293,40 +293,33 @@ class QaRules:
 
     def similar_matchers(self) -> list[SimilarMatch]:
         """Every ``similar`` matcher of the enabled rules, once each: what needs the sentence encoder."""
-        found: dict[int, SimilarMatch] = {}
-
-        def walk(n: object) -> None:
-            if isinstance(n, SimilarMatch):
-                found[id(n)] = n
-            for attr in ("when", "applies_if", "match", "first", "then", "excused_by", "child"):
-                child = getattr(n, attr, None)
-                if child is not None:
-                    walk(child)
-            for child in getattr(n, "children", ()):
-                walk(child)
-
-        for rule in self.rules:
-            walk(rule)
-        return list(found.values())
+        return list({id(m): m for m, _ in self._embedding_users()}.values())
 
     def embedding_roles(self) -> set[str]:
         """Roles whose utterances need a sentence embedding: those a ``similar`` matcher or an embedding
         ``repeat`` looks at ("any": every leg). Empty: the rules need no encoder."""
-        roles: set[str] = {m.role for m in self.similar_matchers()}
+        return {role for _, role in self._embedding_users()} | {
+            role for rule in self.rules for role in _embedding_repeats(rule)}
 
-        def walk(n: object) -> None:
-            if isinstance(n, Repeat) and n.match is None and n.similarity == "embedding":
-                roles.add(n.role)
-            for attr in ("when", "applies_if", "child"):
+    def _embedding_users(self) -> list[tuple[SimilarMatch, str]]:
+        """(similar matcher, the role it is narrowed to by itself or an enclosing matcher)."""
+        found: list[tuple[SimilarMatch, str]] = []
+
+        def walk(n: object, role: str) -> None:
+            if isinstance(n, Matcher) and n.role != "any":
+                role = n.role
+            if isinstance(n, SimilarMatch):
+                found.append((n, role))
+            for attr in ("when", "applies_if", "match", "first", "then", "excused_by", "child"):
                 child = getattr(n, attr, None)
                 if child is not None:
-                    walk(child)
+                    walk(child, role)
             for child in getattr(n, "children", ()):
-                walk(child)
+                walk(child, role)
 
         for rule in self.rules:
-            walk(rule)
-        return roles
+            walk(rule, "any")
+        return found
 
     @property
     def identity(self) -> str:
@@ -749,6 +742,20 @@ def match_form(text: str) -> str:
 
     spaced = " ".join(_NON_WORD.sub(" ", simplify(text)).split())
     return _CJK_GAP.sub("", spaced)
+
+
+def _embedding_repeats(node: object) -> set[str]:
+    """Roles of the repeat operators that compare sentence embeddings."""
+    if isinstance(node, Repeat):
+        return {node.role} if node.match is None and node.similarity == "embedding" else set()
+    out: set[str] = set()
+    for attr in ("when", "applies_if", "child"):
+        child = getattr(node, attr, None)
+        if child is not None:
+            out |= _embedding_repeats(child)
+    for child in getattr(node, "children", ()):
+        out |= _embedding_repeats(child)
+    return out
 
 
 def _default(value: float | None, default: float) -> float:
