@@ -33,14 +33,14 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from speechsvc.analysis.assist import AssistEngine, AssistOptions  # noqa: E402
-from speechsvc.analysis.call import CallEnd, Utterance  # noqa: E402
-from speechsvc.analysis.embedding import encode  # noqa: E402
-from speechsvc.analysis.qa import QaEngine, QaReport  # noqa: E402
-from speechsvc.analysis.qa_rules import QaRules  # noqa: E402
-from speechsvc.machine import describe  # noqa: E402
-from speechsvc.models import heads_dir  # noqa: E402
-from speechsvc.nlp.classifier import TextModel, embedder  # noqa: E402
+from speechsvc.analysis.assist import AssistEngine, AssistOptions
+from speechsvc.analysis.call import CallEnd, Utterance
+from speechsvc.analysis.embedding import encode
+from speechsvc.analysis.qa import QaEngine, QaReport
+from speechsvc.analysis.qa_rules import QaRules
+from speechsvc.machine import describe
+from speechsvc.models import heads_dir
+from speechsvc.nlp.classifier import TextModel, embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,7 +150,7 @@ def cost(engine: QaEngine, assist: AssistEngine, calls: list[dict[str, Any]], re
             helper = assist.call()
             for u in call["parsed"]:
                 t0 = time.perf_counter()
-                vector = encode(engine.embed, [u.text])[0] if engine.embed else None  # type: ignore[arg-type]
+                vector = encode(engine.embed, [u.text])[0] if engine.embed else None
                 t1 = time.perf_counter()
                 qa.update(u, vector)
                 t2 = time.perf_counter()
@@ -236,7 +236,8 @@ def main() -> None:
     for threshold in (0.5, 0.55, 0.6, 0.65, 0.7):
         swept = AssistEngine(assist.knowledge, encoder.encode, replace(AssistOptions(), min_score=threshold))
         figures = assist_figures(swept, calls)
-        sweep[str(threshold)] = {k: figures[k] for k in ("precision", "recall", "unlabelled_with_an_unrelated_suggestion")}
+        sweep[str(threshold)] = {k: figures[k] for k in ("precision", "recall",
+                                                         "unlabelled_with_an_unrelated_suggestion")}
     statuses: dict[str, Counter[str]] = defaultdict(Counter)
     for report in reports.values():
         for o in report.outcomes:
@@ -258,7 +259,8 @@ def main() -> None:
         "live_vs_post_call": live_agreement(engine, calls, reports),
         "assist": {"options": AssistOptions().__dict__, **assist_figures(assist, calls), "min_score_sweep": sweep},
         "cost": cost(engine, assist, calls, args.repeat),
-        "load_s": {"qa_engine_with_example_embeddings": round(engine_load_s, 3), "assist_knowledge": round(assist_load_s, 3)},
+        "load_s": {"qa_engine_with_example_embeddings": round(engine_load_s, 3),
+                   "assist_knowledge": round(assist_load_s, 3)},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
