@@ -20,8 +20,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, lac_model
+from speechsvc.evaluation.machine import describe
 from speechsvc.evaluation.pii_eval import evaluate_pii, read_rows
-from speechsvc.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -337,6 +337,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_qa(args: argparse.Namespace) -> int:
+    """Re-score batch reports with a QA rules file, without re-running ASR: one JSON line per report."""
+    from speechsvc.analysis.call import call_end_from_report, utterances_from_report
+    from speechsvc.analysis.qa import QaEngine, qa_aggregates
+    from speechsvc.analysis.qa_rules import QaRules, QaRulesError
+
+    try:
+        rules = QaRules.load(args.rules)
+    except (OSError, QaRulesError) as e:
+        log.error("%s", e)
+        return 2
+    if rules.embedding_roles():  # the sentence encoder the text models use
+        from speechsvc.analysis.intent import embedder
+
+        engine = QaEngine(rules, embedder().encode)
+    else:
+        engine = QaEngine(rules)
+    scored: list[dict[str, Any]] = []
+    failures = 0
+    for path in args.reports:
+        try:
+            report = json.loads(Path(path).read_text(encoding="utf-8"))
+            qa = engine.score_call(utterances_from_report(report), call_end_from_report(report),
+                                   legs=report.get("legs") or None)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            log.error("%s: %s", path, e)
+            failures += 1
+            continue
+        record = {"report": str(path), "path": report.get("path"), "agent_id": report.get("agent_id"),
+                  "qa": qa.to_dict()}
+        scored.append(record)
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    if args.aggregates:
+        sys.stdout.write(json.dumps({"aggregates": qa_aggregates(scored)}, ensure_ascii=False) + "\n")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechsvc", description=__doc__)
     parser.add_argument("--version", action="version", version=f"speechsvc {__version__}")
@@ -410,6 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=Path)
     p.add_argument("--out", type=Path, help="also write the JSON report here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("qa", help="re-score batch reports (JSON) with QA rules, without re-running ASR (JSON lines)")
+    p.add_argument("reports", nargs="+", metavar="REPORT.json")
+    p.add_argument("--rules", type=Path, help="QA rules TOML (default: the packaged Chinese service-call pack)")
+    p.add_argument("--aggregates", action="store_true",
+                   help="finish with one line of aggregates (score distribution, top failing rules, per agent)")
+    p.set_defaults(func=cmd_qa)
 
     p = sub.add_parser("bench", help="benchmarks: `bench stream` (latency and capacity; --help for options)")
     p.add_argument("kind", choices=["stream"])
