@@ -63,16 +63,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
-    from speechsvc.batch.transcribe import transcribe_file
+    from speechsvc.analysis import load_stages
+    from speechsvc.analysis.analyzer import CallAnalyzer
+    from speechsvc.analysis.base import CallInfo, Mode
+    from speechsvc.batch.transcribe import rewrite_segments, transcribe_file
     from speechsvc.batch.writers import WRITERS
     from speechsvc.models import silero_vad_path
     from speechsvc.speech.vad import SileroModel
 
-    settings = _settings(args)
+    settings = _settings(args, **({"pii_redaction": False} if args.no_redact else {}))
     recognizer = _recognizer(settings)
     vad = SileroModel(silero_vad_path())
+    stages = load_stages(settings, only=("pii",))
     language = None if args.language == "auto" else args.language
     failures = 0
     for path in args.files:
@@ -87,6 +93,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 log.error("%s: %s", path, e)
                 failures += 1
                 continue
+        analyzer = CallAnalyzer(stages, CallInfo(str(path), result.legs, Mode.BATCH))
+        result = replace(result, segments=tuple(rewrite_segments(result.segments, analyzer)))
         sys.stdout.write(WRITERS[args.format](result))
         if args.format == "json":
             sys.stdout.write("\n")
@@ -394,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "srt", "vtt", "txt"], default="txt")
     p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-redact", action="store_true", help="keep personal information (redaction is on by default)")
     _model_flags(p)
     p.set_defaults(func=cmd_transcribe)
 

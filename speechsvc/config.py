@@ -192,6 +192,21 @@ class Settings(BaseSettings):
     emotion_skip_depth: int = Field(16, ge=1)
     # Escalation rules file; None = the packaged rules (speechsvc/analysis/escalation_rules.toml).
     escalation_rules: Path | None = None
+    # PII redaction of every transcript before anyone sees it (events, subscribers, webhook, outputs).
+    pii_redaction: bool = True
+    # PII types to redact (PHONE, ID_CARD, BANK_CARD, EMAIL, NAME, ADDRESS, VERIFICATION_CODE, PASSPORT,
+    # LICENSE_PLATE); empty = all.
+    pii_types: tuple[str, ...] = ()
+    # "tag": [PHONE]; "mask": keep the last 4 digits (and a mobile's first 3), 138****5678.
+    pii_style: Literal["tag", "mask"] = "tag"
+    # A digit run this long at the end of an utterance or partial is masked until the call shows it is not PII.
+    pii_min_digits: int = Field(6, ge=1, le=32)
+    # Names and addresses with the LAC model (the other types need no model).
+    pii_names_addresses: bool = True
+    # Whether a call may ask for no redaction (its start message / config); off by default.
+    pii_call_opt_out: bool = False
+    # Keypad digits (DTMF events) while redaction is on: "mask" (digit "*") or "clear" (IVR menus only).
+    pii_dtmf: Literal["mask", "clear"] = "mask"
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from speechsvc.errors import ProtocolError, SpeechsvcError, UnsupportedFormat
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, ErrorEvent, Leg
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, ErrorEvent, Leg, RedactionRequest
 
 PROTOCOL_VERSION = 1
 
@@ -42,6 +42,15 @@ GRPC_ONEOF = {
 # ---- client messages -------------------------------------------------------------------------------------
 
 
+class RedactionMessage(BaseModel):
+    """A call's PII-redaction wishes (``start.redaction``); anything left out is the deployment's choice."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    types: list[Annotated[str, Field(max_length=32)]] | None = Field(None, max_length=16)
+    style: Literal["tag", "mask"] | None = None
+
+
 class StartMessage(BaseModel):
     """First message of a call."""
 
@@ -59,6 +68,7 @@ class StartMessage(BaseModel):
     language: str | None = Field(None, max_length=16)
     partials: bool = True
     metadata: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict, max_length=32)
+    redaction: RedactionMessage | None = None
 
     def to_config(self, default_language: str) -> CallConfig:
         legs = tuple(self.legs) if self.legs else (("customer",) if self.channels == 1 else ("customer", "agent"))
@@ -69,7 +79,14 @@ class StartMessage(BaseModel):
             language=self.language or default_language,
             partials=self.partials,
             metadata=dict(self.metadata),
+            redaction=self._redaction(),
         )
+
+    def _redaction(self) -> RedactionRequest:
+        r = self.redaction
+        if r is None:
+            return RedactionRequest()
+        return RedactionRequest(r.enabled, tuple(t.upper() for t in r.types) if r.types is not None else None, r.style)
 
 
 class StopMessage(BaseModel):
@@ -140,6 +157,8 @@ def event_dict(call_event: CallEvent) -> dict[str, Any]:
     event = call_event.event
     body = asdict(event)
     body.pop("is_final", None)
+    if not body.get("words", True):
+        body.pop("words")  # word timings travel only when a call asked for them
     for key in ("alternatives", "probabilities"):
         if key in body:  # (label, probability) pairs as objects, the same shape as the protobuf messages
             body[key] = [{"label": label, "probability": p} for label, p in body[key]]

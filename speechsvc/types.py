@@ -55,6 +55,18 @@ class AudioFormat:
 
 
 @dataclass(frozen=True)
+class RedactionRequest:
+    """A call's own PII-redaction wishes on top of the deployment's policy; None = the deployment's choice."""
+
+    # False asks for no redaction (only where the deployment allows calls to opt out).
+    enabled: bool | None = None
+    # PII types to redact (e.g. PHONE, ID_CARD); None = the deployment's.
+    types: tuple[str, ...] | None = None
+    # "tag" ([PHONE]) or "mask" (138****5678).
+    style: str | None = None
+
+
+@dataclass(frozen=True)
 class CallConfig:
     """What a call declared when it started; checked once, by ``Engine.admit``, whichever transport built it."""
 
@@ -70,6 +82,7 @@ class CallConfig:
     # False: the legs are the channels of each wire frame (``CallSession.feed_bytes``). True: each leg's audio
     # arrives on its own, mono in ``audio``'s format (``CallSession.feed``), as Twilio's tracks do.
     per_leg_audio: bool = False
+    redaction: RedactionRequest = field(default_factory=RedactionRequest)
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,29 @@ class Ready(Event):
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word (a character or token for Chinese) of a transcript and where it was said. The texts of a
+    transcript's words, joined, spell its text exactly."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+    probability: float
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """One span of a transcript replaced to protect personal information: its type and offsets in the
+    redacted text (never the clear value), and where it lies in the audio when word timings are known."""
+
+    type: str
+    start: int
+    end: int
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Transcript(Event):
     """A partial or final hypothesis for one utterance of one leg."""
 
@@ -127,6 +163,10 @@ class Transcript(Event):
     confidence: float
     # For partials: the prefix that will not change any more (LocalAgreement); equals text for finals.
     stable_text: str = ""
+    # Spans of ``text`` replaced by the PII redaction stage.
+    redactions: tuple[Redacted, ...] = ()
+    # Word timings, when the call or job asked for them (finals only).
+    words: tuple[Word, ...] = ()
 
     @property
     def type(self) -> str:
@@ -141,6 +181,19 @@ class ErrorEvent(Event):
     code: str
     message: str
     fatal: bool
+
+
+@dataclass(frozen=True)
+class Dtmf(Event):
+    """A key pressed on a phone's keypad, as the platform reported it. ``digit`` is ``*`` masked when PII
+    redaction masks keypad input (card numbers and PINs are typed as often as they are spoken)."""
+
+    TYPE: ClassVar[str] = "dtmf"
+    leg: Leg
+    digit: str
+    # Media time on the leg's clock when the key was reported.
+    at_ms: int
+    masked: bool = False
 
 
 @dataclass(frozen=True)

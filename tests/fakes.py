@@ -29,8 +29,10 @@ class FakeRecognizer:
     so a test knows which utterance a transcript belongs to. A 900 Hz tone makes the model fail (a stand-in for
     any item a real model chokes on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, texts: dict[int, str] | None = None) -> None:
         self.batches: list[int] = []
+        # Text to return for a tone frequency instead of the default (a scripted "caller").
+        self.texts = texts or {}
 
     def info(self) -> ModelInfo:
         return ModelInfo("asr", "fake", "cpu", "none")
@@ -46,7 +48,7 @@ class FakeRecognizer:
             hz = int(round(np.argmax(spectrum) * RATE / max(1, r.audio.size), -1)) if r.audio.size else 0
             if hz == 900:
                 raise ValueError("the fake model chokes on 900 Hz")
-            text = f"{hz}hz{round(r.audio.size / RATE * 10)}"
+            text = self.texts.get(hz, f"{hz}hz{round(r.audio.size / RATE * 10)}")
             out.append(AsrResult(text, r.language or "zh", 0.9, 0.0, None))
         return out
 
@@ -59,8 +61,11 @@ def fast_settings(**overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def fake_engine(settings: Settings | None = None, stages: list[object] | None = None) -> Engine:
-    return Engine(settings or fast_settings(), FakeRecognizer(), EnergyVad(), stages or [])  # type: ignore[arg-type]
+def fake_engine(
+    settings: Settings | None = None, stages: list[object] | None = None, texts: dict[int, str] | None = None
+) -> Engine:
+    recognizer = FakeRecognizer(texts)
+    return Engine(settings or fast_settings(), recognizer, EnergyVad(), stages or [])  # type: ignore[arg-type]
 
 
 def tone(hz: float, seconds: float, amplitude: float = 0.3, rate: int = RATE) -> np.ndarray:

@@ -223,3 +223,20 @@ async def test_capacity_and_duplicate_ids() -> None:
 
 def test_metrics_registry_is_per_engine() -> None:
     assert Metrics().registry is not Metrics().registry
+
+
+async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
+    engine = await started(fake_engine())
+    async with open_call(engine, config(), "test") as session:
+        reader = asyncio.ensure_future(_collect(session.events()))
+        session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking: no pause yet
+        session.flush()
+        session.dtmf("customer", "5")
+        session.feed_bytes(pcm16(np.concatenate([tone(500, 1.0), silence(1.0)])))
+        await session.close("stop")
+        events = await reader
+    finals = [hz(e.event.text) for e in events if e.event.type == "transcript.final"]  # type: ignore[attr-defined]
+    assert finals == ["300", "500"]
+    (dtmf,) = [e.event for e in events if e.event.type == "dtmf"]
+    assert dtmf.digit == "*" and dtmf.masked and dtmf.at_ms == 1000  # type: ignore[attr-defined]
+    await engine.stop()

@@ -44,6 +44,13 @@ class CallAnalyzer:
             encoder_stats=encoder_stats,
         )
 
+    def rewrite(self, transcript: Transcript) -> Transcript:
+        """A partial or final as every stage's ``rewrite`` leaves it (in phase order), before it is sent."""
+        for phase in self._phases:
+            for _, call in phase:
+                transcript = call.rewrite(transcript)
+        return transcript
+
     async def analyze(self, utterances: Sequence[UtteranceAnalysis]) -> list[Event]:
         """Run every stage over ``utterances`` (in the call's order); the events, utterance by utterance."""
         per_utterance: list[list[Event]] = [[] for _ in utterances]

@@ -10,7 +10,9 @@ one :class:`StageCall` per call (its per-call state). For every final utterance 
 * :meth:`StageCall.apply` — in utterance order: update the per-call state, write what the stage found into the
   :class:`UtteranceAnalysis` for later stages, and return the stage's events;
 
-and at the end of the call :meth:`StageCall.end`. Stages run in ``phase`` order (a stage sees what stages of
+and at the end of the call :meth:`StageCall.end`. A stage that must change what anyone sees of a transcript
+(PII redaction) implements :meth:`StageCall.rewrite`, which every partial and final passes through before it is
+sent anywhere. Stages run in ``phase`` order (a stage sees what stages of
 earlier phases wrote), so the live session and the recorded-call path get the same results.
 
 Adding a stage = one module in this package that defines a :class:`Stage` subclass with a ``name`` (it is
@@ -28,7 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from speechsvc.config import Settings
 from speechsvc.metrics import Metrics
-from speechsvc.types import Event, Float32Array, Leg, ModelInfo
+from speechsvc.types import Event, Float32Array, Leg, ModelInfo, RedactionRequest, Transcript
 from speechsvc.workers import InferenceWorker, Priority
 
 R = TypeVar("R")
@@ -51,6 +53,7 @@ class CallInfo:
     legs: tuple[Leg, ...]
     mode: Mode
     metadata: Mapping[str, str] = field(default_factory=dict)
+    redaction: RedactionRequest = field(default_factory=RedactionRequest)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,11 @@ class UtteranceAnalysis:
 
 class StageCall(Generic[R]):
     """A stage's state for one call. The default does nothing; override what the stage needs."""
+
+    def rewrite(self, transcript: Transcript) -> Transcript:
+        """Change a transcript before anyone sees it (the client, subscribers, later stages, outputs): every
+        partial, and every final in order per leg. Synchronous and cheap: it runs on the event loop."""
+        return transcript
 
     async def infer(self, u: UtteranceAnalysis) -> R | None:
         """Model work for one utterance, independent of the call's history (may run concurrently).

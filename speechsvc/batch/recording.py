@@ -20,13 +20,16 @@ from speechsvc.batch.report import CallReport, SegmentReport, summarize
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest
-from speechsvc.types import Float32Array, SpeechSegment, Transcript
+from speechsvc.types import Float32Array, RedactionRequest, SpeechSegment, Transcript
 from speechsvc.workers import Priority
 
 log = logging.getLogger(__name__)
 
 
-async def analyze_recording(engine: Engine, audio: Float32Array, path: str, language: str | None) -> CallReport:
+async def analyze_recording(
+    engine: Engine, audio: Float32Array, path: str, language: str | None,
+    redaction: RedactionRequest = RedactionRequest(),  # noqa: B008 - frozen, shared safely
+) -> CallReport:
     """One recording (16 kHz float32, shape (channels, n)); stereo = customer (left), agent (right)."""
     legs = legs_for(audio.shape[0])
     segments: list[SpeechSegment] = []
@@ -37,22 +40,22 @@ async def analyze_recording(engine: Engine, audio: Float32Array, path: str, lang
                                  for s in segments))
     kept = sorted(((s, r) for s, r in zip(segments, asr, strict=True) if r.text),
                   key=lambda sr: (sr[0].start_ms, sr[0].leg))
-    analyzer = CallAnalyzer(engine.stages, CallInfo(path, legs, Mode.BATCH), engine.metrics)
-    utterances = [
-        CallAnalyzer.utterance(
-            Transcript(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, True, r.confidence, r.text),
-            s.audio, r.encoder_stats,
-        )
-        for s, r in kept
-    ]
+    analyzer = CallAnalyzer(engine.stages, CallInfo(path, legs, Mode.BATCH, redaction=redaction), engine.metrics)
+    # Each final through the stages' rewrite first (PII redaction), in time order as live: nothing after this
+    # line sees the clear text.
+    finals = [analyzer.rewrite(Transcript(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, True,
+                                          r.confidence, r.text))
+              for s, r in kept]
+    utterances = [CallAnalyzer.utterance(final, s.audio, r.encoder_stats)
+                  for final, (s, r) in zip(finals, kept, strict=True)]
     events = await analyzer.analyze(utterances)
     duration = audio.shape[1] / SAMPLE_RATE
     events += analyzer.end(CallEnd("recording", {leg: int(duration * 1000) for leg in legs}))
     reports = [
         SegmentReport(u.leg, u.utterance, u.start_ms, u.end_ms, u.text, u.language, round(u.confidence, 4),
-                      u.intent, u.intent_probability if u.intent is not None else None, u.negativity, u.emotion,
-                      u.p_angry, u.arousal)
-        for u in utterances
+                      final.redactions, u.intent, u.intent_probability if u.intent is not None else None,
+                      u.negativity, u.emotion, u.p_angry, u.arousal)
+        for u, final in zip(utterances, finals, strict=True)
     ]
     escalations = [asdict(e) for e in events if isinstance(e, Escalation)]
     summary = summarize(duration, legs, segments, reports, escalations)

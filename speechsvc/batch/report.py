@@ -59,7 +59,8 @@ class CallReport:
 
     def transcript(self) -> FileTranscript:
         return FileTranscript(self.path, self.duration_s, self.legs, tuple(
-            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence) for s in self.segments
+            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions)
+            for s in self.segments
         ))
 
     def to_json(self) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.config import VadOptions
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream
-from speechsvc.types import Float32Array, Leg, SpeechSegment
+from speechsvc.types import Float32Array, Leg, Redacted, SpeechSegment, Transcript
 from speechsvc.workers import InferenceWorker, Priority
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class FileSegment:
     text: str
     language: str
     confidence: float
+    # Spans of ``text`` replaced by PII redaction (type, offsets, audio time when known).
+    redactions: tuple[Redacted, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,17 @@ def transcribe_segments(
         if progress:
             progress(sum(segments[i].audio.size for i in ids) / SAMPLE_RATE)
     return file_segments(segments, [results[i] for i in range(len(segments))])
+
+
+def rewrite_segments(segments: Sequence[FileSegment], analyzer: CallAnalyzer) -> list[FileSegment]:
+    """Segments as the analysis stages' ``rewrite`` leaves them (PII redaction), fed in time order like a live
+    call's finals, so a number read over several segments of a leg is redacted in each."""
+    out = []
+    for s in segments:
+        t = analyzer.rewrite(Transcript(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, True,
+                                        s.confidence, s.text))
+        out.append(replace(s, text=t.text, redactions=t.redactions))
+    return out
 
 
 def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult]) -> list[FileSegment]:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from speechsvc.analysis import load_stages
 from speechsvc.analysis.base import Stage
+from speechsvc.analysis.redaction import check_request
 from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
@@ -153,6 +154,10 @@ class Engine:
         if config.language != "auto" and config.language not in languages:
             raise UnsupportedFormat(f"language {config.language!r} is not supported; use one of "
                                     f"{[*languages, 'auto']}")
+        try:
+            check_request(config.redaction, self.settings)
+        except ValueError as e:
+            raise ProtocolError(f"redaction: {e}") from None
         return config
 
     def admit(self, config: CallConfig, transport: str) -> None:

@@ -38,6 +38,7 @@ from speechsvc.types import (
     CallConfig,
     CallEnded,
     CallEvent,
+    Dtmf,
     ErrorEvent,
     Event,
     Float32Array,
@@ -85,7 +86,7 @@ class CallSession:
         self.failed: SpeechsvcError | None = None
         self.max_frame_bytes = config.audio.bytes_for_ms(self.options.max_frame_ms)
         self._language = None if config.language == "auto" else config.language
-        call = CallInfo(self.call_id, config.legs, Mode.LIVE, config.metadata)
+        call = CallInfo(self.call_id, config.legs, Mode.LIVE, config.metadata, config.redaction)
         self.analyzer = CallAnalyzer(engine.stages, call, engine.metrics)
         # Finals wait here for analysis, in order; the stages see the call's utterances in sequence.
         self._analysis: asyncio.Queue[UtteranceAnalysis | None] = asyncio.Queue(
@@ -129,6 +130,29 @@ class CallSession:
             raise InvalidAudio(f"leg {leg!r} is not one of this call's legs {self.legs}")
         self._feed_leg(state, pcm)
 
+    def dtmf(self, leg: Leg, digit: str) -> None:
+        """A keypad digit the platform reported on ``leg`` (an event, at the leg's current media time)."""
+        state = self._legs.get(leg)
+        if state is None:
+            raise InvalidAudio(f"dtmf on leg {leg!r}, which is not one of this call's legs {self.legs}")
+        if len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
+            raise InvalidAudio(f"dtmf digit {digit[:8]!r} is not one of 0-9 * # A-D")
+        settings = self.engine.settings
+        masked = (settings.pii_redaction and settings.pii_dtmf == "mask"
+                  and self.config.redaction.enabled is not False)
+        at_ms = state.received_samples * 1000 // self.config.audio.sample_rate
+        self._emit(Dtmf(leg, "*" if masked else digit.upper(), at_ms, masked))
+
+    def flush(self) -> None:
+        """Finish every open utterance now (its final follows) without ending the call: the speaker's turn is
+        over by the platform's word, not the VAD's (a WebSocket ``flush``, mod_audio_fork's graceful shutdown)."""
+        if self._closed:
+            return
+        for leg in self._legs.values():
+            for event in leg.vad.flush():  # the resampler keeps its few ms of delay: the call goes on
+                if isinstance(event, SpeechEnded):
+                    self._queue_final(leg, event.segment)
+
     def _feed_leg(self, leg: _Leg, pcm: Int16Array) -> None:
         if self._closed:
             raise ShuttingDown("call is closing; no more audio is accepted")
@@ -163,6 +187,7 @@ class CallSession:
             self.engine.metrics.endpoint_to_final.observe(time.perf_counter() - endpoint_wall)
             if result.text:
                 final = self._transcript(leg.name, segment.index, segment.start_ms, segment.end_ms, result, True)
+                final = self.analyzer.rewrite(final)  # e.g. PII redaction: nothing after this sees the clear text
                 self._emit(final)
                 try:
                     self._analysis.put_nowait(CallAnalyzer.utterance(final, segment.audio, result.encoder_stats))
@@ -209,7 +234,8 @@ class CallSession:
             return
         text, stable = leg.stabilizer.update(result.text)
         end_ms = start_ms + audio.size * 1000 // SAMPLE_RATE
-        self._emit(self._transcript(leg.name, index, start_ms, end_ms, result, False, text=text, stable=stable))
+        partial = self._transcript(leg.name, index, start_ms, end_ms, result, False, text=text, stable=stable)
+        self._emit(self.analyzer.rewrite(partial))
 
     @staticmethod
     def _transcript(

@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import grpc
@@ -23,7 +23,9 @@ from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from speechsvc.batch.transcribe import transcribe_audio_async
+from speechsvc.analysis.analyzer import CallAnalyzer
+from speechsvc.analysis.base import CallInfo, Mode
+from speechsvc.batch.transcribe import rewrite_segments, transcribe_audio_async
 from speechsvc.config import Settings
 from speechsvc.errors import (
     InternalError,
@@ -101,6 +103,13 @@ def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfi
         start["legs"] = list(config.legs)
     if config.language:
         start["language"] = config.language
+    if config.HasField("redaction"):
+        r = config.redaction
+        start["redaction"] = {k: v for k, v in {
+            "enabled": r.enabled if r.HasField("enabled") else None,
+            "types": list(r.types) or None,
+            "style": r.style or None,
+        }.items() if v is not None}
     message = parse_client_message(json.dumps(start))
     assert isinstance(message, StartMessage)
     return message.to_config(default_language)
@@ -186,10 +195,13 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             )
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))
+        analyzer = CallAnalyzer(engine.stages, CallInfo("transcribe", legs, Mode.BATCH), engine.metrics)
         response = pb.TranscribeResponse(duration_s=round(audio.shape[1] / 16000, 3), legs=list(legs))
-        for s in segments:
-            response.segments.add(leg=s.leg, index=s.index, start_ms=s.start_ms, end_ms=s.end_ms, text=s.text,
-                                  language=s.language, confidence=s.confidence)
+        for s in rewrite_segments(segments, analyzer):  # PII redaction
+            segment = response.segments.add(leg=s.leg, index=s.index, start_ms=s.start_ms, end_ms=s.end_ms,
+                                            text=s.text, language=s.language, confidence=s.confidence)
+            for r in s.redactions:
+                json_format.ParseDict(asdict(r), segment.redactions.add())
         return response
 
 

@@ -1,0 +1,134 @@
+"""The PII redaction stage: every partial and final transcript passes through it before anyone sees it.
+
+It runs first (phase 0) and rewrites transcripts (:meth:`StageCall.rewrite`), so the client, event subscribers,
+the webhook, later stages (intent, escalation, QA, assist), batch outputs and REST results only ever see the
+redacted text; each transcript says which spans were replaced (type and offsets in the redacted text, never
+the value). Detection is :mod:`speechsvc.analysis.pii` with one state per leg, so a number dictated over several
+utterances is recognised as one and each piece is redacted.
+
+Policy: the deployment's settings (``pii_*``), adjusted per call by its ``redaction`` request (types, style;
+turning redaction off only where ``pii_call_opt_out`` allows it — checked at admission).
+
+When a final carries word timings, each redacted span also gets its audio time (``start_ms``/``end_ms``), so
+recorded-call outputs can silence or beep the audio (``speechsvc batch --redact-audio``) and a platform that
+keeps its own recording can do the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from speechsvc.analysis.base import CallInfo, Stage, StageCall
+from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, PiiState, Redaction, entity_spans_ms, lac_model
+from speechsvc.analysis.pii_rules import ADDRESS, ALL_TYPES, NAME
+from speechsvc.config import Settings
+from speechsvc.types import Leg, Redacted, RedactionRequest, Transcript, Word
+
+# Word timings are approximate: widen the audio span of a redacted value by this much on each side.
+AUDIO_PAD_MS = 80
+
+
+def call_policy(base: PiiPolicy, request: RedactionRequest) -> PiiPolicy:
+    """The deployment's policy with a call's own request applied (already checked at admission)."""
+    return replace(
+        base,
+        enabled=base.enabled if request.enabled is None else request.enabled,
+        types=base.types if request.types is None else frozenset(request.types),
+        style=base.style if request.style is None else request.style,  # type: ignore[arg-type]
+    )
+
+
+def check_request(request: RedactionRequest, settings: Settings) -> None:
+    """Raises ValueError naming what a call may not ask for."""
+    if request.enabled is False and not settings.pii_call_opt_out:
+        raise ValueError("this deployment does not let a call turn PII redaction off")
+    if request.enabled and not settings.pii_redaction:
+        raise ValueError("PII redaction is off in this deployment")
+    if request.types is not None and (unknown := set(request.types) - set(ALL_TYPES)):
+        raise ValueError(f"unknown PII types {sorted(unknown)}; use {list(ALL_TYPES)}")
+    if request.style not in (None, "tag", "mask"):
+        raise ValueError(f"redaction style {request.style!r}; use tag or mask")
+
+
+class RedactionStage(Stage):
+    """Loads the name/address model once; per call, one redaction state per leg."""
+
+    name = "pii"
+    phase = 0
+
+    def __init__(self, policy: PiiPolicy) -> None:
+        self.policy = policy
+
+    @classmethod
+    def load(cls, settings: Settings) -> RedactionStage | None:
+        if not settings.pii_redaction:
+            return None
+        policy = PiiPolicy(
+            types=frozenset(settings.pii_types or ALL_TYPES),
+            style=settings.pii_style,
+            min_digits=settings.pii_min_digits,
+            use_model=settings.pii_names_addresses,
+        )
+        if policy.use_model and {NAME, ADDRESS} & policy.types:
+            lac_model()  # load at start-up, not on the first call
+        return cls(policy)
+
+    def open(self, call: CallInfo) -> StageCall[None]:
+        return _RedactionCall(PiiRedactor(call_policy(self.policy, call.redaction)))
+
+
+class _RedactionCall(StageCall[None]):
+    def __init__(self, redactor: PiiRedactor) -> None:
+        self.redactor = redactor
+        self.states: dict[Leg, PiiState] = {}
+
+    def rewrite(self, transcript: Transcript) -> Transcript:
+        state = self.states.get(transcript.leg)
+        if state is None:
+            state = self.states[transcript.leg] = self.redactor.new_state()
+        t = transcript
+        if t.is_final:
+            red = state.redact_final(t.text, t.end_ms)
+        else:
+            red = state.redact_partial(t.text, t.end_ms)
+        if not red.entities:
+            return t
+        spans = _audio_spans(red, t)
+        redactions = tuple(Redacted(e.type, e.start, e.end, *span) for e, span in zip(red.entities, spans, strict=True))
+        stable = red.text if t.is_final else red.text[: _redacted_offset(red, len(t.stable_text))]
+        return replace(t, text=red.text, stable_text=stable, redactions=redactions, words=_redact_words(t, red))
+
+
+def _redacted_offset(red: Redaction, source_offset: int) -> int:
+    """Where an offset of the clear text falls in the redacted text; inside a redacted value, at its start
+    (so a partial's stable prefix never ends in the middle of a replaced value)."""
+    shift = 0
+    for e in red.entities:
+        if e.source_end <= source_offset:
+            shift += (e.end - e.start) - (e.source_end - e.source_start)
+        elif e.source_start < source_offset:
+            return e.start
+    return source_offset + shift
+
+
+def _audio_spans(red: Redaction, t: Transcript) -> list[tuple[int | None, int | None]]:
+    if not t.words:
+        return [(None, None)] * len(red.entities)
+    words = [(w.text, w.start_ms, w.end_ms) for w in t.words]
+    if sum(len(w[0]) for w in words) != len(t.text):
+        return [(None, None)] * len(red.entities)  # timings that do not spell the text cannot place a value
+    return [(start, end) for start, end in entity_spans_ms(red, words, AUDIO_PAD_MS)]
+
+
+def _redact_words(t: Transcript, red: Redaction) -> tuple[Word, ...]:
+    """The word timings with every word that overlaps a redacted value replaced by its mask (``*``): word
+    texts must not carry what the transcript hides."""
+    if not t.words:
+        return t.words
+    out, pos = [], 0
+    for w in t.words:
+        start, end = pos, pos + len(w.text)
+        pos = end
+        hidden = any(e.source_start < end and start < e.source_end for e in red.entities)
+        out.append(replace(w, text="*" * len(w.text)) if hidden else w)
+    return tuple(out)
