@@ -232,7 +232,8 @@ async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
         session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking: no pause yet
         session.flush()
         session.dtmf("customer", "5")
-        session.feed_bytes(pcm16(np.concatenate([tone(500, 1.0), silence(1.0)])))
+        session.feed_bytes(pcm16(tone(500, 1.0)))
+        session.feed_bytes(pcm16(silence(1.0)))
         await session.close("stop")
         events = await reader
     finals = [hz(e.event.text) for e in events if e.event.type == "transcript.final"]  # type: ignore[attr-defined]
