@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
 from speechsvc.analysis.base import CallEnd, CallInfo, Stage, StageCall, UtteranceAnalysis
 from speechsvc.errors import SpeechsvcError
 from speechsvc.metrics import Metrics
-from speechsvc.types import ErrorEvent, Event, Float32Array, Transcript
+from speechsvc.types import ErrorEvent, Event, Float32Array, Leg, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ class CallAnalyzer:
                         per_utterance[i].append(error)
                     per_utterance[i].extend(call.apply(u, value))
         return [event for events in per_utterance for event in events]
+
+    def advance(self, watermarks: Mapping[Leg, int]) -> list[Event]:
+        """Every stage's events for the passing of time (see :meth:`StageCall.advance`), in phase order."""
+        return [event for phase in self._phases for _, call in phase for event in call.advance(watermarks)]
 
     def end(self, ended: CallEnd) -> list[Event]:
         """Every stage's end-of-call events, in phase order."""

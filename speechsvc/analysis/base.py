@@ -64,6 +64,14 @@ class CallEnd:
     reason: str
     # Audio received per leg, in ms.
     audio_ms: Mapping[str, int] = field(default_factory=dict)
+    # Legs that were still speaking when the call ended (cut off mid-utterance).
+    cut_off: tuple[Leg, ...] = ()
+    # Who hung up, when the platform said: "customer", "agent" or "platform".
+    ended_by: str | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        return max(self.audio_ms.values(), default=0)
 
 
 @dataclass
@@ -87,6 +95,8 @@ class UtteranceAnalysis:
     intent: str | None = None
     intent_probability: float = 0.0
     negativity: float | None = None
+    # L2-normalised sentence embedding of the text (from the text stage), for stages that compare sentences.
+    embedding: Float32Array | None = field(default=None, repr=False)
     # Voice emotion stage (None when it did not run).
     emotion: str | None = None
     p_angry: float | None = None
@@ -123,6 +133,11 @@ class StageCall(Generic[R]):
 
     def apply(self, u: UtteranceAnalysis, found: R | None) -> list[Event]:
         """Called in utterance order with what ``infer`` returned: update state, annotate ``u``, emit events."""
+        return []
+
+    def advance(self, watermarks: Mapping[Leg, int]) -> list[Event]:
+        """Time has moved on (live calls): no final still to come of leg L starts before ``watermarks[L]`` ms,
+        so decisions waiting for a deadline or for the other leg can be made now."""
         return []
 
     def end(self, ended: CallEnd) -> list[Event]:

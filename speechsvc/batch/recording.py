@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict
+from typing import Any
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallEnd, CallInfo, Mode
+from speechsvc.analysis.call import CUT_OFF_MS
 from speechsvc.analysis.escalation import Escalation
+from speechsvc.analysis.inspection import Qa, QaSummary
 from speechsvc.batch.report import CallReport, SegmentReport, summarize
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest
-from speechsvc.types import Float32Array, RedactionRequest, SpeechSegment, Transcript
+from speechsvc.types import Event, Float32Array, RedactionRequest, SpeechSegment, Transcript
 from speechsvc.workers import Priority
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,9 @@ async def analyze_recording(
                   for final, (s, r) in zip(finals, kept, strict=True)]
     events = await analyzer.analyze(utterances)
     duration = audio.shape[1] / SAMPLE_RATE
-    events += analyzer.end(CallEnd("recording", {leg: int(duration * 1000) for leg in legs}))
+    duration_ms = int(duration * 1000)
+    cut_off = tuple(dict.fromkeys(s.leg for s in segments if s.end_ms >= duration_ms - CUT_OFF_MS))
+    events += analyzer.end(CallEnd("recording", dict.fromkeys(legs, duration_ms), cut_off))
     reports = [
         SegmentReport(u.leg, u.utterance, u.start_ms, u.end_ms, u.text, u.language, round(u.confidence, 4),
                       final.redactions, u.intent, u.intent_probability if u.intent is not None else None,
@@ -59,4 +64,16 @@ async def analyze_recording(
     ]
     escalations = [asdict(e) for e in events if isinstance(e, Escalation)]
     summary = summarize(duration, legs, segments, reports, escalations)
-    return CallReport(path, round(duration, 3), legs, tuple(reports), summary)
+    return CallReport(path, round(duration, 3), legs, tuple(reports), summary, qa_section(events))
+
+
+def qa_section(events: list[Event]) -> dict[str, Any] | None:
+    """The report's ``qa``: the score and every rule's outcome with its evidence (None when QA is off)."""
+    summary = next((e for e in events if isinstance(e, QaSummary)), None)
+    if summary is None:
+        return None
+    outcomes = [{k: v for k, v in asdict(e).items() if k != "emitted_at"} for e in events if isinstance(e, Qa)]
+    for o in outcomes:
+        o["status"] = "not_applicable" if o["passed"] is None else "pass" if o["passed"] else "fail"
+    return {"rules": summary.rules, "score": summary.score, "base_score": summary.base_score,
+            "failed": list(summary.failed), "outcomes": outcomes}

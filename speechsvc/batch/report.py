@@ -56,6 +56,8 @@ class CallReport:
     legs: tuple[Leg, ...]
     segments: tuple[SegmentReport, ...]
     summary: CallSummary
+    # Quality inspection: score and every rule's outcome with evidence (None when QA is off).
+    qa: dict[str, Any] | None = None
 
     def transcript(self) -> FileTranscript:
         return FileTranscript(self.path, self.duration_s, self.legs, tuple(

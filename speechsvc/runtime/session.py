@@ -22,6 +22,8 @@ Thread-safety: a session belongs to the event loop of its transport; call it fro
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +55,9 @@ from speechsvc.workers import Priority
 
 log = logging.getLogger(__name__)
 
+# How often (media ms) the analysis learns how far each leg has been heard, for deadline decisions (QA).
+WATERMARK_EVERY_MS = 1000
+
 
 class _Leg:
     def __init__(self, session: CallSession, leg: Leg, sample_rate: int) -> None:
@@ -68,6 +73,8 @@ class _Leg:
         self.partial_at = 0  # samples of the current utterance at the last partial
         self.finalized = -1  # index of the last utterance whose final was emitted
         self.received_samples = 0
+        # Start times of utterances cut by the VAD whose final has not been emitted yet (oldest first).
+        self.undecoded: collections.deque[int] = collections.deque()
         self.worker = asyncio.get_running_loop().create_task(session._decode_finals(self), name=f"finals-{leg}")
 
 
@@ -88,10 +95,12 @@ class CallSession:
         self._language = None if config.language == "auto" else config.language
         call = CallInfo(self.call_id, config.legs, Mode.LIVE, config.metadata, config.redaction)
         self.analyzer = CallAnalyzer(engine.stages, call, engine.metrics)
-        # Finals wait here for analysis, in order; the stages see the call's utterances in sequence.
-        self._analysis: asyncio.Queue[UtteranceAnalysis | None] = asyncio.Queue(
+        # Finals wait here for analysis, in order; the stages see the call's utterances in sequence. A mapping
+        # is a watermark: how far in media time each leg has no final still to come (for deadline decisions).
+        self._analysis: asyncio.Queue[UtteranceAnalysis | dict[Leg, int] | None] = asyncio.Queue(
             maxsize=self.options.max_pending_events
         )
+        self._watermark_at = 0  # media ms of the last watermark
         self._analyzer_task = asyncio.get_running_loop().create_task(self._analyze(), name="analysis")
         audio = config.audio
         self._emit(Ready(config.legs, audio.encoding, audio.sample_rate, config.language, transport))
@@ -163,11 +172,25 @@ class CallSession:
             if isinstance(event, SpeechEnded):
                 self._queue_final(leg, event.segment)
         self._maybe_partial(leg)
+        heard_ms = leg.received_samples * 1000 // self.config.audio.sample_rate
+        if heard_ms - self._watermark_at >= WATERMARK_EVERY_MS:
+            self._watermark_at = heard_ms
+            self._post_watermark()
+
+    def _post_watermark(self) -> None:
+        """Tell the analysis how far each leg has no final still to come (best effort: skipped when busy)."""
+        marks = {leg.name: min(leg.undecoded[0] if leg.undecoded else leg.vad.earliest_start_ms(),
+                               leg.vad.earliest_start_ms())
+                 for leg in self._legs.values()}
+        if not self._closed:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._analysis.put_nowait(marks)
 
     def _queue_final(self, leg: _Leg, segment: SpeechSegment) -> None:
         leg.partial_at = 0
         try:
             leg.utterances.put_nowait(segment)
+            leg.undecoded.append(segment.start_ms)
         except asyncio.QueueFull:
             self.engine.metrics.rejections.labels("utterance_backlog").inc()
             self.report(Overloaded(f"{leg.name}: {leg.utterances.maxsize} utterances wait for ASR; one dropped"))
@@ -180,9 +203,11 @@ class CallSession:
             try:
                 result = await self.engine.asr.submit(self._request(segment.audio, partial=False), Priority.FINAL)
             except SpeechsvcError as e:
+                leg.undecoded.popleft()
                 self.report(e)  # this utterance is lost; the leg goes on with the next one
                 continue
             leg.finalized = segment.index
+            leg.undecoded.popleft()
             leg.stabilizer.reset()
             self.engine.metrics.endpoint_to_final.observe(time.perf_counter() - endpoint_wall)
             if result.text:
@@ -193,15 +218,20 @@ class CallSession:
                     self._analysis.put_nowait(CallAnalyzer.utterance(final, segment.audio, result.encoder_stats))
                 except asyncio.QueueFull:
                     self.engine.metrics.rejections.labels("analysis_backlog").inc()
+            self._post_watermark()
 
     async def _analyze(self) -> None:
         """Every final through the call's analyzer, one at a time, after the final itself went out."""
-        while (utterance := await self._analysis.get()) is not None:
+        while (item := await self._analysis.get()) is not None:
             try:
-                events = await self.analyzer.analyze([utterance])
-            except Exception as e:
-                log.exception("analysis of %s utterance %d failed", utterance.leg, utterance.utterance)
-                self.report(InternalError(f"analysis of utterance {utterance.utterance} failed: {type(e).__name__}"))
+                if isinstance(item, dict):
+                    events = self.analyzer.advance(item)
+                else:
+                    events = await self.analyzer.analyze([item])
+            except Exception as e:  # noqa: BLE001 - a bug in one stage loses one utterance's analysis, not the call
+                what = "time" if isinstance(item, dict) else f"utterance {item.utterance}"
+                log.exception("analysis of %s failed", what)
+                self.report(InternalError(f"analysis of {what} failed: {type(e).__name__}"))
                 continue
             for event in events:
                 self._emit(event)
@@ -294,12 +324,14 @@ class CallSession:
         if self._closed:
             return
         self._closed = True
+        cut_off: list[Leg] = []
         for leg in self._legs.values():
             tail = leg.resampler.flush()
             events = leg.vad.feed(tail) + leg.vad.flush()
             for event in events:
                 if isinstance(event, SpeechEnded):
                     self._queue_final(leg, event.segment)
+                    cut_off.append(leg.name)  # still speaking when the call ended
             await leg.utterances.put(None)
         await asyncio.gather(*(leg.worker for leg in self._legs.values()))
         await self._analysis.put(None)
@@ -308,7 +340,8 @@ class CallSession:
             if leg.partial_task:
                 leg.partial_task.cancel()
         summary = self._summary()
-        for decided in self.analyzer.end(CallEnd(reason, {s.leg: s.audio_ms for s in summary})):
+        ended = CallEnd(reason, {s.leg: s.audio_ms for s in summary}, tuple(dict.fromkeys(cut_off)))
+        for decided in self.analyzer.end(ended):
             self._emit(decided)
         self._emit(CallEnded(reason, summary))
         self._finish()

@@ -142,6 +142,13 @@ class VadStream:
         self.state = VadState.QUIET
         return events
 
+    def earliest_start_ms(self) -> int:
+        """No utterance this stream ends from now on can start before this media time: the start of the one
+        in progress, or, while quiet, the reach of the pre-roll back from the audio already consumed."""
+        if self.state is not VadState.QUIET and self._segment:
+            return self._segment_start * 1000 // SAMPLE_RATE
+        return max(0, (self._samples - WINDOW * (self._preroll.maxlen or 0) - WINDOW) * 1000 // SAMPLE_RATE)
+
     def current(self) -> tuple[int, int, Float32Array] | None:
         """(utterance index, start ms, audio so far) of the utterance in progress, for partials."""
         if self.state not in (VadState.SPEAKING, VadState.STOPPING) or not self._segment:
