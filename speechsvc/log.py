@@ -22,3 +22,7 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # At DEBUG these libraries log every WebSocket frame, transcripts included: never below INFO.
+    for noisy in ("websockets", "uvicorn.protocols", "httpx", "httpcore", "hpack"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level) if isinstance(level, str) else level,
+                                              logging.INFO))

@@ -228,7 +228,7 @@ class CallSession:
                     events = self.analyzer.advance(item)
                 else:
                     events = await self.analyzer.analyze([item])
-            except Exception as e:  # noqa: BLE001 - a bug in one stage loses one utterance's analysis, not the call
+            except Exception as e:  # a bug in one stage loses one utterance's analysis, not the call (logged)
                 what = "time" if isinstance(item, dict) else f"utterance {item.utterance}"
                 log.exception("analysis of %s failed", what)
                 self.report(InternalError(f"analysis of {what} failed: {type(e).__name__}"))
