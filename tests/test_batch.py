@@ -80,7 +80,12 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
     assert sum(qa["intents"].values()) == 3
     srt = next(out.glob("*call_stereo.wav-*.srt")).read_text()
     assert "[customer]" in srt and "[agent]" in srt and " --> " in srt
+    assert call["qa"]["score"] <= 100 and {o["status"] for o in call["qa"]["outcomes"]} <= {
+        "pass", "fail", "not_applicable"}
+    qa_summary = json.loads((out / "qa_summary.json").read_text())
+    assert qa_summary["calls"] == 2 and qa_summary["score"]["p50"] <= 100
     rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert rows[0]["qa_score"] and float(rows[0]["qa_score"]) <= 100
     assert [r["status"] for r in rows] == ["done", "done", "failed"]
     assert "cannot decode" in rows[2]["error"]
     assert "broken.mp3" in (out / "errors.jsonl").read_text()

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from speechsvc.analysis.qa import qa_aggregates
 from speechsvc.batch.report import CallReport
 from speechsvc.batch.writers import WRITERS
 
@@ -81,8 +82,11 @@ def is_done(out: OutputDir, item: str) -> bool:
 
 
 def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) -> dict[str, int]:
-    """summary.jsonl and summary.csv: one row per input (done or failed), from the per-call outputs."""
+    """summary.jsonl and summary.csv: one row per input (done or failed), from the per-call outputs; and
+    qa_summary.json: the QA score distribution, the rules failing most and per-agent means (when calls carry an
+    ``agent_id``) over the job's calls."""
     rows = []
+    qa_reports = []
     for item in items:
         row: dict[str, Any] = {"input": item, "output": f"{output_name(item)}.json"}
         report = None if item in errors else read_report(out, item)
@@ -97,6 +101,9 @@ def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) 
                 top_intent=next(iter(s["intents"]), ""),
                 **{f"talk_s_{leg['leg']}": leg["talk_s"] for leg in s["legs"]},
             )
+            if report.get("qa"):
+                qa_reports.append(report)
+                row.update(qa_score=report["qa"]["score"], qa_failed=";".join(report["qa"]["failed"]))
         else:
             row.update(status="pending")
         rows.append(row)
@@ -106,4 +113,6 @@ def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) 
     writer.writeheader()
     writer.writerows(rows)
     out.write_text("summary.csv", buffer.getvalue())
+    if qa_reports:
+        out.write_text("qa_summary.json", json.dumps(qa_aggregates(qa_reports), ensure_ascii=False, indent=2))
     return dict(Counter(r["status"] for r in rows))
