@@ -241,3 +241,25 @@ async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
     (dtmf,) = [e.event for e in events if e.event.type == "dtmf"]
     assert dtmf.digit == "*" and dtmf.masked and dtmf.at_ms == 1000  # type: ignore[attr-defined]
     await engine.stop()
+
+
+async def test_the_call_index_keeps_recent_calls_for_views_that_open_mid_call() -> None:
+    engine = await started(fake_engine(stages=[EchoStage()]))
+    async with open_call(engine, config("idx-1", metadata={"callSid": "CA9"}), "test") as session:
+        reader = asyncio.ensure_future(_collect(session.events()))
+        session.feed_bytes(pcm16(tone(300, 1.0)))
+        session.feed_bytes(pcm16(silence(1.0)))
+        for _ in range(100):
+            if any(e.event.type == "echo" for e in engine.calls.history("idx-1")):
+                break
+            await asyncio.sleep(0.01)
+        (live,) = engine.calls.calls()
+        assert live["active"] and live["metadata"] == {"callSid": "CA9"} and live["transport"] == "test"
+        assert hz(live["last_text"]["customer"]) == "300"
+        await session.close("stop")
+        events = await reader
+    assert [e.seq for e in engine.calls.history("idx-1")] == [e.seq for e in events]
+    (ended,) = engine.calls.calls()
+    assert not ended["active"] and ended["end_reason"] == "stop"
+    assert engine.calls.calls(include_ended=False) == []
+    await engine.stop()

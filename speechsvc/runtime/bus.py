@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from speechsvc.types import CallEvent
@@ -39,9 +39,13 @@ class EventBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self._queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
+        # Called with every event, synchronously (cheap in-memory views such as the call index).
+        self.listeners: list[Callable[[CallEvent], None]] = []
 
     def publish(self, event: CallEvent) -> None:
-        """Deliver one event to every matching subscriber."""
+        """Deliver one event to every listener and every matching subscriber."""
+        for listener in self.listeners:
+            listener(event)
         for sub in self._subscriptions:
             if sub.call_id is not None and sub.call_id != event.call_id:
                 continue

@@ -23,6 +23,7 @@ from speechsvc.errors import Overloaded, ProtocolError, ShuttingDown, Unsupporte
 from speechsvc.metrics import Metrics
 from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.runtime.bus import EventBus
+from speechsvc.runtime.calls import CallIndex
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
 from speechsvc.speech.vad import SileroModel
@@ -70,8 +71,11 @@ class Engine:
         self.metrics.track_depth("asr", lambda: self.asr.depth)
         self.ready = False
         self.closing = False
-        # Every call's events, for the subscription endpoints and the webhook.
+        # Every call's events, for the subscription endpoints and the webhook; the index keeps recent calls'
+        # state and events for views that open mid-call.
         self.bus = EventBus(settings.subscriber_queue)
+        self.calls = CallIndex()
+        self.bus.listeners.append(self.calls)
         self._calls: dict[str, str] = {}  # call id -> transport, for every admitted call
         # Live calls by id, so shutdown can finish their open utterances.
         self.sessions: dict[str, OpenCall] = {}

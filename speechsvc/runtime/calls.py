@@ -1,0 +1,146 @@
+"""What is known of recent calls, for views that open mid-call (the supervisor console, a CRM): a snapshot of
+every active call (transport, legs, platform ids, duration, current emotion, last intent, escalations, failed
+QA rules, a risk score to sort by) and each call's events so far.
+
+Fed synchronously by the event bus (one listener, O(1) per event), bounded: at most ``max_events`` per call
+(partials are not kept, only the latest per leg), ended calls are forgotten ``keep_ended_s`` after they end, and
+at most ``max_calls`` calls are remembered (the oldest ended ones go first).
+
+Thread-safety: used from the event loop only.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from speechsvc.analysis.emotion import Emotion
+from speechsvc.analysis.escalation import Escalation
+from speechsvc.analysis.inspection import Qa, QaSummary
+from speechsvc.analysis.intent import Intent
+from speechsvc.types import CallEnded, CallEvent, Ready, Transcript
+
+# How much an escalation or a failed QA rule weighs when calls are sorted by risk.
+RISK = {"regulator_threat": 5.0, "angry_caller": 4.0, "complaint": 3.0, "human_requested": 2.0,
+        "cancellation_risk": 2.0}
+QA_SEVERITY_RISK = {"critical": 2.0, "major": 1.0, "minor": 0.3, "info": 0.0}
+
+
+@dataclass
+class CallView:
+    """The live state of one call, as a console card shows it."""
+
+    call_id: str
+    transport: str = ""
+    legs: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+    ended_at: float | None = None
+    end_reason: str | None = None
+    # Per leg: the latest emotion label and smoothed P(angry).
+    emotion: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The latest intent of the customer (or mixed) leg.
+    intent: dict[str, Any] | None = None
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    qa_failed: list[dict[str, Any]] = field(default_factory=list)
+    qa_score: float | None = None
+    last_text: dict[str, str] = field(default_factory=dict)
+    events: collections.deque[CallEvent] = field(default_factory=collections.deque, repr=False)
+    partials: dict[str, CallEvent] = field(default_factory=dict, repr=False)
+
+    @property
+    def risk(self) -> float:
+        """Escalations and failed QA rules, weighted; the voice's P(angry) breaks ties."""
+        score = sum(RISK.get(e["kind"], 1.0) for e in self.escalations)
+        score += sum(QA_SEVERITY_RISK.get(q["severity"], 0.5) for q in self.qa_failed)
+        p_angry = max((e.get("p_angry_smoothed") or 0.0 for e in self.emotion.values()), default=0.0)
+        return round(score + p_angry, 3)
+
+    def summary(self, now: float) -> dict[str, Any]:
+        end = self.ended_at or now
+        return {
+            "call_id": self.call_id, "transport": self.transport, "legs": list(self.legs), "metadata": self.metadata,
+            "started_at": self.started_at, "ended_at": self.ended_at, "end_reason": self.end_reason,
+            "active": self.ended_at is None, "duration_s": round(max(0.0, end - self.started_at), 1),
+            "emotion": self.emotion, "intent": self.intent, "escalations": self.escalations,
+            "qa_failed": self.qa_failed, "qa_score": self.qa_score, "last_text": self.last_text, "risk": self.risk,
+        }
+
+
+class CallIndex:
+    def __init__(self, max_events: int = 2000, max_calls: int = 500, keep_ended_s: float = 600.0) -> None:
+        self.max_events = max_events
+        self.max_calls = max_calls
+        self.keep_ended_s = keep_ended_s
+        self._calls: dict[str, CallView] = {}
+
+    def __call__(self, event: CallEvent) -> None:
+        """Bus listener: fold one event into its call's view."""
+        view = self._calls.get(event.call_id)
+        if view is None:
+            if not isinstance(event.event, Ready):
+                return  # a call started before the index did: nothing to anchor it to
+            self._forget_old()
+            view = self._calls[event.call_id] = CallView(event.call_id, started_at=event.event.emitted_at)
+        self._fold(view, event)
+
+    def calls(self, include_ended: bool = True) -> list[dict[str, Any]]:
+        """Every remembered call, riskiest first, active before ended."""
+        now = time.time()
+        self._forget_old(now)
+        views = [v for v in self._calls.values() if include_ended or v.ended_at is None]
+        views.sort(key=lambda v: (v.ended_at is not None, -v.risk, -v.started_at))
+        return [v.summary(now) for v in views]
+
+    def get(self, call_id: str) -> CallView | None:
+        return self._calls.get(call_id)
+
+    def history(self, call_id: str) -> list[CallEvent]:
+        """The call's events so far in seq order (only the latest partial per leg)."""
+        view = self._calls.get(call_id)
+        if view is None:
+            return []
+        return sorted([*view.events, *view.partials.values()], key=lambda e: e.seq)
+
+    def _fold(self, view: CallView, call_event: CallEvent) -> None:
+        e = call_event.event
+        if isinstance(e, Transcript) and not e.is_final:
+            view.partials[e.leg] = call_event
+            return
+        view.events.append(call_event)
+        if len(view.events) > self.max_events:
+            view.events.popleft()
+        if isinstance(e, Ready):
+            view.transport, view.legs = e.transport, tuple(e.legs)
+            view.metadata = dict(call_event.metadata)
+        elif isinstance(e, Transcript):
+            view.partials.pop(e.leg, None)
+            view.last_text[e.leg] = e.text
+        elif isinstance(e, CallEnded):
+            view.ended_at, view.end_reason = e.emitted_at, e.reason
+            view.partials.clear()
+        elif isinstance(e, Emotion):
+            view.emotion[e.leg] = {"label": e.label, "p_angry_smoothed": e.p_angry_smoothed}
+        elif isinstance(e, Intent) and e.leg in ("customer", "mixed"):
+            view.intent = {"label": e.label, "probability": e.probability, "utterance": e.utterance}
+        elif isinstance(e, Escalation):
+            view.escalations.append({"kind": e.kind, "score": e.score, "reasons": list(e.reasons),
+                                     "at": e.emitted_at, "text": e.evidence[0].text if e.evidence else ""})
+        elif isinstance(e, Qa) and e.passed is False:
+            view.qa_failed.append({"rule": e.rule, "severity": e.severity, "category": e.category,
+                                   "at": e.emitted_at})
+        elif isinstance(e, QaSummary):
+            view.qa_score = e.score
+
+    def _forget_old(self, now: float | None = None) -> None:
+        now = now or time.time()
+        for call_id in [c for c, v in self._calls.items()
+                        if v.ended_at is not None and now - v.ended_at > self.keep_ended_s]:
+            del self._calls[call_id]
+        while len(self._calls) >= self.max_calls:
+            ended = [v for v in self._calls.values() if v.ended_at is not None]
+            if not ended:
+                break  # every remembered call is active: the capacity limit bounds them
+            del self._calls[min(ended, key=lambda v: v.ended_at or 0.0).call_id]
