@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from speechsvc.config import Settings
+from speechsvc.config import Settings, WorkerOptions
 from speechsvc.metrics import Metrics
 from speechsvc.types import Event, Float32Array, Leg, ModelInfo, RedactionRequest, Transcript
 from speechsvc.workers import InferenceWorker, Priority
@@ -183,9 +183,40 @@ class Stage(abc.ABC):
         """Per-call state for a new call."""
 
 
-async def run_on(worker: InferenceWorker[In, Out], item: In, mode: Mode) -> Out:
-    """Submit analysis work as the mode requires: live work at final priority (refused when the queue is
-    full), recorded-call work at batch priority, waiting for room."""
-    if mode is Mode.LIVE:
-        return await worker.submit(item, Priority.FINAL)
-    return await worker.submit_wait(item, Priority.BATCH)
+class ModelStage(Stage, Generic[In, Out]):
+    """A stage with a model of its own, run by one inference worker (named ``worker_name``) shared by every
+    call: the worker is created and warmed up in :meth:`start`, and calls submit work with :meth:`infer_on`."""
+
+    worker_name: ClassVar[str] = ""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.worker: InferenceWorker[In, Out] | None = None
+        self.metrics: Metrics | None = None
+
+    @abc.abstractmethod
+    def run(self, batch: list[In]) -> list[Out]:
+        """The model on a batch (on the worker's thread)."""
+
+    async def warm_up(self) -> None:
+        """First work after the worker started, so the first call does not pay for lazy loading."""
+
+    async def start(self, metrics: Metrics) -> None:
+        worker: InferenceWorker[In, Out] = InferenceWorker(self.worker_name, self.run, self.options, metrics.on_batch)
+        metrics.track_depth(self.worker_name, lambda: worker.depth)
+        worker.start()
+        self.worker, self.metrics = worker, metrics
+        await self.warm_up()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+
+    async def infer_on(self, item: In, mode: Mode) -> Out:
+        """Submit work as the mode requires: live work at final priority (refused when the queue is full),
+        recorded-call work at batch priority, waiting for room."""
+        if self.worker is None:
+            raise RuntimeError(f"{type(self).__name__}.start() was not awaited")
+        if mode is Mode.LIVE:
+            return await self.worker.submit(item, Priority.FINAL)
+        return await self.worker.submit_wait(item, Priority.BATCH)

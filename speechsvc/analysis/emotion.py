@@ -26,13 +26,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall, UtteranceAnalysis, run_on
+from speechsvc.analysis.base import CallInfo, Mode, ModelStage, StageCall, UtteranceAnalysis
 from speechsvc.config import Settings, WorkerOptions
 from speechsvc.errors import Overloaded, ShuttingDown
-from speechsvc.metrics import Metrics
 from speechsvc.models import load_head
 from speechsvc.types import Event, Float32Array, Leg, ModelInfo
-from speechsvc.workers import InferenceWorker
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 HIGH_AROUSAL = ("angry", "happy")
@@ -161,18 +159,17 @@ class Emotion(Event):
 EmotionInput = tuple[Float32Array, Float32Array]
 
 
-class EmotionStage(Stage):
+class EmotionStage(ModelStage[EmotionInput, Float32Array]):
     """Features on one ``emotion`` inference worker shared by all calls; per-leg normalisation per call."""
 
     name = "emotion"
     phase = 1
+    worker_name = "emotion"
 
     def __init__(self, head: EmotionHead, options: WorkerOptions, skip_depth: int) -> None:
+        super().__init__(options)
         self.head = head
-        self.options = options
         self.skip_depth = skip_depth
-        self.worker: InferenceWorker[EmotionInput, Float32Array] | None = None
-        self.metrics: Metrics | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> EmotionStage | None:
@@ -180,26 +177,14 @@ class EmotionStage(Stage):
             return None
         return cls(EmotionHead(settings.heads_dir / "emotion"), settings.analysis_worker(), settings.emotion_skip_depth)
 
-    async def start(self, metrics: Metrics) -> None:
-        worker: InferenceWorker[EmotionInput, Float32Array] = InferenceWorker(
-            "emotion", self._features, self.options, metrics.on_batch
-        )
-        metrics.track_depth("emotion", lambda: worker.depth)
-        worker.start()
-        self.worker, self.metrics = worker, metrics
-
-    async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
+    def run(self, batch: list[EmotionInput]) -> list[Float32Array]:
+        return [segment_features(audio, stats, self.head.use_egemaps) for audio, stats in batch]
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo("emotion", str(self.head.directory), "cpu", "float32")]
 
     def open(self, call: CallInfo) -> StageCall[Float32Array]:
         return _EmotionCall(self, call.mode)
-
-    def _features(self, batch: list[EmotionInput]) -> list[Float32Array]:
-        return [segment_features(audio, stats, self.head.use_egemaps) for audio, stats in batch]
 
 
 class _EmotionCall(StageCall[Float32Array]):
@@ -209,16 +194,15 @@ class _EmotionCall(StageCall[Float32Array]):
         self.trackers: dict[str, EmotionTracker] = {}
 
     async def infer(self, u: UtteranceAnalysis) -> Float32Array | None:
-        stage, worker = self.stage, self.stage.worker
-        assert worker is not None, "EmotionStage.start() was not awaited"
+        stage = self.stage
         if u.audio is None or u.encoder_stats is None or u.audio.size < MIN_SAMPLES:
             return None
-        if self.mode is Mode.LIVE and worker.depth >= stage.skip_depth:
+        if self.mode is Mode.LIVE and stage.worker is not None and stage.worker.depth >= stage.skip_depth:
             if stage.metrics is not None:
                 stage.metrics.rejections.labels("emotion_skipped").inc()
             return None
         try:
-            return await run_on(worker, (u.audio, u.encoder_stats), self.mode)
+            return await stage.infer_on((u.audio, u.encoder_stats), self.mode)
         except (Overloaded, ShuttingDown):
             return None  # best effort: transcripts and text analysis go on
 

