@@ -148,6 +148,12 @@ async def test_rest_job_api_round_trip(recordings: dict[str, Path], tmp_path: Pa
             assert (await http.post("/v1/jobs", json={"inputs": []})).status_code == 422
             assert (await http.post("/v1/jobs", json={"inputs": ["x"], "colour": 1})).status_code == 422
             assert (await http.get("/v1/jobs/nope")).status_code == 404
+            listed = (await http.get("/v1/jobs")).json()
+            assert listed["total"] == 2 and [j["id"] for j in listed["jobs"]] == [uploaded.json()["id"], job["id"]]
+            srt = await http.get(f"/v1/jobs/{job['id']}/outputs/0/srt")
+            assert srt.status_code == 200 and " --> " in srt.text and "[customer]" in srt.text
+            assert (await http.get(f"/v1/jobs/{job['id']}/outputs/1/srt")).status_code == 404  # that input failed
+            assert (await http.get(f"/v1/jobs/{job['id']}/outputs/0/vtt")).status_code == 404  # not asked for
     # A restart loses no job: the store is on disk.
     with LiveServer(jobs_dir=tmp_path / "jobs") as again:
         async with httpx.AsyncClient(base_url=again.http) as http:

@@ -94,6 +94,14 @@ class JobStore:
                 (json.dumps(request), json.dumps({"total": len(request["inputs"])}), time.time(), job_id),
             )
 
+    def list(self, offset: int = 0, limit: int = 100) -> tuple[list[Job], int]:
+        """Jobs newest first (a page of them) and how many there are."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ? OFFSET ?",
+                                    (limit, offset)).fetchall()
+            total = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        return [self._job(row) for row in rows], int(total)
+
     def next_queued(self) -> Job | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1").fetchone()

@@ -4,18 +4,19 @@ page at a time: a quality-inspection job may hold 10,000 calls)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from speechsvc.batch.files import expand_inputs
 from speechsvc.batch.jobs import Job, JobRunner
-from speechsvc.batch.outputs import OutputDir, read_report
+from speechsvc.batch.outputs import OutputDir, output_name, read_report
 
 router = APIRouter()
 Format = Literal["json", "srt", "vtt", "txt"]
@@ -106,6 +107,37 @@ async def _create_from_upload(request: Request, runner: JobRunner) -> JSONRespon
     runner.store.set_request(job.id, request_body)  # the job becomes runnable only now
     runner.wake()
     return JSONResponse(_view(runner.store.get(job.id) or job), status_code=201)
+
+
+@router.get("/v1/jobs")
+async def list_jobs(
+    request: Request, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
+) -> dict[str, Any]:
+    jobs, total = _runner(request).store.list(offset, limit)
+    return {"jobs": [_view(j) for j in jobs], "total": total, "offset": offset,
+            "next_offset": offset + limit if offset + limit < total else None}
+
+
+OUTPUT_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
+                "txt": "text/plain; charset=utf-8"}
+
+
+@router.get("/v1/jobs/{job_id}/outputs/{index}/{fmt}")
+async def job_output(job_id: str, index: int, fmt: str, request: Request) -> Response:
+    """One input's output file (``json``, ``srt``, ``vtt``, ``txt``; what the job was asked for), by the input's
+    position in the job."""
+    runner = _runner(request)
+    job = runner.store.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    inputs = job.request["inputs"]
+    if fmt not in OUTPUT_TYPES or not 0 <= index < len(inputs):
+        raise HTTPException(404, f"no {fmt} output for input {index} of job {job_id}")
+    out = OutputDir(runner.store.job_dir(job_id) / "out")
+    text = await asyncio.to_thread(out.read_text, f"{output_name(inputs[index])}.{fmt}")
+    if text is None:
+        raise HTTPException(404, f"no {fmt} output for input {index} of job {job_id} (yet)")
+    return Response(text, media_type=OUTPUT_TYPES[fmt])
 
 
 @router.get("/v1/jobs/{job_id}")
