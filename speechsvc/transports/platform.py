@@ -20,7 +20,7 @@ from speechsvc.errors import SpeechsvcError
 from speechsvc.types import Int16Array
 
 # A measured byte rate this close (relative) to a multiple of the declared one counts as that multiple.
-RATE_TOLERANCE = 0.12
+RATE_TOLERANCE = 0.25
 # Silence is fed in pieces of at most this many ms, so a long gap never becomes one huge array.
 SILENCE_CHUNK_MS = 1000
 
