@@ -17,7 +17,7 @@ from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
 from speechsvc.runtime.engine import Engine
-from speechsvc.transports import audio_fork, rest_jobs, subscribe, twilio, ws
+from speechsvc.transports import audio_fork, audiohook, rest_jobs, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan)
     if engine is not None:
         app.state.engine = engine
-    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, rest_jobs.router):
+    for router in (ws.router, twilio.router, audio_fork.router, audiohook.router, subscribe.router, rest_jobs.router):
         app.include_router(router)
 
     @app.get("/healthz")

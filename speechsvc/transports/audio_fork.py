@@ -36,7 +36,6 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,7 +48,7 @@ from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
 from speechsvc.transports.common import PeerGone, close, close_code, close_reason, send_json
 from speechsvc.transports.lifecycle import serve_call
-from speechsvc.transports.platform import FormatMismatch, RateProbe, looks_interleaved, rate_ratio
+from speechsvc.transports.platform import FormatMismatch, RateProbe, looks_interleaved, pieces, rate_ratio
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, Leg
 
 log = logging.getLogger(__name__)
@@ -200,7 +199,7 @@ async def audio_fork(ws: WebSocket, call_id: str | None = None) -> None:
         await send_json(ws, {"type": wire, "data": event_dict(event)})
 
     def feed(session: CallSession, data: bytes) -> None:
-        for piece in _pieces(data, max_bytes, config.audio.frame_bytes):
+        for piece in pieces(data, max_bytes, config.audio.frame_bytes):
             try:
                 session.feed_bytes(piece)
             except InvalidAudio as e:
@@ -270,16 +269,6 @@ async def _probe(ws: WebSocket, frames: list[bytes], probe: RateProbe, probe_s: 
         frames.append(data)
         held += len(data)
     return None
-
-
-def _pieces(data: bytes, max_bytes: int, frame_bytes: int) -> Iterator[bytes]:
-    """A frame in pieces the session takes (FreeSWITCH sends whatever accumulated, which may be long)."""
-    if len(data) <= max_bytes:
-        yield data
-        return
-    step = max(frame_bytes, max_bytes // frame_bytes * frame_bytes)
-    for i in range(0, len(data), step):
-        yield data[i : i + step]
 
 
 async def _fail(ws: WebSocket, error: SpeechsvcError) -> None:

@@ -97,3 +97,14 @@ def silence(samples: int, rate: int) -> Iterator[Int16Array]:
         n = min(step, samples)
         yield np.zeros(n, np.int16)
         samples -= n
+
+
+def pieces(data: bytes, max_bytes: int, frame_bytes: int) -> Iterator[bytes]:
+    """A wire frame in pieces of at most ``max_bytes`` (whole sample frames): platforms send whatever accumulated
+    since their last write, which may be longer than the session takes in one frame."""
+    if len(data) <= max_bytes:
+        yield data
+        return
+    step = max(frame_bytes, max_bytes // frame_bytes * frame_bytes)
+    for i in range(0, len(data), step):
+        yield data[i : i + step]
