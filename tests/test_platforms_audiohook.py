@@ -156,7 +156,7 @@ async def test_a_monitor_session_from_open_to_closed(keyed_server: FakeServer) -
         g.send("paused")
         g.send("resumed", start="PT1.6S", discarded="PT0S")
         g.send("update", language="en-US")
-        replies.append(g.recv())
+        replies += g.recv_until("updated")  # transcripts of what was said may come first
         g.audio(tone(500, 0.5), tone(500, 0.5))  # still speaking when the call closes
         return replies + g.close()
 
@@ -166,7 +166,7 @@ async def test_a_monitor_session_from_open_to_closed(keyed_server: FakeServer) -
     assert opened["type"] == "opened" and opened["parameters"]["media"] == [OFFERS[0]]
     assert opened["parameters"]["supportedLanguages"] == ["zh-CN", "en-US"]
     assert [r["seq"] for r in replies] == list(range(1, len(replies) + 1))
-    assert replies[2]["type"] == "updated"
+    assert "updated" in [r["type"] for r in replies]
     transcripts = [e["data"] for r in replies if r["type"] == "event" for e in r["parameters"]["entities"]
                    if e["type"] == "transcript"]
     got = {(t["channelId"], t["alternatives"][0]["interpretations"][0]["transcript"][:5]) for t in transcripts

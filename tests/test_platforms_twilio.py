@@ -204,3 +204,25 @@ def test_track_clock_fills_gaps_drops_duplicates_and_trims_overlaps() -> None:
     jump = clock.place(560 + 2000, 160)  # beyond the gap limit: filled up to it, the rest reported
     assert jump is not None and (jump.silence, jump.gap_over) == (800, 1200)
     assert clock.place(None, 160) is not None and clock.position == 560 + 800 + 160 + 160
+
+
+@pytest.mark.model
+async def test_real_telephone_audio_through_a_lossy_fork(server: object, tmp_path: Path) -> None:
+    """Real 8 kHz speech (eval set), real models, streamdouble in strict fork mode with 5 % of the caller's frames
+    lost: zero violations, and each leg's words on the subscription."""
+    from tests.conftest import LiveServer
+    from tests.platforms import AGENT_EN, CUSTOMER_ZH, pcm8k
+
+    assert isinstance(server, LiveServer)
+    customer = write_wav(tmp_path / "c.wav", pcm8k(*CUSTOMER_ZH))
+    agent = write_wav(tmp_path / "a.wav", pcm8k(*AGENT_EN))
+    identity = sid("real", 5)
+    cfg = fork_config(agent, impairments=Impairments(loss=0.05), chaos_seed=11,
+                      custom_parameters={"language": "auto"})
+    url = f"ws://127.0.0.1:{server.port}"
+    events_ws = await websockets.connect(f"{url}/v1/calls/{identity.call_sid}/events")
+    result = await Session(f"{url}/v1/twilio", wav_to_ulaw_frames(customer), config=cfg, identity=identity).run()
+    events = await until_ended(events_ws, timeout=60)
+    assert result.violation_count == 0, [str(v) for v in result.violations]
+    got = {f["leg"]: f["text"] for f in finals(events)}
+    assert "设定" in got["customer"] and "extension" in got["agent"].lower()
