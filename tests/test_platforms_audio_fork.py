@@ -172,17 +172,17 @@ async def test_bad_options_are_refused_with_an_error_message_and_a_close_code(fa
 
 
 @pytest.mark.model
-async def test_real_telephone_audio_through_a_graceful_fork(tmp_path: object) -> None:
+async def test_real_telephone_audio_through_a_graceful_fork(server: object) -> None:
     """Real 8 kHz speech (eval set) in both channels, real models: each leg's words, finals before the close."""
     from tests.conftest import LiveServer
     from tests.platforms import AGENT_EN, CUSTOMER_ZH
 
+    assert isinstance(server, LiveServer)
     customer, agent = pcm8k(*CUSTOMER_ZH), pcm8k(*AGENT_EN)
     stereo = np.zeros((max(len(customer), len(agent)), 2), np.int16)
     stereo[: len(customer), 0], stereo[: len(agent), 1] = customer, agent
-    with LiveServer(partial_interval_ms=0, platform_rate_probe_s=0) as server:
-        url = f"ws://127.0.0.1:{server.port}/v1/audio_fork/{uuid.uuid4()}?mix=stereo&rate=8k&language=auto"
-        r = await run_fork(url, stereo)
+    url = f"ws://127.0.0.1:{server.port}/v1/audio_fork/{uuid.uuid4()}?mix=stereo&rate=8k&language=auto"
+    r = await run_fork(url, stereo)
     got = {f["leg"]: f for f in data_of(r, "transcription") if f["type"] == "transcript.final"}
     assert "设定" in got["customer"]["text"] and "extension" in got["agent"]["text"].lower()
     assert r.close_code == 1000
