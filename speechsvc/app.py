@@ -17,7 +17,7 @@ from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
 from speechsvc.runtime.engine import Engine
-from speechsvc.transports import audio_fork, calls, openai_api, rest_jobs, subscribe, twilio, ws
+from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_jobs, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan)
     if engine is not None:
         app.state.engine = engine
-    for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, rest_jobs.router, calls.router,
-                   openai_api.router):
+    routers = (ws, twilio, audio_fork, audiohook, subscribe, rest_jobs, calls, openai_api)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     @app.get("/healthz")

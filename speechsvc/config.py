@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -121,9 +121,16 @@ class Settings(BaseSettings):
     grpc_port: int = Field(50051, ge=-1, le=65535)
     grpc_tls_cert: Path | None = None
     grpc_tls_key: Path | None = None
+    # Longest recording gRPC Transcribe/TranscribeStream decode (seconds of audio); longer is RESOURCE_EXHAUSTED.
+    transcribe_max_s: float = Field(4 * 3600.0, gt=0)
     # Asterisk AudioSocket TCP listeners (-1 disables): customer leg, and optionally a second one for the agent.
     audiosocket_port: int = Field(9092, ge=-1, le=65535)
     audiosocket_agent_port: int = Field(-1, ge=-1, le=65535)
+    # Rate of AudioSocket kind 0x10 frames. 8000 is the protocol's; Asterisk before 20.17/21.12/22.7/23.1 also
+    # sends 16 kHz (slin16 / externalMedia format=slin16) as 0x10: set 16000 for such a listener.
+    audiosocket_slin_rate: int = Field(8000, ge=8000, le=192000)
+    # How long a finished AudioSocket leg keeps its call open for a declared leg that has not connected yet.
+    audiosocket_pair_grace_s: float = Field(5.0, ge=0)
     # POST every event of every call here (JSON), with retries.
     webhook_url: str | None = None
     webhook_retries: int = Field(5, ge=1, le=20)
@@ -181,6 +188,33 @@ class Settings(BaseSettings):
     max_pending_events: int = Field(1000, ge=10)
     max_pending_utterances: int = Field(32, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
+
+    # ---- call platforms (Twilio, AudioSocket, mod_audio_fork, AudioHook) -----------------------------------
+    # A platform connection must say which call it carries (Twilio start, AudioSocket UUID, mod_audio_fork's
+    # first frame, AudioHook open) within this many seconds, or it is closed.
+    platform_start_timeout_s: float = Field(10.0, gt=0)
+    # A platform connection silent this long is closed and its call ended (what was heard is kept). Platforms
+    # stream audio continuously; raise it if a mod_audio_fork `pause` (an unsignalled gap) may last longer.
+    platform_idle_timeout_s: float = Field(120.0, gt=0)
+    # Wall-clock seconds of a connection's first audio used to check its byte rate against the declared format
+    # (16 kHz sent as AudioSocket 0x10, stereo sent to mod_audio_fork without mix=stereo); 0 disables the check.
+    # The call starts after this probe, so its first events come this much later.
+    platform_rate_probe_s: float = Field(1.0, ge=0, le=10)
+    # Twilio auth token: when set, every Media Streams upgrade must carry a valid X-Twilio-Signature (else 403).
+    twilio_auth_token: SecretStr | None = None
+    # The <Stream url> exactly as in the TwiML (wss://speech.example.com/v1/twilio): Twilio signs this URL, not
+    # the one the proxy forwards. None = wss:// + the request's Host header + path.
+    twilio_public_url: str | None = None
+    # Longest gap in a Twilio track's media.timestamp filled with silence; a longer jump is filled up to this
+    # and reported (the leg's clock then runs behind by the rest).
+    twilio_max_gap_ms: int = Field(60000, ge=0)
+    # Genesys AudioHook: the API key every connection must present (X-API-KEY); None accepts any connection.
+    audiohook_api_key: SecretStr | None = None
+    # The AudioHook client secret (base64, as configured in Genesys Cloud): when set, connections must carry a
+    # valid RFC 9421 signature (Signature-Input/Signature) made with it.
+    audiohook_client_secret: SecretStr | None = None
+    # Send transcripts (and escalations) back as AudioHook `event` messages (Monitor sessions ignore them).
+    audiohook_events: bool = True
 
     # ---- analysis ----------------------------------------------------------------------------------------
     # Text analysis (intent, negativity) on every final transcript.

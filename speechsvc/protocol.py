@@ -1,10 +1,11 @@
 """Wire protocol v1 (JSON): client messages in, events out. The one place that knows the JSON shapes.
 
-Client messages (``start``, ``audio``, ``stop``) are validated with pydantic into a :class:`CallConfig`. Events
-are serialised by :func:`event_dict` from a :class:`~speechsvc.types.CallEvent`, so an event looks the same
-wherever it is read: the WebSocket API, the platform adapters that return JSON, the event subscriptions, the
-webhook, and the gRPC mapping (which parses the same dicts into protobuf messages). Any event class works:
-its dataclass fields become the JSON fields, after ``type``, ``version``, ``call_id`` and ``seq``.
+Client messages (``start``, ``audio``, ``flush``, ``stop``) are validated with pydantic into a
+:class:`CallConfig`. Events are serialised by :func:`event_dict` from a :class:`~speechsvc.types.CallEvent`,
+so an event looks the same wherever it is read: the WebSocket API, the platform adapters that return JSON, the
+event subscriptions, the webhook, and the gRPC mapping (which parses the same dicts into protobuf messages). Any
+event class works: its dataclass fields become the JSON fields, after ``type``, ``version``, ``call_id`` and
+``seq``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ class StopMessage(BaseModel):
     type: Literal["stop"]
 
 
+class FlushMessage(BaseModel):
+    """Finish every open utterance now (its final follows) without ending the call: the client knows the speaker's
+    turn is over (like Deepgram's ``Finalize``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["flush"]
+
+
 class AudioMessage(BaseModel):
     """Audio as base64 inside JSON, for platforms that cannot send binary frames."""
 
@@ -102,9 +111,9 @@ class AudioMessage(BaseModel):
     data: str = Field(max_length=4 << 20)
 
 
-ClientMessage = StartMessage | StopMessage | AudioMessage
-_MESSAGES: dict[str, type[StartMessage | StopMessage | AudioMessage]] = {
-    "start": StartMessage, "stop": StopMessage, "audio": AudioMessage,
+ClientMessage = StartMessage | StopMessage | AudioMessage | FlushMessage
+_MESSAGES: dict[str, type[ClientMessage]] = {
+    "start": StartMessage, "stop": StopMessage, "audio": AudioMessage, "flush": FlushMessage,
 }
 _FORMAT_FIELDS = {("encoding",), ("sample_rate",), ("channels",)}
 
@@ -128,7 +137,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
     return data
 
 
-def parse_client_message(text: str) -> StartMessage | StopMessage | AudioMessage:
+def parse_client_message(text: str) -> ClientMessage:
     """Parse one JSON text frame of the WebSocket protocol.
 
     Raises:

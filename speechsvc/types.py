@@ -29,7 +29,9 @@ Float32Array = npt.NDArray[np.float32]
 Encoding = Literal["pcm16", "mulaw", "alaw", "f32"]
 ENCODINGS: tuple[Encoding, ...] = ("pcm16", "mulaw", "alaw", "f32")
 BYTES_PER_SAMPLE: dict[str, int] = {"pcm16": 2, "mulaw": 1, "alaw": 1, "f32": 4}
-SAMPLE_RATES = (8000, 16000, 48000)
+# Any integer rate in this range is taken (libswresample converts it to the pipeline's 16 kHz): 8000, 11025,
+# 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000, 176400, 192000, ...
+SAMPLE_RATE_RANGE = (8000, 192000)
 
 
 def now() -> float:

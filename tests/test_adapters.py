@@ -1,6 +1,7 @@
-"""Call-platform adapters, each driven by a protocol client written from the platform's published spec,
-streaming real 8 kHz telephone audio: Twilio Media Streams, Asterisk AudioSocket, FreeSWITCH mod_audio_fork.
-Plus the event subscription endpoints that operators read adapter calls from."""
+"""Call-platform adapters with real models and real 8 kHz telephone audio: Twilio Media Streams, Asterisk
+AudioSocket, FreeSWITCH mod_audio_fork, and the event subscriptions operators read adapter calls from. The
+protocol conformance of each adapter, driven by third-party clients on the fake engine, is in
+``tests/test_platforms_*.py``."""
 
 from __future__ import annotations
 
@@ -63,34 +64,30 @@ def twilio_media(track: str, chunk: int, payload: bytes) -> str:
                                  "payload": base64.b64encode(payload).decode()}})
 
 
-async def test_twilio_both_tracks_give_per_leg_transcripts_and_subscribers_see_them(server: LiveServer) -> None:
+async def test_twilio_both_tracks_give_per_leg_transcripts_on_the_subscription(server: LiveServer) -> None:
+    """Nothing comes back on the Twilio socket: the events are read from the call's subscription."""
     call_sid = "CA" + uuid.uuid4().hex
     inbound, outbound = mulaw_encode(pcm8k(*CUSTOMER_ZH)), mulaw_encode(pcm8k(*AGENT_EN))
     async with websockets.connect(ws_url(server, f"/v1/calls/{call_sid}/events")) as subscriber:
         await asyncio.sleep(0.1)
-        async with websockets.connect(ws_url(server, "/v1/twilio?language=auto")) as ws:
+        async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
             await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            await ws.send(twilio_start(call_sid, ["inbound", "outbound"]))
-            await ws.send("not json at all")
-            await ws.send(json.dumps({"event": "media", "media": {"track": "inbound", "payload": "%%%"}}))
-            await ws.send(json.dumps({"event": "dance"}))
+            start = json.loads(twilio_start(call_sid, ["inbound", "outbound"]))
+            start["start"]["customParameters"]["language"] = "auto"
+            await ws.send(json.dumps(start))
             for i in range(0, max(len(inbound), len(outbound)), 160):  # 20 ms chunks, as Twilio sends them
                 if i < len(inbound):
                     await ws.send(twilio_media("inbound", i // 160, inbound[i : i + 160]))
                 if i < len(outbound):
                     await ws.send(twilio_media("outbound", i // 160, outbound[i : i + 160]))
-            await ws.send(json.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "1"}}))
             await ws.send(json.dumps({"event": "stop", "stop": {"callSid": call_sid}}))
-            events = await read_all(ws)
+            on_socket = await read_all(ws)
         published = await asyncio.wait_for(read_all(subscriber, until="ended"), 30)
-    finals = {e["leg"]: e for e in events if e["type"] == "transcript.final"}
+    assert on_socket == [] and ws.close_code == 1000
+    finals = {e["leg"]: e for e in published if e["type"] == "transcript.final"}
     assert "设定" in finals["customer"]["text"] and "extension" in finals["agent"]["text"].lower()
-    errors = [e for e in events if e["type"] == "error"]
-    assert [e["code"] for e in errors] == ["protocol_error", "invalid_audio", "protocol_error"]
-    assert not any(e["fatal"] for e in errors)
-    assert all(e["metadata"]["callSid"] == call_sid and e["metadata"]["agentId"] == "a-7" for e in events)
+    assert all(e["metadata"]["callSid"] == call_sid and e["metadata"]["agentId"] == "a-7" for e in published)
     assert published[0]["type"] == "ready" and published[-1]["type"] == "ended"
-    assert {e["text"] for e in published if e["type"] == "transcript.final"} == {f["text"] for f in finals.values()}
 
 
 async def test_an_unknown_language_is_refused_at_the_edge_and_other_calls_keep_their_finals(
@@ -104,43 +101,29 @@ async def test_an_unknown_language_is_refused_at_the_edge_and_other_calls_keep_t
 
     async def good_call() -> list[dict]:
         call_sid = "CA" + uuid.uuid4().hex
-        async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
-            await ws.send(twilio_start(call_sid, ["inbound"]))
-            for i in range(0, len(inbound), 160):
-                await ws.send(twilio_media("inbound", i // 160, inbound[i : i + 160]))
-            await ws.send(json.dumps({"event": "stop"}))
-            return await read_all(ws)
+        async with websockets.connect(ws_url(server, f"/v1/calls/{call_sid}/events")) as subscriber:
+            await asyncio.sleep(0.1)
+            async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
+                await ws.send(twilio_start(call_sid, ["inbound"]))
+                for i in range(0, len(inbound), 160):
+                    await ws.send(twilio_media("inbound", i // 160, inbound[i : i + 160]))
+                await ws.send(json.dumps({"event": "stop"}))
+            return await asyncio.wait_for(read_all(subscriber, until="ended"), 30)
 
-    async def bad_call() -> tuple[list[dict], int | None]:
+    async def bad_call() -> tuple[list[dict], int | None, str]:
         async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
             await ws.send(json.dumps(start))
             events = await read_all(ws)
-        return events, ws.close_code
+        return events, ws.close_code, ws.close_reason or ""
 
-    good, (bad, code) = await asyncio.gather(good_call(), bad_call())
-    assert code == 1003 and bad[0]["code"] == "unsupported_format" and "klingon" in bad[0]["message"]
+    good, (bad, code, reason) = await asyncio.gather(good_call(), bad_call())
+    assert code == 1003 and bad == [] and "klingon" in reason  # a close code only: Twilio takes no JSON of ours
     assert any(e["type"] == "transcript.final" and "设定" in e["text"] for e in good)
     fork = ws_url(server, "/v1/audio_fork?language=xx")
     async with websockets.connect(fork, subprotocols=["audio.drachtio.org"]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"callId": "fork-lang"}))
         events = await read_all(ws)
     assert ws.close_code == 1003 and "language 'xx'" in events[0]["data"]["message"]
-
-
-@pytest.mark.parametrize(
-    ("messages", "code", "match"),
-    [
-        ([json.dumps({"event": "media", "media": {"payload": ""}})], 1008, "before 'start'"),
-        ([twilio_start("CA1", ["inbound"], encoding="audio/l16")], 1003, "mediaFormat"),
-        (["{oops"], 1008, "not valid JSON"),
-    ],
-)
-async def test_twilio_bad_streams_are_refused(server: LiveServer, messages: list[str], code: int, match: str) -> None:
-    async with websockets.connect(ws_url(server, "/v1/twilio")) as ws:
-        for m in messages:
-            await ws.send(m)
-        events = await read_all(ws)
-    assert ws.close_code == code and match in events[0]["message"] and events[0]["fatal"]
 
 
 # ---- Asterisk AudioSocket -------------------------------------------------------------------------------
@@ -191,6 +174,7 @@ async def test_audiosocket_bad_frames_are_reported_and_other_calls_unaffected(se
     errors = [e for e in broken if e["type"] == "error"]
     assert [e["code"] for e in errors] == ["invalid_audio", "protocol_error", "invalid_audio"]
     assert "not whole 16-bit samples" in errors[0]["message"] and "0x42" in errors[1]["message"]
+    assert "0x12" in errors[2]["message"] and not any(e["fatal"] for e in errors)
     # The truncated stream still gets the final of what was heard, and the other call is untouched.
     assert any("设定" in e["text"] for e in broken if e["type"] == "transcript.final")
     assert any("设定" in e["text"] for e in good if e["type"] == "transcript.final")  # 设定三十度
@@ -198,12 +182,13 @@ async def test_audiosocket_bad_frames_are_reported_and_other_calls_unaffected(se
 
 
 async def test_audiosocket_first_frame_must_be_uuid(server: LiveServer) -> None:
+    """Refused with a hangup frame only: Asterisk hangs up the channel on an error frame."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.audiosocket.port)
     writer.write(tlv(0x10, b"\x00\x00" * 160))
     await writer.drain()
     reply = await asyncio.wait_for(reader.read(), 10)
     writer.close()
-    assert reply[0] == 0xFF and b"protocol_error" in reply
+    assert reply == b"\x00\x00\x00"
 
 
 # ---- FreeSWITCH mod_audio_fork -------------------------------------------------------------------------
@@ -247,6 +232,7 @@ async def test_audio_fork_events_on_the_socket(server: LiveServer) -> None:
             replies = []
             while not any(r["type"] == "transcription" and r["data"]["type"] == "transcript.final" for r in replies):
                 replies.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            assert replies[0]["type"] == "json" and replies[0]["data"]["type"] == "ready"  # not a transcription
         published = await asyncio.wait_for(read_all(everything, until="ended"), 30)
     final = next(r["data"] for r in replies if r["type"] == "transcription" and r["data"]["type"] == "transcript.final")
     assert final["call_id"] == call and final["leg"] == "customer" and "设定" in final["text"]

@@ -64,7 +64,7 @@ def test_decode_frame_errors(data: bytes, fmt: AudioFormat, message: str) -> Non
 @pytest.mark.parametrize(
     ("fmt", "message"),
     [
-        (AudioFormat("pcm16", 44100), "sample_rate 44100"),
+        (AudioFormat("pcm16", 4000), "sample_rate 4000"),
         (AudioFormat("opus", 16000), "encoding 'opus'"),  # type: ignore[arg-type]
         (AudioFormat("pcm16", 16000, 3), "channels 3"),
     ],

@@ -189,7 +189,7 @@ async def test_client_that_does_not_read_is_cut_off() -> None:
     ("cfg", "error", "match"),
     [
         (config(language="xx"), UnsupportedFormat, "language 'xx'"),
-        (CallConfig("c", AudioFormat("pcm16", 11025, 1)), UnsupportedFormat, "sample_rate"),
+        (CallConfig("c", AudioFormat("pcm16", 4000, 1)), UnsupportedFormat, "sample_rate"),
         (CallConfig("c", AudioFormat("pcm16", 16000, 2), legs=("customer",)), UnsupportedFormat, "one leg per"),
         (CallConfig("c", AudioFormat("pcm16", 16000, 2), legs=("customer", "customer")), UnsupportedFormat, "distinct"),
         (CallConfig("c", AudioFormat("pcm16", 16000, 1), legs=("caller",)), UnsupportedFormat, "distinct"),  # type: ignore[arg-type]

@@ -14,8 +14,8 @@ import numpy as np
 if TYPE_CHECKING:
     import av
 
-from speechsvc.errors import InvalidAudio, UnsupportedFormat
-from speechsvc.types import ENCODINGS, SAMPLE_RATES, AudioFormat, Float32Array, Int16Array
+from speechsvc.errors import InvalidAudio, MessageTooLarge, UnsupportedFormat
+from speechsvc.types import ENCODINGS, SAMPLE_RATE_RANGE, AudioFormat, Float32Array, Int16Array
 
 PIPELINE_RATE = 16000
 
@@ -64,8 +64,10 @@ def check_format(fmt: AudioFormat) -> AudioFormat:
     """
     if fmt.encoding not in ENCODINGS:
         raise UnsupportedFormat(f"encoding {fmt.encoding!r} is not supported; use one of {ENCODINGS}")
-    if fmt.sample_rate not in SAMPLE_RATES:
-        raise UnsupportedFormat(f"sample_rate {fmt.sample_rate} is not supported; use one of {SAMPLE_RATES}")
+    low, high = SAMPLE_RATE_RANGE
+    if not isinstance(fmt.sample_rate, int) or not low <= fmt.sample_rate <= high:
+        raise UnsupportedFormat(f"sample_rate {fmt.sample_rate} is not supported; use an integer rate from {low} to "
+                                f"{high} Hz (8000, 16000, 44100, 48000, ...)")
     if fmt.channels not in (1, 2):
         raise UnsupportedFormat(f"channels {fmt.channels} is not supported; use 1 (mono) or 2 (one leg each)")
     return fmt
@@ -140,11 +142,15 @@ def to_float(pcm: Int16Array) -> Float32Array:
     return pcm.astype(np.float32) / 32768.0
 
 
-def decode_file(path: Path | str | BinaryIO) -> tuple[Float32Array, int]:
+def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -> tuple[Float32Array, int]:
     """Decode any container/codec FFmpeg reads into 16 kHz float32 of shape (channels, n).
+
+    ``max_seconds`` bounds the decoded duration (a small compressed file can hold hours of audio): decoding
+    stops as soon as it is passed.
 
     Raises:
         InvalidAudio: the file cannot be opened or has no audio stream.
+        MessageTooLarge: the audio is longer than ``max_seconds``.
     """
     import av
 
@@ -157,9 +163,15 @@ def decode_file(path: Path | str | BinaryIO) -> tuple[Float32Array, int]:
             layout = "stereo" if channels == 2 else "mono"
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=PIPELINE_RATE)
             parts: list[np.ndarray] = []
+            limit = None if max_seconds is None else int(max_seconds * PIPELINE_RATE)
+            decoded = 0
             for frame in container.decode(stream):
                 frame.pts = None
-                parts.extend(f.to_ndarray() for f in resampler.resample(frame))
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray())
+                    decoded += parts[-1].shape[-1]
+                if limit is not None and decoded > limit:
+                    raise MessageTooLarge(f"{_name(path)}: longer than the {max_seconds:.0f} s limit")
             parts.extend(f.to_ndarray() for f in resampler.resample(None))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
         raise InvalidAudio(f"{_name(path)}: cannot decode audio: {e}") from e

@@ -21,7 +21,6 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
@@ -45,6 +44,7 @@ from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
 from speechsvc.speech.audio import decode_file, decode_frame, resample, to_float
 from speechsvc.transports.lifecycle import open_call
+from speechsvc.transports.reflection import enable_reflection
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Leg
 from speechsvc.v1 import pb, pb_grpc
 
@@ -170,12 +170,45 @@ class SpeechServicer(pb_grpc.SpeechServicer):
     async def Transcribe(
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> pb.TranscribeResponse:
+        return await self._transcribe(request, context)
+
+    async def TranscribeStream(
+        self, request_iterator: AsyncIterator[pb.TranscribeRequest], context: grpc.aio.ServicerContext
+    ) -> pb.TranscribeResponse:
+        """A recording of any length in as many messages as it takes; ``config``/``language`` from the first."""
+        limit = self.engine.settings.max_upload_bytes
+        first: pb.TranscribeRequest | None = None
+        parts: list[bytes] = []
+        size = 0
+        async for message in request_iterator:
+            if first is None:
+                first = message
+            size += len(message.audio)
+            if size > limit:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"recording exceeds the {limit}-byte upload limit (SPEECHSVC_MAX_UPLOAD_BYTES)")
+            parts.append(message.audio)
+        if first is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty stream: send the recording's bytes")
+        assert first is not None  # abort raises
+        request = pb.TranscribeRequest(audio=b"".join(parts), language=first.language)
+        if first.HasField("config"):
+            request.config.CopyFrom(first.config)
+        parts.clear()
+        return await self._transcribe(request, context)
+
+    async def _transcribe(
+        self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TranscribeResponse:
         engine = self.engine
         language = request.language or engine.settings.default_language
+        max_s = engine.settings.transcribe_max_s
         try:
             if language != "auto" and language not in engine.settings.languages:
                 raise UnsupportedFormat(f"language {language!r} is not supported; use one of "
                                         f"{[*engine.settings.languages, 'auto']}")
+            if not request.audio:
+                raise InvalidAudio("no audio: send the recording's bytes in `audio`")
             if request.HasField("config"):
                 raw = request.config
                 legs: tuple[Leg, ...] = ("customer",) if (raw.channels or 1) == 1 else ("customer", "agent")
@@ -183,13 +216,15 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                     "transcribe", AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or 16000,
                                               raw.channels or 1), legs=legs,
                 )).audio
+                if len(request.audio) / fmt.frame_bytes / fmt.sample_rate > max_s:
+                    raise MessageTooLarge(f"recording is longer than the {max_s:.0f} s limit")
                 pcm = decode_frame(request.audio, fmt)
                 if fmt.sample_rate != 16000:
                     audio = resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
                 else:
                     audio = to_float(pcm).T
             else:
-                audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio))
+                audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio), max_s)
             legs, segments = await transcribe_audio_async(
                 audio, engine.asr, engine.vad_model, engine.vad_options, None if language == "auto" else language
             )
@@ -245,7 +280,7 @@ async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
     pb_grpc.add_SpeechServicer_to_server(SpeechServicer(engine), server)
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    enable_reflection((SERVICE, health.SERVICE_NAME), server)  # v1 and v1alpha
     address = f"{settings.host}:{settings.grpc_port}"
     if settings.grpc_tls_cert and settings.grpc_tls_key:
         credentials = grpc.ssl_server_credentials(

@@ -24,7 +24,14 @@ from speechsvc.errors import (
     ShuttingDown,
     SpeechsvcError,
 )
-from speechsvc.protocol import AudioMessage, StartMessage, StopMessage, event_dict, parse_client_message
+from speechsvc.protocol import (
+    AudioMessage,
+    FlushMessage,
+    StartMessage,
+    StopMessage,
+    event_dict,
+    parse_client_message,
+)
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
 from speechsvc.transports.common import PeerGone, close, fail, send_json
@@ -110,6 +117,9 @@ async def _receive_audio(ws: WebSocket, engine: Engine, session: CallSession) ->
                 parsed = parse_client_message(text or "")
                 if isinstance(parsed, StopMessage):
                     return None
+                if isinstance(parsed, FlushMessage):
+                    session.flush()
+                    continue
                 if isinstance(parsed, StartMessage):
                     raise ProtocolError("call already started; send audio or stop")
                 assert isinstance(parsed, AudioMessage)
