@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
+from speechsvc.console.routes import router as console_router
 from speechsvc.runtime.engine import Engine
 from speechsvc.transports import audio_fork, calls, openai_api, rest_jobs, subscribe, twilio, ws
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     if engine is not None:
         app.state.engine = engine
     for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, rest_jobs.router, calls.router,
-                   openai_api.router):
+                   openai_api.router, console_router):
         app.include_router(router)
 
     @app.get("/healthz")
