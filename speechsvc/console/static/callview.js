@@ -100,7 +100,7 @@ function utteranceRow(u, columns) {
 function evidenceQuote(evidence) {
   if (!evidence || !evidence.length) return null;
   const ev = evidence[0];
-  return h("blockquote", {}, h("span", { class: "who" }, `${legName(ev.leg)} ${duration((ev.start_ms || 0) / 1000)}：`),
+  return h("blockquote", {}, h("span", { class: "who" }, `${legName(ev.leg)} ${duration((ev.start_ms || 0) / 1000)}${t("sep.colon")}`),
     transcriptText(ev.text || "", []));
 }
 
@@ -109,7 +109,7 @@ function inlineRow(item, columns) {
   if (item.kind === "escalation") {
     return h("div", { class: "inline alert red", dataset: { kind: e.kind }, style: { gridColumn: "1 / -1" } },
       h("div", { class: "alert-head" }, h("strong", {}, label("esc", e.kind)), h("time", {}, clock(e.emitted_at))),
-      h("div", { class: "alert-detail" }, (e.reasons || []).join("；")), evidenceQuote(e.evidence));
+      h("div", { class: "alert-detail" }, (e.reasons || []).join(t("sep.reasons"))), evidenceQuote(e.evidence));
   }
   if (item.kind === "qa") {
     return h("div", { class: "inline alert amber", dataset: { rule: e.rule }, style: { gridColumn: "1 / -1" } },
@@ -126,7 +126,7 @@ function inlineRow(item, columns) {
 function alertsPanel(state) {
   const esc = state.escalations.map(({ event: e }) => h("li", { class: "alert red", dataset: { kind: e.kind } },
     h("div", { class: "alert-head" }, h("strong", {}, label("esc", e.kind)), h("time", {}, clock(e.emitted_at))),
-    h("div", { class: "alert-detail" }, (e.reasons || []).join("；")), evidenceQuote(e.evidence)));
+    h("div", { class: "alert-detail" }, (e.reasons || []).join(t("sep.reasons"))), evidenceQuote(e.evidence)));
   const rules = [...state.qa.values()].sort((a, b) => (a.passed === false ? 0 : 1) - (b.passed === false ? 0 : 1));
   const qa = rules.map((e) => {
     const status = e.passed === false ? "fail" : e.passed === true ? "pass" : "not_applicable";
@@ -146,7 +146,8 @@ function summaryPanel(state) {
     h("h2", { id: "summary-title" }, t("call.summary")),
     q ? h("div", { class: "score-line" }, h("span", { class: "score-big" }, `${q.score}`),
       h("span", { class: "muted" }, `${t("call.qaScore")} / ${q.base_score}`)) : null,
-    q && q.failed.length ? h("p", {}, `${t("call.failedRules")}：`, q.failed.map((r) => label("rule", r)).join("、")) : null,
+    q && q.failed.length ? h("p", {}, `${t("call.failedRules")}${t("sep.colon")}`,
+      q.failed.map((r) => label("rule", r)).join(t("sep.list"))) : null,
     h("ul", { class: "leg-stats" }, (end.legs || []).map((l) => h("li", {}, t("call.legStats", { leg: legName(l.leg),
       audio: secs(l.audio_ms / 1000), speech: secs(l.speech_ms / 1000), n: l.utterances })))));
 }
@@ -182,7 +183,7 @@ export function callView(main, ctx, callId) {
     const columns = legs.length ? [...legs].sort((a, b) => ["customer", "mixed", "agent"].indexOf(a)
       - ["customer", "mixed", "agent"].indexOf(b)) : ["customer"];
     const active = !state.ended;
-    const ids = Object.entries(info.metadata || {}).map(([k, v]) => `${k} ${v}`);
+    const ids = Object.entries(info.metadata || {}).filter(([, v]) => v !== callId).map(([k, v]) => `${k} ${v}`);
     mount(head, h("h1", {}, t("call.title", { id: callId })),
       h("span", { class: `state-chip ${active ? "live" : "over"}`, dataset: { state: active ? "active" : "ended" } },
         active ? t("call.active") : t("call.ended", { reason: label("reason", state.ended.reason) })),
@@ -190,8 +191,8 @@ export function callView(main, ctx, callId) {
       h("div", { class: "ids" }, [info.transport, ...ids].filter(Boolean).join(" · ")),
       h("div", { class: "facts" }, columns.map((leg) => h("span", { class: "leg" },
         h("span", { class: "leg-name" }, legName(leg)), emotionChip(state.emotionNow[leg]) || chip("–", "emo"))),
-      state.intent ? chip(`${t("card.intent")}：${label("intent", state.intent.label)} ${pct(state.intent.probability)}`,
-        "intent") : null));
+      state.intent ? chip(`${t("card.intent")}${t("sep.colon")}${label("intent", state.intent.label)} `
+        + pct(state.intent.probability), "intent") : null));
 
     const utts = [...state.utterances.values()].filter((u) => u.text || u.final);
     const rows = [

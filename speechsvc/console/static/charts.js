@@ -35,9 +35,10 @@ export function emotionTimeline({ points, marks = [], duration, width = 440, hei
   }
   const step = niceStep(end);
   for (let sec = 0; sec <= end; sec += step) {
+    if (x(sec) > pad.l + w - 70 && sec > 0) break;  // leave room for the axis title
     svg.append(s("text", { class: "tick", x: x(sec), y: height - pad.b + 16, "text-anchor": "middle" }, `${sec}`));
   }
-  svg.append(s("text", { class: "axis", x: pad.l + w, y: height - 3, "text-anchor": "end" }, t("time.axis")));
+  svg.append(s("text", { class: "axis", x: pad.l + w, y: height - pad.b + 16, "text-anchor": "end" }, t("time.axis")));
   const placed = [];  // labels of marks close together go on successive lines
   for (const m of [...marks].sort((a, b) => a.t - b.t)) {
     const name = label("esc", m.kind);

@@ -2,6 +2,9 @@
 // rules of the packaged pack, PII types) are translated here; an id this table does not know is shown as is.
 
 const zh = {
+  "sep.colon": "：",
+  "sep.list": "、",
+  "sep.reasons": "；",
   "app.title": "坐席监控台",
   "nav.live": "实时通话",
   "nav.recorded": "录音质检",
@@ -206,6 +209,9 @@ const zh = {
 };
 
 const en = {
+  "sep.colon": ": ",
+  "sep.list": ", ",
+  "sep.reasons": "; ",
   "app.title": "Supervisor console",
   "nav.live": "Live calls",
   "nav.recorded": "Recorded calls",

@@ -137,7 +137,7 @@ export function jobView(main, ctx, jobId) {
     h("div", { class: "facts" }, progressBar(job),
       h("span", {}, t("job.progress", { done: finished, total: job.inputs, failed: job.failed })),
       h("span", { class: "muted" }, duration(job.audio_s))),
-    job.error ? h("p", { class: "notice error" }, `${t("job.error")}：${job.error}`) : null);
+    job.error ? h("p", { class: "notice error" }, `${t("job.error")}${t("sep.colon")}${job.error}`) : null);
   }
   function renderCalls(page) {
     mount(list, h("table", { class: "data calls-table" },
@@ -169,7 +169,7 @@ function fact(name, value) {
 function evidenceText(evidence) {
   if (!evidence || !evidence.length) return "";
   return evidence.map((ev) => h("div", { class: "evidence" },
-    h("span", { class: "who" }, `${legName(ev.leg)} ${duration((ev.start_ms || 0) / 1000)}：`),
+    h("span", { class: "who" }, `${legName(ev.leg)} ${duration((ev.start_ms || 0) / 1000)}${t("sep.colon")}`),
     transcriptText(ev.text || "", [])));
 }
 
@@ -257,7 +257,7 @@ export function reportView(main, ctx, jobId, index) {
     mount(main, h("section", { class: "report" }, back,
       h("div", { class: "page-head" }, h("h1", {}, `${t("report.title")} · `, h("span", { class: "mono" }, name)),
         h("div", { class: "downloads", role: "group", "aria-label": t("report.downloads") },
-          h("span", { class: "muted small" }, `${t("report.downloads")}：`), downloads)),
+          h("span", { class: "muted small" }, `${t("report.downloads")}${t("sep.colon")}`), downloads)),
       h("div", { class: "report-grid" },
         h("section", { class: "panel", "aria-labelledby": "ov-title" }, h("h2", { id: "ov-title" }, t("report.overview")),
           h("dl", { class: "facts-grid" },
@@ -268,13 +268,13 @@ export function reportView(main, ctx, jobId, index) {
             sum.legs.map((l) => fact(`${legName(l.leg)} · ${t("report.talk")}`,
               `${secs(l.talk_s)} · ${t("report.utterances", { n: l.utterances })} · ${l.speaking_rate} ${l.rate_unit}`)),
             fact(t("report.dominant"), Object.entries(sum.dominant_emotion).map(([leg, emo]) =>
-              `${legName(leg)} ${label("emo", emo)}`).join("，") || "–"),
+              `${legName(leg)} ${label("emo", emo)}`).join(t("sep.list")) || "–"),
             fact(t("report.intents"), Object.entries(sum.intents).map(([k, n]) => chip(`${label("intent", k)} ×${n}`, "intent"))),
           ),
           h("h3", {}, t("report.escalations")),
           sum.escalations.length ? h("ul", { class: "alerts" }, sum.escalations.map((e) => h("li", { class: "alert red",
             dataset: { kind: e.kind } }, h("div", { class: "alert-head" }, h("strong", {}, label("esc", e.kind))),
-          h("div", { class: "alert-detail" }, (e.reasons || []).join("；")), evidenceText(e.evidence))))
+          h("div", { class: "alert-detail" }, (e.reasons || []).join(t("sep.reasons"))), evidenceText(e.evidence))))
             : h("p", { class: "muted" }, t("report.noEscalations"))),
         h("section", { class: "panel charts", "aria-labelledby": "ch-title" },
           h("h2", { id: "ch-title" }, t("report.talkChart")),

@@ -85,7 +85,7 @@ function lastLine(call) {
     }
     item = { text, redactions };
   }
-  return h("p", { class: "last-said" }, h("span", { class: "who" }, `${legName(leg)}：`),
+  return h("p", { class: "last-said" }, h("span", { class: "who" }, `${legName(leg)}${t("sep.colon")}`),
     h("span", { class: "said" }, transcriptText(item.text, item.redactions)));
 }
 
@@ -108,11 +108,12 @@ function createCard(call) {
 function fillCard(el, call) {
   const lvl = level(call);
   const id = call.call_id;
-  const ids = Object.entries(call.metadata || {}).slice(0, 4).map(([k, v]) => `${k} ${v}`);
+  // Platform ids (the call id itself is in the title already).
+  const ids = Object.entries(call.metadata || {}).filter(([, v]) => v !== id).slice(0, 4).map(([k, v]) => `${k} ${v}`);
   const escalations = [...call.escalations].reverse();
   const failed = [...call.qa_failed].reverse();
   const alerts = [
-    ...escalations.slice(0, 2).map((x) => alertItem("red", label("esc", x.kind), (x.reasons || []).join("；"), x.text, x.at)),
+    ...escalations.slice(0, 2).map((x) => alertItem("red", label("esc", x.kind), (x.reasons || []).join(t("sep.reasons")), x.text, x.at)),
     ...failed.slice(0, lvl === "red" ? 1 : 2).map((x) => alertItem("amber",
       `${t("card.qa")} · ${label("rule", x.rule)}`, [label("sev", x.severity), x.note].filter(Boolean).join(" · "), x.text, x.at)),
   ];
@@ -131,7 +132,7 @@ function fillCard(el, call) {
     h("div", { class: "facts" },
       (call.legs.length ? call.legs : Object.keys(call.emotion)).map((leg) => h("span", { class: "leg" },
         h("span", { class: "leg-name" }, legName(leg)), emotionChip(call.emotion[leg]) || chip("–", "emo")))),
-    h("div", { class: "facts" }, h("span", { class: "k" }, `${t("card.intent")}：`),
+    h("div", { class: "facts" }, h("span", { class: "k" }, `${t("card.intent")}${t("sep.colon")}`),
       call.intent ? chip(`${label("intent", call.intent.label)} ${pct(call.intent.probability)}`, "intent")
         : h("span", { class: "muted" }, t("card.noIntent")),
       call.qa_score !== null && call.qa_score !== undefined ? chip(`${t("call.qaScore")} ${call.qa_score}`, "score") : null),
