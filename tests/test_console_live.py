@@ -35,6 +35,13 @@ from tests.test_console import (
 pytestmark = pytest.mark.model
 
 GAP_S = 0.75
+# The text colour of a partial line and of a final one, read in one go (a partial lasts under a second).
+COLOURS = """
+  if (document.querySelector('[data-state="ended"]')) return "ended";
+  const partial = document.querySelector(".utt.partial .utt-text");
+  const final = document.querySelector(".utt.final .utt-text");
+  return partial && final ? [getComputedStyle(partial).color, getComputedStyle(final).color] : null;
+"""
 
 
 def casia(speaker: str, emotion: str, n: int, skip: int = 0) -> list[np.ndarray]:
@@ -84,8 +91,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def job_id(live: LiveServer, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A short recorded call submitted through the console's upload form (it runs at batch priority while the
-    live calls stream)."""
+    """A short recorded call submitted through the console's upload form (after the live calls: while a job
+    runs, its queued segments hold the ASR queue above PARTIAL_SKIP_DEPTH and live partials are skipped)."""
     recording = tmp_path_factory.mktemp("upload") / "complaint-0417.wav"
     encode_file(recording, dialogue(casia("casia_wangzhe", "neutral", 2) + casia("casia_wangzhe", "angry", 3),
                                     read_sentences(5, skip=20)), 16000)
@@ -100,7 +107,7 @@ def job_id(live: LiveServer, browser: Any, tmp_path_factory: pytest.TempPathFact
     return str(row.get_attribute("data-job-id"))
 
 
-def test_live_wall_and_call_view(live: LiveServer, browser: Any, job_id: str, shots: Path) -> None:
+def test_live_wall_and_call_view(live: LiveServer, browser: Any, shots: Path) -> None:
     angry = dialogue(casia("casia_liuchanhg", "neutral", 4) + casia("casia_liuchanhg", "angry", 6),
                      read_sentences(10))
     calm = dialogue(casia("casia_zhaoquanyin", "neutral", 6, skip=10), read_sentences(6, skip=10))
@@ -135,13 +142,15 @@ def test_live_wall_and_call_view(live: LiveServer, browser: Any, job_id: str, sh
     seen = len(q(browser, ".utt.final"))
     wait_for(browser, lambda: len(q(browser, ".utt.final")) > seen, what="the call view's transcript to grow")
     assert q(browser, '.inline.alert.red[data-kind="angry_caller"]')
+    colours = wait_for(browser, lambda: browser.execute_script(COLOURS), what="a partial line")
+    assert colours != "ended", "the call ended before a partial was seen"
+    assert colours == ["rgb(138, 148, 159)", "rgb(17, 24, 32)"], colours  # partials grey, finals black
+    save_page(browser, shots / "call.png")  # mid-call: the latest lines, a partial in grey
     wait_css(browser, '.state-chip[data-state="ended"]', timeout=120, what="the call to end")
     summary = wait_css(browser, ".panel.summary", "the call summary")[0]
     assert summary.find_element("css selector", ".score-big").text.replace(".", "").isdigit()
     finals = q(browser, ".utt.final")
     assert {f.get_attribute("data-leg") for f in finals} == {"customer", "agent"} and len(finals) >= 16
-    browser.execute_script("document.querySelector('.transcript').scrollTop = 0")
-    save_page(browser, shots / "call.png")
     for thread, box in calls:
         events = joined(thread, box)
         assert events[-1]["type"] == "ended"
@@ -163,3 +172,17 @@ def test_recorded_call_report(live: LiveServer, browser: Any, job_id: str, shots
     assert statuses <= {"pass", "fail", "not_applicable"} and "fail" in statuses
     save_page(browser, shots / "report.png", full_height=1500)
     assert not js_errors(browser)
+
+
+def test_call_view_after_the_call_in_english(live: LiveServer, browser: Any, shots: Path) -> None:
+    """The ended call still opens (the server keeps recent calls), with its summary; the UI in English."""
+    browser.get(f"{live.http}/console#/calls/CA-7f3e21")
+    wait_css(browser, ".panel.summary", "the ended call's summary")
+    browser.find_element("css selector", "#lang-toggle").click()
+    wait_for(browser, lambda: "Call summary" in browser.find_element("css selector", ".panel.summary").text,
+             what="the English summary")
+    assert "Angry caller" in browser.find_element("css selector", ".call-side").text
+    browser.execute_script("document.querySelector('.transcript').scrollTop = 0")
+    save_page(browser, shots / "call-ended-en.png")
+    browser.find_element("css selector", "#lang-toggle").click()
+    wait_for(browser, lambda: "通话小结" in browser.find_element("css selector", ".panel.summary").text)
