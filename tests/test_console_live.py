@@ -90,7 +90,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def job_id(live: LiveServer, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+def job_id(browser: Any, live: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A short recorded call submitted through the console's upload form (after the live calls: while a job
     runs, its queued segments hold the ASR queue above PARTIAL_SKIP_DEPTH and live partials are skipped)."""
     recording = tmp_path_factory.mktemp("upload") / "complaint-0417.wav"
@@ -107,7 +107,7 @@ def job_id(live: LiveServer, browser: Any, tmp_path_factory: pytest.TempPathFact
     return str(row.get_attribute("data-job-id"))
 
 
-def test_live_wall_and_call_view(live: LiveServer, browser: Any, shots: Path) -> None:
+def test_live_wall_and_call_view(browser: Any, live: LiveServer, shots: Path) -> None:
     angry = dialogue(casia("casia_liuchanhg", "neutral", 4) + casia("casia_liuchanhg", "angry", 6),
                      read_sentences(10))
     calm = dialogue(casia("casia_zhaoquanyin", "neutral", 6, skip=10), read_sentences(6, skip=10))
@@ -157,7 +157,7 @@ def test_live_wall_and_call_view(live: LiveServer, browser: Any, shots: Path) ->
     assert not js_errors(browser)
 
 
-def test_recorded_call_report(live: LiveServer, browser: Any, job_id: str, shots: Path) -> None:
+def test_recorded_call_report(browser: Any, live: LiveServer, job_id: str, shots: Path) -> None:
     browser.get(f"{live.http}/console#/jobs")
     wait_css(browser, f'tr[data-job-id="{job_id}"] .chip[data-state="done"]', "the uploaded job to finish", 180)
     save_page(browser, shots / "jobs.png")
@@ -174,7 +174,7 @@ def test_recorded_call_report(live: LiveServer, browser: Any, job_id: str, shots
     assert not js_errors(browser)
 
 
-def test_call_view_after_the_call_in_english(live: LiveServer, browser: Any, shots: Path) -> None:
+def test_call_view_after_the_call_in_english(browser: Any, live: LiveServer, shots: Path) -> None:
     """The ended call still opens (the server keeps recent calls), with its summary; the UI in English."""
     browser.get(f"{live.http}/console#/calls/CA-7f3e21")
     wait_css(browser, ".panel.summary", "the ended call's summary")

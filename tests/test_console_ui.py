@@ -140,7 +140,7 @@ def start_call(server: ThreadServer, call_id: str, speed: float = 1.5) -> tuple[
 
 
 def test_wall_and_call_view_show_the_call_with_pii_tags_escalations_and_qa(
-    served: tuple[ThreadServer, KeyGate], browser: Any, tmp_path_factory: pytest.TempPathFactory
+    browser: Any, served: tuple[ThreadServer, KeyGate], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     server, _ = served
     open_console(browser, server)
@@ -176,7 +176,7 @@ def test_wall_and_call_view_show_the_call_with_pii_tags_escalations_and_qa(
     assert not js_errors(browser)
 
 
-def test_language_switch(served: tuple[ThreadServer, KeyGate], browser: Any) -> None:
+def test_language_switch(browser: Any, served: tuple[ThreadServer, KeyGate]) -> None:
     server, _ = served
     open_console(browser, server)
     browser.find_element("css selector", "#lang-toggle").click()
@@ -188,7 +188,7 @@ def test_language_switch(served: tuple[ThreadServer, KeyGate], browser: Any) -> 
 
 
 def test_a_recorded_call_from_upload_to_report_and_download(
-    served: tuple[ThreadServer, KeyGate], browser: Any, tmp_path: Path
+    browser: Any, served: tuple[ThreadServer, KeyGate], tmp_path: Path
 ) -> None:
     server, _ = served
     recording = tmp_path / "录音-1.wav"
@@ -220,7 +220,7 @@ def test_a_recorded_call_from_upload_to_report_and_download(
     assert not js_errors(browser)
 
 
-def test_asks_for_an_api_key_and_keeps_it_in_the_tab_only(served: tuple[ThreadServer, KeyGate], browser: Any) -> None:
+def test_asks_for_an_api_key_and_keeps_it_in_the_tab_only(browser: Any, served: tuple[ThreadServer, KeyGate]) -> None:
     server, gate = served
     browser.get(f"{server.http}/console#/")
     browser.execute_script("sessionStorage.clear()")
