@@ -23,14 +23,34 @@ function progressBar(job) {
     h("span", { class: "small" }, `${finished}/${job.inputs}`));
 }
 
-/** Poll `fn` every `ms` while it returns true (a job still running); stops when the view goes away. */
+/** Poll `fn` every `ms` while it returns true (a job still running); stops when the view goes away. `start()` polls
+ * now (after an upload, say), never running two polls at once. */
 function poller(fn, ms) {
   let timer = null;
   let stopped = false;
+  let running = false;
+  let again = false;
   const tick = async () => {
+    clearTimeout(timer);
     timer = null;
-    const again = await fn();
-    if (again && !stopped) timer = setTimeout(tick, ms);
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    let more = false;
+    try {
+      more = await fn();
+    } finally {
+      running = false;
+    }
+    if (stopped) return;
+    if (again) {
+      again = false;
+      tick();
+    } else if (more) {
+      timer = setTimeout(tick, ms);
+    }
   };
   return { start: tick, stop() { stopped = true; clearTimeout(timer); } };
 }
@@ -84,11 +104,16 @@ export function jobsView(main) {
       render(page);
       return page.jobs.some((j) => !FINAL.has(j.state));
     } catch (err) {
+      shownSig = "";
       mount(table, errorBox(t("error.load", { msg: err.message }), () => poll.start()));
       return false;
     }
   }, 2000);
+  let shownSig = "";
   function render(page) {
+    const sig = JSON.stringify(page);  // unchanged: keep the rows (a link being clicked stays in place)
+    if (sig === shownSig) return;
+    shownSig = sig;
     if (!page.jobs.length) { mount(table, h("p", { class: "empty" }, t("jobs.empty"))); return; }
     mount(table, h("table", { class: "data jobs-table" },
       h("thead", {}, h("tr", {}, ["jobs.col.job", "jobs.col.created", "jobs.col.state", "jobs.col.progress",
@@ -116,16 +141,22 @@ export function jobView(main, ctx, jobId) {
   const head = h("div", {}, h("p", { class: "muted" }, t("loading")));
   const list = h("div", { class: "table-wrap" });
   let shown = PAGE;
+  let shownSig = "";
   mount(main, h("section", { class: "job" }, h("a", { class: "back", href: "#/jobs" }, `← ${t("jobs.back")}`), head,
     h("section", { class: "panel", "aria-labelledby": "calls-title" }, h("h2", { id: "calls-title" }, t("job.calls")), list)));
   const poll = poller(async () => {
     try {
       const [job, page] = await Promise.all([getJSON(`/v1/jobs/${jobId}`),
         getJSON(`/v1/jobs/${jobId}/results?limit=${shown}`)]);
-      renderHead(job);
-      renderCalls(page);
+      const sig = JSON.stringify([job, page]);  // unchanged: keep the rows (a link being clicked stays in place)
+      if (sig !== shownSig) {
+        shownSig = sig;
+        renderHead(job);
+        renderCalls(page);
+      }
       return !FINAL.has(job.state);
     } catch (err) {
+      shownSig = "";
       mount(head, errorBox(t("error.load", { msg: err.message }), () => poll.start()));
       return false;
     }

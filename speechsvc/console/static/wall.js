@@ -185,8 +185,16 @@ export function wallView(main, ctx) {
   }
   const schedule = () => { if (!frame) frame = requestAnimationFrame(render); };
 
+  let inFlight = false;
+  let again = false;
   async function refresh() {
+    clearTimeout(refreshTimer);
     refreshTimer = null;
+    if (inFlight) {  // one snapshot at a time; ask for another once this one is in
+      again = true;
+      return;
+    }
+    inFlight = true;
     replay = [];
     try {
       const { calls: list } = await getJSON("/v1/calls");
@@ -197,12 +205,28 @@ export function wallView(main, ctx) {
       loaded = true;
       schedule();
     } catch (err) {
-      if (!loaded) mount(body, errorBox(t("error.load", { msg: err.message }), refresh));
+      if (!loaded) mount(body, errorBox(t("error.load", { msg: err.message }), () => refresh()));
     } finally {
       replay = null;
+      inFlight = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
     }
   }
-  const refreshSoon = () => { if (!refreshTimer) refreshTimer = setTimeout(refresh, 800); };
+  // The server's order (risk) is re-read soon after anything that changes it: at once-ish for a new, ended or
+  // escalated call, within a few seconds for emotion and QA (which move the order less and come more often).
+  let refreshDue = Infinity;
+  function refreshSoon(delay) {
+    const due = performance.now() + delay;
+    if (refreshTimer && refreshDue <= due) return;
+    clearTimeout(refreshTimer);
+    refreshDue = due;
+    refreshTimer = setTimeout(refresh, delay);
+  }
+  const URGENT = new Set(["ready", "ended", "escalation"]);
+  const RESORT = new Set(["qa", "emotion"]);
 
   const sub = new Subscription("/v1/events", {
     onOpen: refresh,
@@ -212,7 +236,8 @@ export function wallView(main, ctx) {
       const result = applyEvent(calls, e);
       const c = calls.get(e.call_id);
       if (c && c.base_at === undefined) c.base_at = performance.now();
-      if (result.unknown || ["ready", "ended", "escalation", "qa", "emotion"].includes(e.type)) refreshSoon();
+      if (result.unknown || URGENT.has(e.type)) refreshSoon(500);
+      else if (RESORT.has(e.type)) refreshSoon(3000);
       if (result.escalation) ctx.alert(e.call_id, result.escalation);
       if (result.changed) schedule();
     },
