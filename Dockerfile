@@ -16,7 +16,7 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY . /app
-RUN make install PYTHON=python3 && rm -rf /root/.cache/pip \
+RUN make install PYTHON=python3 BROWSER=0 && rm -rf /root/.cache/pip \
  && mkdir -p /opt/speechsvc/jobs && chown -R nobody /opt/speechsvc/jobs
 
 EXPOSE 8080 50051 9092

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
+from speechsvc.console.routes import router as console_router
 from speechsvc.runtime.engine import Engine
 from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_jobs, subscribe, twilio, ws
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     if engine is not None:
         app.state.engine = engine
     routers = (ws, twilio, audio_fork, audiohook, subscribe, rest_jobs, calls, openai_api)
-    for router in (module.router for module in routers):
+    for router in (*(module.router for module in routers), console_router):
         app.include_router(router)
 
     @app.get("/healthz")

@@ -17,6 +17,7 @@ on the worker's own thread, one batch at a time.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import itertools
 import logging
@@ -70,12 +71,18 @@ class InferenceWorker(Generic[In, Out]):
         self._closing = False
         self._on_batch = on_batch
         self._room = asyncio.Condition()
+        self._queued: collections.Counter[int] = collections.Counter()  # queued items per priority
         self.busy = False
 
     @property
     def depth(self) -> int:
         """Items waiting (not counting the batch being run)."""
         return self._queue.qsize()
+
+    def queued(self, upto: int) -> int:
+        """Items waiting at priority ``upto`` or more urgent (what would run before a new item of that
+        priority): live partials are not held back by batch work queued behind them."""
+        return sum(n for priority, n in self._queued.items() if priority <= upto)
 
     def start(self) -> None:
         if self._task is None:
@@ -97,6 +104,7 @@ class InferenceWorker(Generic[In, Out]):
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             raise Overloaded(f"{self.name} queue is full ({self.options.max_queue} items)") from None
+        self._queued[job.priority] += 1
         return await future
 
     async def submit_wait(self, item: In, priority: int = Priority.BATCH) -> Out:
@@ -119,6 +127,8 @@ class InferenceWorker(Generic[In, Out]):
             jobs = [await self._queue.get()]
             while len(jobs) < self.options.max_batch and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
+            for job in jobs:
+                self._queued[job.priority] -= 1
             async with self._room:
                 self._room.notify_all()
             jobs = [j for j in jobs if not j.future.cancelled()]

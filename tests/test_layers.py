@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("analysis", {"analysis"}),
     ("runtime", {"runtime"}),
     ("batch", {"batch"}),
-    ("transports", {"transports"}),
+    ("transports", {"transports", "console"}),
     ("app", {"app", "server"}),
     ("tools", {"clients", "evaluation", "cli"}),
 ]

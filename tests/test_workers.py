@@ -119,3 +119,24 @@ async def test_stop_finishes_queued_work_then_refuses() -> None:
     assert [p.result() for p in pending] == [0, 2, 4, 6, 8]
     with pytest.raises(ShuttingDown):
         await worker.submit(1)
+
+
+async def test_queued_counts_only_work_at_or_above_a_priority() -> None:
+    gate = threading.Event()
+
+    def run(batch: list[int]) -> list[int]:
+        gate.wait(5)
+        return batch
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_queue=100))
+    worker.start()
+    first = asyncio.ensure_future(worker.submit(0))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.ensure_future(worker.submit(i, p)) for i, p in
+            [(1, Priority.BATCH), (2, Priority.BATCH), (3, Priority.PARTIAL), (4, Priority.FINAL)]]
+    await asyncio.sleep(0.05)
+    assert worker.depth == 4 and worker.queued(upto=Priority.PARTIAL) == 2 and worker.queued(upto=Priority.FINAL) == 1
+    gate.set()
+    await asyncio.gather(first, *rest)
+    assert worker.queued(upto=Priority.BATCH) == 0
+    await worker.stop()

@@ -130,7 +130,8 @@ class CallIndex:
                                      "at": e.emitted_at, "text": e.evidence[0].text if e.evidence else ""})
         elif isinstance(e, Qa) and e.passed is False:
             view.qa_failed.append({"rule": e.rule, "severity": e.severity, "category": e.category,
-                                   "at": e.emitted_at})
+                                   "at": e.emitted_at, "note": e.note,
+                                   "text": e.evidence[0].text if e.evidence else ""})
         elif isinstance(e, QaSummary):
             view.qa_score = e.score
 

@@ -250,8 +250,8 @@ class CallSession:
         due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * SAMPLE_RATE // 1000
         if audio.size < due:
             return
-        if self.engine.asr.depth >= self.options.partial_skip_depth:
-            return  # the final path has priority; this partial would only add queueing delay
+        if self.engine.asr.queued(upto=Priority.PARTIAL) >= self.options.partial_skip_depth:
+            return  # live work is queued; this partial would only add delay (batch work queued behind it does not)
         leg.partial_at = audio.size
         leg.partial_task = asyncio.get_running_loop().create_task(self._decode_partial(leg, index, start_ms, audio))
 

@@ -42,7 +42,8 @@ def _view(job: Job) -> dict[str, Any]:
     finished = (p.get("done", 0) + p.get("skipped", 0) + p.get("failed", 0))
     return {
         "id": job.id, "state": job.state, "created_at": job.created, "updated_at": job.updated,
-        "inputs": len(job.request["inputs"]), "done": p.get("done", 0), "skipped": p.get("skipped", 0),
+        "inputs": len(job.request["inputs"]), "formats": job.request.get("formats", ["json"]),
+        "done": p.get("done", 0), "skipped": p.get("skipped", 0),
         "failed": p.get("failed", 0), "audio_s": round(p.get("audio_s", 0.0), 1),
         "progress": round(finished / total, 4) if total else 0.0, "errors": p.get("errors", {}), "error": job.error,
     }
