@@ -1,11 +1,12 @@
-"""Run the service: load the engine once, serve HTTP/WebSocket (and gRPC when enabled), and shut down in
-stages: stop accepting, finish open utterances of live calls within the grace period, close transports,
-stop the workers."""
+"""Run the service: check the security posture, load the engine once, serve HTTP/WebSocket (TLS when
+configured) and gRPC, and shut down in stages: stop accepting, finish open utterances of live calls within
+the grace period, deliver what subscribers and webhooks are owed, close transports, stop the workers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,8 +15,12 @@ import uvicorn
 from speechsvc.app import create_app
 from speechsvc.config import Settings
 from speechsvc.runtime.engine import Engine
+from speechsvc.security import logguard
+from speechsvc.security.auth import Authenticator
 
 log = logging.getLogger(__name__)
+
+CLIENT_CERT = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 class _Server(uvicorn.Server):
@@ -29,18 +34,62 @@ class _Server(uvicorn.Server):
         self.stops: list[Callable[[], Awaitable[None]]] = []
 
     async def shutdown(self, sockets: Any = None) -> None:
-        await self._engine.drain(self._grace_s)  # refuse new calls, finish open utterances
-        for stop in self.stops:  # gRPC (with its grace period), AudioSocket listeners, webhook
-            await stop()
+        await drain(self._engine, self._grace_s, self.stops)
         await super().shutdown(sockets)  # close HTTP/WebSocket connections, lifespan shutdown
         await self._engine.stop()
         log.info("stopped")
 
 
+async def drain(engine: Engine, grace_s: float, stops: list[Callable[[], Awaitable[None]]]) -> None:
+    """Shutdown stages before the transports close: refuse new calls and finish open utterances (every
+    transport's calls, platform adapters included), then let subscribers and webhooks receive those finals and
+    ``ended`` events, then stop gRPC (with its grace period), the AudioSocket listeners and the webhooks."""
+    await engine.drain(grace_s)
+    await engine.bus.close(max(1.0, grace_s))
+    for stop in stops:
+        await stop()
+
+
+def ws_max_size(settings: Settings) -> int:
+    """The WebSocket layer's own frame bound: well above ``max_message_bytes``, so a message over the limit
+    reaches the transport, which answers in the protocol (finals of what was heard, then 1009), while a
+    message beyond this bound is still cut by the protocol layer without being buffered."""
+    return 4 * settings.max_message_bytes + (64 << 10)
+
+
+def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
+    """uvicorn's configuration for the settings: address, frame bound, graceful shutdown, TLS (and client
+    certificates: ``tls_client_cert`` none | optional | required, verified against ``tls_client_ca``)."""
+    tls: dict[str, Any] = {}
+    if settings.tls_cert and settings.tls_key:
+        tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+        if settings.tls_client_ca is not None:
+            tls["ssl_ca_certs"] = str(settings.tls_client_ca)
+        tls["ssl_cert_reqs"] = CLIENT_CERT[settings.tls_client_cert]
+    elif settings.tls_cert or settings.tls_key:
+        raise ValueError("set both SPEECHSVC_TLS_CERT and SPEECHSVC_TLS_KEY for TLS")
+    if settings.tls_client_cert != "none" and settings.tls_client_ca is None:
+        raise ValueError("SPEECHSVC_TLS_CLIENT_CERT needs SPEECHSVC_TLS_CLIENT_CA")
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=ws_max_size(settings),
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
+        **tls,
+        **extra,
+    )
+
+
 async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
-    """AudioSocket listeners and the webhook poster; returns their stop functions."""
+    """AudioSocket listeners and the webhook posters; returns their stop functions.
+
+    Raises:
+        Forbidden, ValueError: a webhook URL or secret that is not acceptable.
+    """
     from speechsvc.transports.audiosocket import AudioSocketServer
-    from speechsvc.transports.webhook import WebhookPoster
+    from speechsvc.transports.webhook import start_webhooks
 
     stops: list[Callable[[], Awaitable[None]]] = []
     for port, leg in ((settings.audiosocket_port, "customer"), (settings.audiosocket_agent_port, "agent")):
@@ -48,30 +97,28 @@ async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[]
             server = AudioSocketServer(engine, leg, settings.default_language)  # type: ignore[arg-type]
             await server.start(settings.host, port)
             stops.append(server.stop)
-    if settings.webhook_url:
-        poster = WebhookPoster(engine.bus, settings.webhook_url, settings.webhook_retries, settings.webhook_timeout_s)
-        poster.start()
-        stops.append(poster.stop)
+    stops.extend(await start_webhooks(engine, settings))
     return stops
 
 
 async def serve(settings: Settings) -> None:
+    """Raises:
+    ValueError: an insecure or inconsistent security configuration (before any model is loaded).
+    """
+    logguard.install()
+    Authenticator(settings).startup_check()
+    config_check = uvicorn_config(None, settings)  # TLS settings are checked before the models load
+    del config_check
     engine = await asyncio.to_thread(Engine.load, settings)
     await engine.start()
     app = create_app(settings, engine)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=settings.max_message_bytes + 1024,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
-    )
-    http = _Server(config, engine, settings.shutdown_grace_s)
+    http = _Server(uvicorn_config(app, settings), engine, settings.shutdown_grace_s)
     if settings.grpc_port >= 0:
         from speechsvc.transports.grpc import start_grpc_server
 
         grpc_server = await start_grpc_server(engine, settings)
         http.stops.append(lambda: grpc_server.stop(settings.shutdown_grace_s))
     http.stops.extend(await start_adapters(engine, settings))
+    scheme = "https/wss" if settings.tls_cert else "http/ws"
+    log.info("serving %s on %s:%d", scheme, settings.host, settings.port)
     await http.serve()

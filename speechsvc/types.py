@@ -70,6 +70,8 @@ class CallConfig:
     # False: the legs are the channels of each wire frame (``CallSession.feed_bytes``). True: each leg's audio
     # arrives on its own, mono in ``audio``'s format (``CallSession.feed``), as Twilio's tracks do.
     per_leg_audio: bool = False
+    # The tenant of the credentials that started the call (set at admission); call ids are unique per tenant.
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ class CallEvent:
     event: Event
     # The platform's own ids, echoed on every event.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The call's tenant: subscriptions and webhooks deliver an event only to its own tenant (and admins).
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 The first ``ClientMessage`` is the config (validated by the same schema as the WebSocket start message),
 then audio, then an optional ``Control.STOP``. Events are the WebSocket events as protobuf. This module
 is the single place where expected errors become gRPC status codes (:data:`STATUS`). Also served: the
-standard health service (SERVING only once the engine is warmed up) and server reflection.
+standard health service (SERVING only once the engine is warmed up; public) and server reflection (``admin``
+scope). Authentication: metadata ``authorization: Bearer <key>`` (:mod:`speechsvc.security.grpc_auth`); TLS, and
+mutual TLS with ``grpc_tls_client_ca``.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from speechsvc.batch.files import decode_bounded
 from speechsvc.batch.transcribe import transcribe_audio_async
 from speechsvc.config import Settings
 from speechsvc.errors import (
+    Forbidden,
     InternalError,
     InvalidAudio,
     MessageTooLarge,
     ModelUnavailable,
     Overloaded,
     ProtocolError,
+    RateLimited,
     ShuttingDown,
     SpeechsvcError,
     Unauthorized,
@@ -41,9 +46,12 @@ from speechsvc.log import call_id_var
 from speechsvc.protocol import GRPC_ONEOF, StartMessage, event_dict, parse_client_message
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
-from speechsvc.speech.audio import decode_file, decode_frame, resample, to_float
-from speechsvc.transports.lifecycle import open_call
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Leg
+from speechsvc.security.grpc_auth import AuthInterceptor
+from speechsvc.security.limits import AudioPacer
+from speechsvc.speech.audio import decode_frame, resample, to_float
+from speechsvc.transports.common import PeerGone
+from speechsvc.transports.lifecycle import serve_call
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Float32Array, Leg
 from speechsvc.v1 import pb, pb_grpc
 
 log = logging.getLogger(__name__)
@@ -58,8 +66,13 @@ STATUS: dict[type[SpeechsvcError], grpc.StatusCode] = {
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
     Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     InternalError: grpc.StatusCode.INTERNAL,
 }
+START_TIMEOUT_S = 10.0
+# Events waiting for the client to read them (the call's own queue holds max_pending_events more).
+OUTBOX = 64
 ENCODINGS: dict[int, Encoding] = {
     pb.ENCODING_UNSPECIFIED: "pcm16", pb.PCM16: "pcm16", pb.MULAW: "mulaw", pb.ALAW: "alaw", pb.F32: "f32",
 }
@@ -109,15 +122,22 @@ def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfi
 class SpeechServicer(pb_grpc.SpeechServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Calls whose client vanished, finishing in the background (their finals still reach the bus).
+        self._orphans: set[asyncio.Task[SpeechsvcError | None]] = set()
 
     async def StreamCall(
         self, request_iterator: AsyncIterator[pb.ClientMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ServerMessage]:
+        """One call on :func:`~speechsvc.transports.lifecycle.serve_call`, like the WebSocket API. The call runs in
+        its own task; this RPC relays its events. A client that vanishes (cancels, disconnects) ends the call
+        normally: what was heard is finished and published on the subscriptions and webhooks, then ``ended``."""
         engine = self.engine
         try:
-            first = await anext(request_iterator)
+            first = await asyncio.wait_for(anext(request_iterator), START_TIMEOUT_S)
         except StopAsyncIteration:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty stream: the first message must be a config")
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"no config within {START_TIMEOUT_S:.0f} s")
         if first.WhichOneof("message") != "config":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "audio received before the config; the first message must be a config")
@@ -125,28 +145,64 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             config = config_from_proto(first.config, engine.settings.default_language)
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))
-        failed: SpeechsvcError | None = None
+        outbox: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=OUTBOX)
+        gone = asyncio.Event()
+
+        async def send(event: CallEvent) -> None:
+            if gone.is_set():
+                raise PeerGone
+            await outbox.put(event)
+
+        async def receive(session: CallSession) -> SpeechsvcError | None:
+            reading = asyncio.ensure_future(self._read(request_iterator, session))
+            vanished = asyncio.ensure_future(gone.wait())
+            try:
+                await asyncio.wait({reading, vanished}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                vanished.cancel()
+            if not reading.done():
+                reading.cancel()
+                raise PeerGone
+            return reading.result()
+
+        call = asyncio.ensure_future(serve_call(engine, config, "grpc", receive, send))
         try:
-            async with open_call(engine, config, "grpc") as session:
-                reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
-                try:
-                    async for event in session.events():
-                        yield to_server_message(event)
-                finally:
-                    reader.cancel()
-                failed = session.failed
-        except SpeechsvcError as e:  # admission: the config or capacity
-            failed = e
+            while True:
+                getter = asyncio.ensure_future(outbox.get())
+                await asyncio.wait({getter, call}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                yield to_server_message(getter.result())
+            while not outbox.empty():
+                yield to_server_message(outbox.get_nowait())
+            try:
+                failed = call.result()
+            except SpeechsvcError as e:  # admission, or the events ended first (shutdown, client not reading)
+                failed = e
+        finally:
+            if not call.done():  # the client vanished, or the RPC was cancelled
+                gone.set()
+                self._orphans.add(call)
+                call.add_done_callback(self._orphan_done)
         if failed is not None:
             await context.abort(status_of(failed), str(failed))
 
-    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> None:
-        """Feed audio until STOP or the end of the request stream, then finish the call."""
+    def _orphan_done(self, task: asyncio.Task[SpeechsvcError | None]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("call of a vanished gRPC client ended: %s", task.exception())
+
+    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> SpeechsvcError | None:
+        """Feed audio until STOP or the end of the request stream (None), or a fatal error (returned)."""
+        settings = self.engine.settings
+        pacer = AudioPacer(settings.max_realtime_factor, settings.realtime_burst_s)
+        bytes_per_s = session.config.audio.bytes_for_ms(1000)
         try:
             async for message in requests:
                 kind = message.WhichOneof("message")
                 if kind == "control" and message.control.action == pb.Control.STOP:
-                    break
+                    return None
                 try:
                     if kind == "audio":
                         session.feed_bytes(message.audio)
@@ -154,9 +210,16 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                         raise ProtocolError(f"unexpected {kind or 'empty'} message during a call; send audio or STOP")
                 except (InvalidAudio, ProtocolError) as e:
                     session.report(e)  # the frame is dropped; the call goes on
-        except ShuttingDown:
-            return
-        await session.close("stop")
+                await pacer.pace(len(message.audio) / bytes_per_s)
+        except ShuttingDown as e:
+            return e
+        except grpc.aio.AioRpcError as e:  # pragma: no cover - depends on grpc's version
+            log.info("gRPC request stream failed: %s", e.code())
+            raise PeerGone from None
+        except (grpc.RpcError, asyncio.InvalidStateError) as e:
+            # grpc.aio raises this for a request it cannot parse (corrupt protobuf) or a stream that broke.
+            return ProtocolError(f"request stream failed: {type(e).__name__}")
+        return None
 
     async def Transcribe(
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
@@ -174,13 +237,10 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                     "transcribe", AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or 16000,
                                               raw.channels or 1), legs=legs,
                 )).audio
-                pcm = decode_frame(request.audio, fmt)
-                if fmt.sample_rate != 16000:
-                    audio = resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
-                else:
-                    audio = to_float(pcm).T
+                audio = await asyncio.to_thread(_raw_audio, request.audio, fmt)
             else:
-                audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio))
+                audio, _ = await asyncio.to_thread(decode_bounded, io.BytesIO(request.audio),
+                                                   engine.settings.transcribe_max_s)
             legs, segments = await transcribe_audio_async(
                 audio, engine.asr, engine.vad_model, engine.vad_options, None if language == "auto" else language
             )
@@ -191,6 +251,14 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             response.segments.add(leg=s.leg, index=s.index, start_ms=s.start_ms, end_ms=s.end_ms, text=s.text,
                                   language=s.language, confidence=s.confidence)
         return response
+
+
+def _raw_audio(data: bytes, fmt: AudioFormat) -> Float32Array:
+    """Raw frames of a Transcribe request → 16 kHz float32 of shape (channels, n) (blocking: in a thread)."""
+    pcm = decode_frame(data, fmt)
+    if fmt.sample_rate != 16000:
+        return resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
+    return to_float(pcm).T
 
 
 class CallIdInterceptor(grpc.aio.ServerInterceptor):
@@ -224,7 +292,7 @@ class GrpcServer:
 async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
     """Start the gRPC server on ``settings.grpc_port`` (0 = a free port; see ``GrpcServer.port``)."""
     server = grpc.aio.server(
-        interceptors=[CallIdInterceptor()],
+        interceptors=[CallIdInterceptor(), AuthInterceptor(engine.guard)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", 64 << 20),
@@ -236,8 +304,11 @@ async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{settings.host}:{settings.grpc_port}"
     if settings.grpc_tls_cert and settings.grpc_tls_key:
+        client_ca = settings.grpc_tls_client_ca.read_bytes() if settings.grpc_tls_client_ca else None
         credentials = grpc.ssl_server_credentials(
-            [(settings.grpc_tls_key.read_bytes(), settings.grpc_tls_cert.read_bytes())]
+            [(settings.grpc_tls_key.read_bytes(), settings.grpc_tls_cert.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,  # mutual TLS: only clients with a certificate of this CA
         )
         port = server.add_secure_port(address, credentials)
     else:
@@ -257,7 +328,8 @@ async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
             await asyncio.sleep(0.1)
 
     task = asyncio.get_running_loop().create_task(track_readiness())
-    log.info("gRPC listening on %s:%d (%s)", settings.host, port, "TLS" if settings.grpc_tls_cert else "plaintext")
+    mode = ("mTLS" if settings.grpc_tls_client_ca else "TLS") if settings.grpc_tls_cert else "plaintext"
+    log.info("gRPC listening on %s:%d (%s)", settings.host, port, mode)
     return GrpcServer(server, port, task)
 
 

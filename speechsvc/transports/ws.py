@@ -3,6 +3,10 @@
 Thin: it parses messages (:mod:`speechsvc.protocol`) and runs the call on
 :func:`~speechsvc.transports.lifecycle.serve_call` like every platform adapter; expected errors become
 WebSocket close codes through :mod:`speechsvc.transports.common`.
+
+The upgrade needs the ``stream`` scope (``Authorization: Bearer``, or ``?access_token=`` for browsers); a refusal
+is the HTTP status of the upgrade (401, 403, 429, 503). The call belongs to the key's tenant. A sender faster than
+``max_realtime_factor`` x real time (after a burst) is slowed down, so it cannot stall other calls.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from speechsvc.errors import (
 from speechsvc.protocol import AudioMessage, StartMessage, StopMessage, event_dict, parse_client_message
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.asgi import admit_websocket, deny_websocket
+from speechsvc.security.limits import AudioPacer
 from speechsvc.transports.common import PeerGone, close, fail, send_json
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.types import CallEvent
@@ -40,6 +46,18 @@ START_TIMEOUT_S = 10.0
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
+    if await admit_websocket(ws, "stream", "ws") is None:
+        return
+    gate = engine.guard.streams
+    if gate.open >= gate.limit:
+        engine.metrics.rejections.labels("stream_connections").inc()
+        await deny_websocket(ws, Overloaded(f"too many open connections ({gate.limit}); retry later"))
+        return
+    with gate.hold():
+        await _stream(ws, engine)
+
+
+async def _stream(ws: WebSocket, engine: Engine) -> None:
     if not engine.ready or engine.active_calls >= engine.settings.max_calls:
         reason = "not ready" if not engine.ready else "at capacity"
         engine.metrics.rejections.labels("handshake").inc()
@@ -95,6 +113,8 @@ async def _receive_audio(ws: WebSocket, engine: Engine, session: CallSession) ->
     """Feed frames until ``stop`` (returns None) or a fatal error (returned); a client that disconnects
     raises PeerGone (what it said is still finished and published)."""
     limit = engine.settings.max_message_bytes
+    pacer = AudioPacer(engine.settings.max_realtime_factor, engine.settings.realtime_burst_s)
+    bytes_per_s = session.config.audio.bytes_for_ms(1000)
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -119,6 +139,7 @@ async def _receive_audio(ws: WebSocket, engine: Engine, session: CallSession) ->
             session.report(e)  # the frame is dropped; the call goes on
         except ShuttingDown as e:
             return e
+        await pacer.pace(len(data or b"") / bytes_per_s)
 
 
 def _b64(data: str) -> bytes:
