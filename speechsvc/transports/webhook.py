@@ -60,6 +60,9 @@ class WebhookPoster:
         self._checked_at = float("-inf")
 
     def start(self) -> None:
+        # httpx logs every request's full URL at INFO (credentials and query included); ours log safe_url only.
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"webhook {self.safe_url}")
 
     async def started(self) -> None:
