@@ -8,6 +8,8 @@ balancers probe it); server reflection and anything else needs ``admin``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -51,16 +53,30 @@ def _original(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
     return getattr(handler, _kind(handler))  # type: ignore[no-any-return]
 
 
+# A refused client-streaming RPC waits this long for the client's first message before the status goes out: a
+# client still writing it when the call ends sees its own write fail (INTERNAL) instead of the status.
+FIRST_MESSAGE_WAIT_S = 1.0
+
+
+async def _refuse(request: Any, context: grpc.aio.ServicerContext, streaming: bool, code: grpc.StatusCode,
+                  details: str) -> None:
+    if streaming:
+        with contextlib.suppress(TimeoutError, StopAsyncIteration, grpc.RpcError):
+            await asyncio.wait_for(anext(aiter(request)), FIRST_MESSAGE_WAIT_S)
+    await context.abort(code, details)
+
+
 def refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler:
+    streaming = bool(handler.request_streaming)
     if handler.response_streaming:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await context.abort(code, details)
+            await _refuse(request, context, streaming, code, details)
             yield  # pragma: no cover - abort raises
 
         return _rebuild(handler, stream)
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, details)
+        await _refuse(request, context, streaming, code, details)
 
     return _rebuild(handler, unary)
 
