@@ -53,16 +53,26 @@ def _original(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
     return getattr(handler, _kind(handler))  # type: ignore[no-any-return]
 
 
-# A refused client-streaming RPC waits this long for the client's first message before the status goes out: a
-# client still writing it when the call ends sees its own write fail (INTERNAL) instead of the status.
-FIRST_MESSAGE_WAIT_S = 1.0
+# A refused client-streaming RPC reads (and drops) what the client already sent, for at most this long and this
+# many messages, before the status goes out: a client still writing when the call ends would otherwise see its own
+# write fail (INTERNAL) instead of UNAUTHENTICATED.
+DRAIN_S = 1.0
+DRAIN_MESSAGES = 1000
+
+
+async def _drain(request: Any) -> None:
+    count = 0
+    async for _ in request:
+        count += 1
+        if count >= DRAIN_MESSAGES:
+            return
 
 
 async def _refuse(request: Any, context: grpc.aio.ServicerContext, streaming: bool, code: grpc.StatusCode,
                   details: str) -> None:
     if streaming:
-        with contextlib.suppress(TimeoutError, StopAsyncIteration, grpc.RpcError):
-            await asyncio.wait_for(anext(aiter(request)), FIRST_MESSAGE_WAIT_S)
+        with contextlib.suppress(TimeoutError, grpc.RpcError):
+            await asyncio.wait_for(_drain(request), DRAIN_S)
     await context.abort(code, details)
 
 
