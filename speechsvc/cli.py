@@ -74,7 +74,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from speechsvc.security.principal import Principal
     from speechsvc.security.signing import new_secret
 
-    settings = Settings()
+    settings = _settings(args)
     store = KeyStore(settings.keys_path)
     audit = AuditLog(settings.audit_path)
     operator = Principal("cli", "-", frozenset({"admin"}), via="none")
