@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from speechsvc.errors import Forbidden, RateLimited, SpeechsvcError, Unauthorized
 from speechsvc.security.guard import Guard
@@ -61,18 +62,26 @@ DRAIN_MESSAGES = 1000
 
 
 async def _drain(request: Any) -> None:
-    count = 0
-    async for _ in request:
-        count += 1
-        if count >= DRAIN_MESSAGES:
+    iterator = aiter(request)
+    for _ in range(DRAIN_MESSAGES):
+        try:
+            await anext(iterator)
+        except StopAsyncIteration:
             return
+        except DecodeError:
+            continue  # a corrupt message is dropped like the others
+
+
+async def settle(request: Any) -> None:
+    """Read and drop what a client-streaming RPC's client is still sending (bounded), before a status."""
+    with contextlib.suppress(TimeoutError, grpc.RpcError, asyncio.InvalidStateError):
+        await asyncio.wait_for(_drain(request), DRAIN_S)
 
 
 async def _refuse(request: Any, context: grpc.aio.ServicerContext, streaming: bool, code: grpc.StatusCode,
                   details: str) -> None:
     if streaming:
-        with contextlib.suppress(TimeoutError, grpc.RpcError):
-            await asyncio.wait_for(_drain(request), DRAIN_S)
+        await settle(request)
     await context.abort(code, details)
 
 

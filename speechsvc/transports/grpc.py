@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -46,7 +47,7 @@ from speechsvc.log import call_id_var
 from speechsvc.protocol import GRPC_ONEOF, StartMessage, event_dict, parse_client_message
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
-from speechsvc.security.grpc_auth import AuthInterceptor
+from speechsvc.security.grpc_auth import AuthInterceptor, settle
 from speechsvc.security.limits import AudioPacer
 from speechsvc.speech.audio import decode_frame, resample, to_float
 from speechsvc.transports.common import PeerGone
@@ -132,19 +133,26 @@ class SpeechServicer(pb_grpc.SpeechServicer):
         its own task; this RPC relays its events. A client that vanishes (cancels, disconnects) ends the call
         normally: what was heard is finished and published on the subscriptions and webhooks, then ``ended``."""
         engine = self.engine
+
+        async def refuse(code: grpc.StatusCode, details: str) -> None:
+            await settle(request_iterator)  # so the client reads the status, not a failed write of its own
+            await context.abort(code, details)
+
         try:
             first = await asyncio.wait_for(anext(request_iterator), START_TIMEOUT_S)
         except StopAsyncIteration:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty stream: the first message must be a config")
         except TimeoutError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"no config within {START_TIMEOUT_S:.0f} s")
+        except DecodeError:
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT, "the first message is not a valid ClientMessage")
         if first.WhichOneof("message") != "config":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "audio received before the config; the first message must be a config")
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                         "audio received before the config; the first message must be a config")
         try:
             config = config_from_proto(first.config, engine.settings.default_language)
         except SpeechsvcError as e:
-            await context.abort(status_of(e), str(e))
+            await refuse(status_of(e), str(e))
         outbox: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=OUTBOX)
         gone = asyncio.Event()
 
@@ -166,12 +174,12 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             return reading.result()
 
         call = asyncio.ensure_future(serve_call(engine, config, "grpc", receive, send))
+        getter: asyncio.Future[CallEvent] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(outbox.get())
                 await asyncio.wait({getter, call}, return_when=asyncio.FIRST_COMPLETED)
                 if not getter.done():
-                    getter.cancel()
                     break
                 yield to_server_message(getter.result())
             while not outbox.empty():
@@ -181,12 +189,14 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             except SpeechsvcError as e:  # admission, or the events ended first (shutdown, client not reading)
                 failed = e
         finally:
+            if getter is not None:
+                getter.cancel()
             if not call.done():  # the client vanished, or the RPC was cancelled
                 gone.set()
                 self._orphans.add(call)
                 call.add_done_callback(self._orphan_done)
         if failed is not None:
-            await context.abort(status_of(failed), str(failed))
+            await refuse(status_of(failed), str(failed))
 
     def _orphan_done(self, task: asyncio.Task[SpeechsvcError | None]) -> None:
         self._orphans.discard(task)
@@ -216,8 +226,10 @@ class SpeechServicer(pb_grpc.SpeechServicer):
         except grpc.aio.AioRpcError as e:  # pragma: no cover - depends on grpc's version
             log.info("gRPC request stream failed: %s", e.code())
             raise PeerGone from None
+        except DecodeError:
+            # A message that is not a ClientMessage: the stream cannot be trusted any further.
+            return ProtocolError("a message of the request stream is not a valid ClientMessage")
         except (grpc.RpcError, asyncio.InvalidStateError) as e:
-            # grpc.aio raises this for a request it cannot parse (corrupt protobuf) or a stream that broke.
             return ProtocolError(f"request stream failed: {type(e).__name__}")
         return None
 
@@ -256,6 +268,8 @@ class SpeechServicer(pb_grpc.SpeechServicer):
 def _raw_audio(data: bytes, fmt: AudioFormat) -> Float32Array:
     """Raw frames of a Transcribe request → 16 kHz float32 of shape (channels, n) (blocking: in a thread)."""
     pcm = decode_frame(data, fmt)
+    if pcm.shape[0] < fmt.sample_rate // 100:
+        raise InvalidAudio(f"{pcm.shape[0]} samples is shorter than 10 ms of audio")
     if fmt.sample_rate != 16000:
         return resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
     return to_float(pcm).T
