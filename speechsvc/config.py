@@ -271,6 +271,8 @@ class Settings(BaseSettings):
     partial_skip_depth: int = Field(2, ge=0)
     max_pending_events: int = Field(1000, ge=10)
     max_pending_utterances: int = Field(32, ge=1)
+    # A WebSocket client whose socket accepts no event for this long is not reading: closed with 1013.
+    send_timeout_s: float = Field(5.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
 
     # ---- analysis ----------------------------------------------------------------------------------------

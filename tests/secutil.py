@@ -76,3 +76,81 @@ async def handshake_status(url: str, key: str | None = None, **kwargs: Any) -> i
 def hz(texts: list[str]) -> list[str]:
     """The fake recognizer's tone frequencies (its text also carries the length, which padding moves)."""
     return [t.split("hz")[0] for t in texts]
+
+
+class RawWebSocket:
+    """A minimal blocking WebSocket client on a plain socket with a small receive buffer: it reads only when told
+    to, so a server sending to it meets real TCP backpressure (client libraries keep reading into memory)."""
+
+    def __init__(self, host: str, port: int, path: str, rcvbuf: int = 65536) -> None:
+        import base64
+        import os
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect((host, port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                           ).encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        assert b" 101 " in head.split(b"\r\n")[0], head
+
+    def send(self, payload: bytes | str) -> None:
+        import os
+        import struct
+
+        data = payload.encode() if isinstance(payload, str) else payload
+        opcode = 0x1 if isinstance(payload, str) else 0x2
+        mask = os.urandom(4)
+        n = len(data)
+        header = bytes([0x80 | opcode])
+        header += bytes([0x80 | n]) if n < 126 else (bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536
+                                                      else bytes([0x80 | 127]) + struct.pack(">Q", n))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def read_all(self, timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
+        """Read frames until the server's close frame (or EOF): the JSON texts and the close code."""
+        import struct
+
+        self.sock.settimeout(timeout)
+        texts: list[dict[str, Any]] = []
+        while True:
+            while len(self.buffer) < 2 or len(self.buffer) < self._frame_size():
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    return texts, None
+                self.buffer += chunk
+            size, start = self._frame_size(), self._payload_start()
+            opcode, payload = self.buffer[0] & 0x0F, self.buffer[start:size]
+            self.buffer = self.buffer[size:]
+            if opcode == 0x1:
+                texts.append(json.loads(payload))
+            elif opcode == 0x8:
+                return texts, struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None
+
+    def _payload_start(self) -> int:
+        n = self.buffer[1] & 0x7F
+        return 2 if n < 126 else 4 if n == 126 else 10
+
+    def _frame_size(self) -> int:
+        import struct
+
+        if len(self.buffer) < 2:
+            return 2
+        n = self.buffer[1] & 0x7F
+        start = self._payload_start()
+        if len(self.buffer) < start:
+            return start
+        if n == 126:
+            n = struct.unpack(">H", self.buffer[2:4])[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self.buffer[2:10])[0]
+        return start + n
+
+    def close(self) -> None:
+        self.sock.close()

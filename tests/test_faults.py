@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import struct
+import time
 import uuid
 from pathlib import Path
 
@@ -485,3 +486,27 @@ async def test_metrics_and_reflection_need_the_admin_scope() -> None:
                     codes.append(e.code())
     assert statuses == [401, 403, 200]
     assert codes == [grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OK]
+
+
+# ---- a client that stops reading events -----------------------------------------------------------------------
+
+
+async def test_a_client_that_stops_reading_gets_1013_not_a_keepalive_1006() -> None:
+    from tests.secutil import RawWebSocket
+
+    metadata = {f"k{i}": "x" * 256 for i in range(32)}  # ~9 KB echoed on every event
+    with FakeServer(send_timeout_s=1.0, max_pending_events=100_000) as s:
+
+        def client() -> tuple[list[dict], int | None]:
+            ws = RawWebSocket("127.0.0.1", s.port, "/v1/stream")
+            try:
+                ws.send(json.dumps({"type": "start", "metadata": metadata}))
+                for _ in range(1500):  # each odd-length frame is one error event: 13 MB of events
+                    ws.send(b"\x01")
+                time.sleep(4)  # not reading: the server's sends block, then it gives up on this client
+                return ws.read_all()
+            finally:
+                ws.close()
+
+        events, code = await asyncio.get_running_loop().run_in_executor(None, client)
+    assert code == 1013 and events[0]["type"] == "ready"

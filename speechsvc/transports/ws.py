@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 START_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
+_CLOSING: set[asyncio.Task[None]] = set()  # closes of stalled clients in flight (a reference keeps them alive)
 
 
 @router.websocket("/v1/stream")
@@ -80,8 +82,22 @@ async def _stream(ws: WebSocket, engine: Engine) -> None:
         return
     config = start.to_config(engine.settings.default_language)
 
+    stalled: Overloaded | None = None
+    send_timeout = engine.settings.send_timeout_s
+
     async def send(event: CallEvent) -> None:
-        await send_json(ws, event_dict(event))
+        nonlocal stalled
+        try:
+            await asyncio.wait_for(send_json(ws, event_dict(event)), send_timeout)
+        except TimeoutError:
+            # The client stopped reading: tell it so (1013, as documented) instead of waiting for the keepalive
+            # to drop it (1006). The call goes on for the subscriptions; the close unblocks its receive loop.
+            stalled = Overloaded(f"client is not reading events (a send waited {send_timeout:g} s)")
+            engine.metrics.rejections.labels("slow_reader").inc()
+            closing = asyncio.get_running_loop().create_task(_close_stalled(ws, stalled))
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
+            raise PeerGone from None
 
     async def receive(session: CallSession) -> SpeechsvcError | None:
         return await _receive_audio(ws, engine, session)
@@ -89,9 +105,17 @@ async def _stream(ws: WebSocket, engine: Engine) -> None:
     try:
         error = await serve_call(engine, config, "ws", receive, send)
     except SpeechsvcError as e:
-        await fail(ws, e, config.call_id)
+        if stalled is None:
+            await fail(ws, e, config.call_id)
         return
-    await close(ws, error)
+    if stalled is None:
+        await close(ws, error)
+
+
+async def _close_stalled(ws: WebSocket, error: Overloaded) -> None:
+    """Queue the 1013 close frame behind what the client has not read yet (bounded wait for its answer)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(close(ws, error), CLOSE_TIMEOUT_S)
 
 
 async def _receive_start(ws: WebSocket, engine: Engine) -> StartMessage:
