@@ -510,3 +510,54 @@ async def test_a_client_that_stops_reading_gets_1013_not_a_keepalive_1006() -> N
 
         events, code = await asyncio.get_running_loop().run_in_executor(None, client)
     assert code == 1013 and events[0]["type"] == "ready"
+
+
+# ---- batch: long recordings, output names, blocking work off the loop ---------------------------------------------
+
+
+async def test_a_long_recording_waits_for_queue_room_instead_of_failing(tmp_path: Path) -> None:
+    """More utterances than the ASR queue holds: batch work waits for room (backpressure), it never fails on its
+    own queue (the 31-minute call of the issue; here 40 utterances against a queue of 4)."""
+    from speechsvc.batch.outputs import OutputDir
+    from speechsvc.batch.runners import run_local
+    from speechsvc.speech.audio import encode_file
+    from tests.fakes import fake_engine, fast_settings
+
+    audio = np.concatenate([np.concatenate([tone(440, 0.6), silence(0.7)]) for _ in range(40)])
+    encode_file(tmp_path / "long.wav", audio[None, :], 16000)
+    engine = fake_engine(fast_settings(asr_max_queue=4, asr_max_batch=2))
+    await engine.start()
+    try:
+        progress = await run_local(engine, [str(tmp_path / "long.wav")], OutputDir(tmp_path / "out"), ["json"], "zh")
+    finally:
+        await engine.stop()
+    report = json.loads(next((tmp_path / "out").glob("*long.wav-*.json")).read_text())
+    assert progress.failed == 0 and progress.done == 1 and len(report["segments"]) == 40
+
+
+def test_output_names_never_collide() -> None:
+    from speechsvc.batch.outputs import output_name
+
+    names = {output_name(p) for p in ("/d/x y.wav", "/d/x_y.wav", "/d/x?y.wav", "s3://b/x y.wav", "/d/x y.wav/")}
+    assert len(names) == 5
+
+
+async def test_job_inputs_are_expanded_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from speechsvc.batch import files
+    from speechsvc.transports import rest_jobs
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    threads = []
+    real = files.expand_inputs
+
+    def spy(*args: object, **kwargs: object) -> list[str]:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rest_jobs, "expand_inputs", spy)
+    with FakeServer(batch_roots=(str(tmp_path),)) as s:
+        async with httpx.AsyncClient(base_url=s.http_url) as client:
+            created = await client.post("/v1/jobs", json={"inputs": [str(tmp_path)]})
+    assert created.status_code == 201 and threads and s.thread not in threads  # not on the server's loop
