@@ -20,7 +20,7 @@ from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
 from speechsvc.runtime.engine import Engine
-from speechsvc.security.asgi import require
+from speechsvc.security.asgi import PlatformGuard, Verifier, require
 from speechsvc.security.principal import Principal
 from speechsvc.transports import audio_fork, rest_jobs, subscribe, twilio, ws
 
@@ -55,6 +55,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     if engine is not None:
         app.state.engine = engine
         app.state.guard = engine.guard
+    # The call-platform adapters' upgrades are authenticated, bounded and timed out in front of their routers; a
+    # platform with a signature scheme of its own (Twilio) registers its verifier here, by path.
+    verifiers: dict[str, Verifier] = {}
+    app.state.platform_verifiers = verifiers
+    app.add_middleware(PlatformGuard, guard=lambda: app.state.guard, start_timeout_s=settings.platform_start_timeout_s,
+                       verifiers=verifiers)
     for router in (ws.router, twilio.router, audio_fork.router, subscribe.router, rest_jobs.router):
         app.include_router(router)
 

@@ -208,6 +208,10 @@ class Settings(BaseSettings):
     # (a fast sender is slowed down, not allowed to stall other calls); 0 = no bound.
     max_realtime_factor: float = Field(8.0, ge=0)
     realtime_burst_s: float = Field(30.0, ge=0)
+    # A platform connection (Twilio, mod_audio_fork, AudioHook, AudioSocket) that sends nothing this long after
+    # connecting is closed; an AudioSocket call that receives no frame for audiosocket_idle_s has a dead peer.
+    platform_start_timeout_s: float = Field(10.0, gt=0)
+    audiosocket_idle_s: float = Field(30.0, gt=0)
     # AudioSocket has no authentication in its protocol: only these source networks may connect (CIDRs),
     # and its calls belong to this tenant.
     audiosocket_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")

@@ -14,6 +14,7 @@ import uvicorn
 
 from speechsvc.app import create_app
 from speechsvc.config import Settings
+from speechsvc.errors import Forbidden, Overloaded, SpeechsvcError
 from speechsvc.runtime.engine import Engine
 from speechsvc.security import logguard
 from speechsvc.security.auth import Authenticator
@@ -82,19 +83,71 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
     )
 
 
+class IdleTimeoutReader:
+    """A stream reader whose reads fail as a cut stream (``IncompleteReadError``) after ``idle_s`` without data:
+    a half-open TCP peer (AudioSocket sends a frame every 20 ms while a call lives) frees its call slot, and what
+    was heard is finished like any cut stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, idle_s: float) -> None:
+        self._reader = reader
+        self.idle_s = idle_s
+
+    async def readexactly(self, n: int) -> bytes:
+        try:
+            return await asyncio.wait_for(self._reader.readexactly(n), self.idle_s)
+        except TimeoutError:
+            log.warning("AudioSocket peer silent for %.0f s; ending its call", self.idle_s)
+            raise asyncio.IncompleteReadError(b"", n) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
+def audiosocket_server(engine: Engine, leg: str, language: str) -> Any:
+    """An AudioSocket listener guarded as its protocol cannot guard itself: only peers in ``audiosocket_allow``
+    connect, at most ``max_connections`` at once, their calls belong to ``audiosocket_tenant``, and a silent peer
+    is dropped after ``audiosocket_idle_s``."""
+    from speechsvc.security.principal import platform_principal, principal_var
+    from speechsvc.transports.audiosocket import AudioSocketServer
+
+    settings = engine.settings
+    guard = engine.guard
+
+    class GuardedAudioSocketServer(AudioSocketServer):
+        async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("peername")
+            host = str(peer[0]) if peer else None
+            refusal: SpeechsvcError | None = None
+            if not guard.audiosocket_sources.allows(host):
+                refusal = Forbidden(f"AudioSocket peer {host} is not in SPEECHSVC_AUDIOSOCKET_ALLOW")
+                guard.refused(refusal, "audiosocket", host or "")
+            elif guard.streams.open >= guard.streams.limit:
+                refusal = Overloaded("too many open connections")
+                engine.metrics.rejections.labels("stream_connections").inc()
+            if refusal is not None:
+                log.warning("AudioSocket connection refused: %s", refusal)
+                writer.close()
+                return
+            principal_var.set(platform_principal(settings.audiosocket_tenant, "audiosocket"))
+            with guard.streams.hold():
+                await super()._handle(IdleTimeoutReader(reader, settings.audiosocket_idle_s),  # type: ignore[arg-type]
+                                      writer)
+
+    return GuardedAudioSocketServer(engine, leg, language)  # type: ignore[arg-type]
+
+
 async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
     """AudioSocket listeners and the webhook posters; returns their stop functions.
 
     Raises:
         Forbidden, ValueError: a webhook URL or secret that is not acceptable.
     """
-    from speechsvc.transports.audiosocket import AudioSocketServer
     from speechsvc.transports.webhook import start_webhooks
 
     stops: list[Callable[[], Awaitable[None]]] = []
     for port, leg in ((settings.audiosocket_port, "customer"), (settings.audiosocket_agent_port, "agent")):
         if port >= 0:
-            server = AudioSocketServer(engine, leg, settings.default_language)  # type: ignore[arg-type]
+            server = audiosocket_server(engine, leg, settings.default_language)
             await server.start(settings.host, port)
             stops.append(server.stop)
     stops.extend(await start_webhooks(engine, settings))

@@ -96,7 +96,9 @@ class FakeServer:
         if self.with_audiosocket:
             from speechsvc.transports.audiosocket import AudioSocketServer
 
-            self.audiosocket = AudioSocketServer(self.engine, "customer", "zh")
+            make = getattr(server_module, "audiosocket_server", None)  # the guarded listener serve() starts
+            self.audiosocket = (make(self.engine, "customer", "zh") if make is not None
+                                else AudioSocketServer(self.engine, "customer", "zh"))
             self.run(self.audiosocket.start("127.0.0.1", 0))
             self.http.stops.append(self.audiosocket.stop)
         return self

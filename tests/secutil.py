@@ -101,11 +101,13 @@ class RawWebSocket:
         assert b" 101 " in head.split(b"\r\n")[0], head
 
     def send(self, payload: bytes | str) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self._send_frame(0x1 if isinstance(payload, str) else 0x2, data)
+
+    def _send_frame(self, opcode: int, data: bytes) -> None:
         import os
         import struct
 
-        data = payload.encode() if isinstance(payload, str) else payload
-        opcode = 0x1 if isinstance(payload, str) else 0x2
         mask = os.urandom(4)
         n = len(data)
         header = bytes([0x80 | opcode])
@@ -114,43 +116,44 @@ class RawWebSocket:
         self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def read_all(self, timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
-        """Read frames until the server's close frame (or EOF): the JSON texts and the close code."""
+        """Read frames until the server's close frame (or EOF): the JSON texts and the close code. Pings are
+        answered, so the server's keepalive does not end the connection while this client reads."""
         import struct
 
         self.sock.settimeout(timeout)
+        data, pos = bytearray(self.buffer), 0
         texts: list[dict[str, Any]] = []
+
+        def frame_end() -> tuple[int, int] | None:
+            if len(data) - pos < 2:
+                return None
+            n, start = data[pos + 1] & 0x7F, pos + 2
+            if n == 126:
+                if len(data) - pos < 4:
+                    return None
+                n, start = struct.unpack(">H", data[pos + 2 : pos + 4])[0], pos + 4
+            elif n == 127:
+                if len(data) - pos < 10:
+                    return None
+                n, start = struct.unpack(">Q", data[pos + 2 : pos + 10])[0], pos + 10
+            return (start, start + n) if len(data) >= start + n else None
+
         while True:
-            while len(self.buffer) < 2 or len(self.buffer) < self._frame_size():
+            bounds = frame_end()
+            if bounds is None:
                 chunk = self.sock.recv(1 << 20)
                 if not chunk:
                     return texts, None
-                self.buffer += chunk
-            size, start = self._frame_size(), self._payload_start()
-            opcode, payload = self.buffer[0] & 0x0F, self.buffer[start:size]
-            self.buffer = self.buffer[size:]
+                data += chunk
+                continue
+            opcode, payload = data[pos] & 0x0F, bytes(data[bounds[0] : bounds[1]])
+            pos = bounds[1]
             if opcode == 0x1:
                 texts.append(json.loads(payload))
+            elif opcode == 0x9:
+                self._send_frame(0xA, payload)
             elif opcode == 0x8:
                 return texts, struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None
-
-    def _payload_start(self) -> int:
-        n = self.buffer[1] & 0x7F
-        return 2 if n < 126 else 4 if n == 126 else 10
-
-    def _frame_size(self) -> int:
-        import struct
-
-        if len(self.buffer) < 2:
-            return 2
-        n = self.buffer[1] & 0x7F
-        start = self._payload_start()
-        if len(self.buffer) < start:
-            return start
-        if n == 126:
-            n = struct.unpack(">H", self.buffer[2:4])[0]
-        elif n == 127:
-            n = struct.unpack(">Q", self.buffer[2:10])[0]
-        return start + n
 
     def close(self) -> None:
         self.sock.close()

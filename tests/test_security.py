@@ -176,8 +176,8 @@ async def test_websocket_upgrades_are_refused_with_http_statuses(secured: FakeSe
     assert await handshake_status(stream, keys["a"]) == 101
     assert await handshake_status(events, keys["stream_only"]) == 403
     assert await handshake_status(secured.ws(f"/v1/stream?access_token={keys['a']}")) == 101  # browsers
-    for path in ("/v1/twilio", "/v1/audio_fork"):
-        assert await handshake_status(secured.ws(path)) in (101, 401)  # platform adapters: see the README
+    for path in ("/v1/twilio", "/v1/audio_fork", "/v1/audiohook"):
+        assert await handshake_status(secured.ws(path)) == 401  # the platform adapters too
     audit = [json.loads(line) for line in secured.settings.audit_path.read_text().splitlines()]  # type: ignore[union-attr]
     denied = [a for a in audit if a["action"] == "auth.denied"]
     assert [a["outcome"] for a in denied][:3] == ["unauthorized", "unauthorized", "forbidden"]
@@ -538,3 +538,97 @@ async def test_audit_log_records_who_did_what_and_never_transcripts() -> None:
     assert next(r for r in records if r["action"] == "auth.denied")["key_id"] == "aaaaaaaaaaaa"
     transcript = finals(events)[0]
     assert transcript not in text and key not in text and os.path.getsize(path) < 4096
+
+
+# ---- platform adapters: guarded in front of their routers ------------------------------------------------
+
+
+async def test_platform_upgrades_are_authenticated_and_their_calls_belong_to_the_tenant() -> None:
+    import base64
+
+    import numpy as np
+
+    from speechsvc.speech.audio import resample
+    from tests.fakes import pcm16, silence, tone
+
+    pcm = pcm16(resample(np.concatenate([tone(440, 1.0), silence(0.8)]), 16000, 8000))
+    with FakeServer(auth="required") as s:
+        store = KeyStore(s.settings.keys_path)
+        a, b = store.create("a", "stream,subscribe")[0], store.create("b", "stream,subscribe")[0]
+        basic = {"Authorization": "Basic " + base64.b64encode(f"freeswitch:{a}".encode()).decode()}
+        fork = s.ws("/v1/audio_fork?mix=mono&rate=8k")
+        assert await handshake_status(fork) == 401
+        assert await handshake_status(fork, "ssk_000000000000_" + "A" * 43) == 401
+        sub_a = await websockets.connect(s.ws("/v1/events"), additional_headers=bearer(a))
+        sub_b = await websockets.connect(s.ws("/v1/events"), additional_headers=bearer(b))
+        await asyncio.sleep(0.1)
+        async with websockets.connect(fork, additional_headers=basic,
+                                      subprotocols=["audio.drachtio.org"]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps({"callId": "fork-a"}))
+            for i in range(0, len(pcm), 320):
+                await ws.send(pcm[i : i + 320])
+        seen_a = await read_until_closed(sub_a, until="ended")
+        async with websockets.connect(s.ws("/v1/twilio"), additional_headers={"X-API-KEY": b}) as ws:
+            await ws.send(json.dumps({"event": "start", "start": {
+                "callSid": "CAb", "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+            await ws.send(json.dumps({"event": "stop"}))
+            await read_until_closed(ws)
+        seen_b = await read_until_closed(sub_b, until="ended")
+        await sub_a.close()
+        await sub_b.close()
+    assert {e["call_id"] for e in seen_a} == {"fork-a"} and hz(finals(seen_a)) == ["440"]
+    assert {e["call_id"] for e in seen_b} == {"CAb"}
+
+
+async def test_platform_connections_are_bounded_and_time_out_before_their_start() -> None:
+    with FakeServer(max_connections=2, platform_start_timeout_s=0.5) as s:
+        idle = [await websockets.connect(s.ws("/v1/twilio")) for _ in range(2)]
+        assert await handshake_status(s.ws("/v1/audio_fork")) == 503
+        closed = [await read_until_closed(ws, timeout=5) for ws in idle]  # nothing sent: closed after 0.5 s
+        assert closed == [[], []] and all(ws.close_code is not None for ws in idle)
+        assert await handshake_status(s.ws("/v1/audio_fork")) == 101
+
+
+async def test_audiosocket_peers_outside_the_allowlist_are_refused() -> None:
+    import uuid
+
+    with FakeServer(audiosocket=True, audiosocket_allow=("10.99.0.0/16",)) as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.audiosocket.port)
+        writer.write(bytes([0x01, 0, 16]) + uuid.uuid4().bytes)
+        await writer.drain()
+        try:
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once, nothing admitted
+        except ConnectionResetError:
+            pass
+        writer.close()
+        assert s.engine.active_calls == 0
+
+
+async def test_a_half_open_audiosocket_peer_frees_its_call_and_keeps_its_finals() -> None:
+    import struct
+    import uuid
+
+    from speechsvc.speech.audio import resample
+    from tests.fakes import pcm16, tone
+
+    pcm = pcm16(resample(tone(440, 1.0), 16000, 8000))  # speech still open when the peer goes silent
+    call = uuid.uuid4()
+    with FakeServer(audiosocket=True, audiosocket_idle_s=0.5, audiosocket_tenant="pbx") as s:
+        admin = KeyStore(s.settings.keys_path).create("ops", "admin")[0]
+        sub = await websockets.connect(s.ws("/v1/events"), additional_headers=bearer(admin))
+        await asyncio.sleep(0.1)
+        _, writer = await asyncio.open_connection("127.0.0.1", s.audiosocket.port)
+        writer.write(bytes([0x01, 0, 16]) + call.bytes)
+        for i in range(0, len(pcm), 320):
+            writer.write(bytes([0x10]) + struct.pack(">H", len(pcm[i : i + 320])) + pcm[i : i + 320])
+        await writer.drain()  # then silence on the wire, the socket left open (a half-open peer)
+        events = await read_until_closed(sub, until="ended", timeout=10)
+        for _ in range(100):
+            if s.engine.active_calls == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert s.engine.active_calls == 0
+        writer.close()
+        await sub.close()
+    assert hz(finals(events)) == ["440"] and events[-1]["type"] == "ended"
