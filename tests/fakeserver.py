@@ -38,7 +38,7 @@ class FakeServer:
                  **overrides: object) -> None:
         home = Path(tempfile.mkdtemp(prefix="speechsvc-sec-"))
         values: dict[str, object] = {"home": home, "port": free_port(), "host": "127.0.0.1",
-                                     "shutdown_grace_s": 5.0}
+                                     "shutdown_grace_s": 5.0, "audit_log": None}  # home/audit.log
         values.update(overrides)
         self.settings = fast_settings(**values)
         self.home = home
