@@ -197,6 +197,7 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 call.add_done_callback(self._orphan_done)
         if failed is not None:
             await refuse(status_of(failed), str(failed))
+        await settle(request_iterator)  # anything sent after STOP is dropped, so the client reads OK, not a write error
 
     def _orphan_done(self, task: asyncio.Task[SpeechsvcError | None]) -> None:
         self._orphans.discard(task)
