@@ -4,10 +4,16 @@
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
+# Bound to every interface, so authentication is required (SPEECHSVC_AUTH=auto would say the same; it is spelled
+# out). Keys and the audit log live in volumes owned by the service user, 0700:
+#   docker run -v speechsvc-secrets:/opt/speechsvc/secrets IMAGE speechsvc keys create --tenant T --scopes stream
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     SPEECHSVC_HOME=/opt/speechsvc \
     SPEECHSVC_HOST=0.0.0.0 \
+    SPEECHSVC_AUTH=required \
+    SPEECHSVC_KEYS_FILE=/opt/speechsvc/secrets/keys.json \
+    SPEECHSVC_AUDIT_LOG=/opt/speechsvc/audit/audit.log \
     PATH=/app/.venv/bin:$PATH
 
 RUN apt-get update \
@@ -17,10 +23,13 @@ RUN apt-get update \
 WORKDIR /app
 COPY . /app
 RUN make install PYTHON=python3 BROWSER=0 && rm -rf /root/.cache/pip \
- && mkdir -p /opt/speechsvc/jobs && chown -R nobody /opt/speechsvc/jobs
+ && mkdir -p /opt/speechsvc/jobs /opt/speechsvc/secrets /opt/speechsvc/audit \
+ && chown -R nobody /opt/speechsvc/jobs /opt/speechsvc/secrets /opt/speechsvc/audit \
+ && chmod 0700 /opt/speechsvc/jobs /opt/speechsvc/secrets /opt/speechsvc/audit
 
 EXPOSE 8080 50051 9092
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s CMD python -c \
   "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/readyz').status != 200)"
+VOLUME ["/opt/speechsvc/jobs", "/opt/speechsvc/secrets", "/opt/speechsvc/audit"]
 USER nobody
 CMD ["speechsvc", "serve"]

@@ -1,5 +1,8 @@
 """The FastAPI application: lifespan (load models once, warm up, drain), health, readiness, metrics,
-and the routers of the other HTTP/WebSocket transports."""
+and the routers of the other HTTP/WebSocket transports.
+
+``/healthz`` and ``/readyz`` are public (probes); ``/metrics`` needs the ``admin`` scope whenever
+authentication is on (anonymous clients are admins only where authentication is not required)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -18,6 +21,8 @@ from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
 from speechsvc.console.routes import router as console_router
 from speechsvc.runtime.engine import Engine
+from speechsvc.security.asgi import PlatformGuard, Verifier, require
+from speechsvc.security.principal import Principal
 from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_jobs, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
@@ -31,9 +36,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng: Engine = engine if engine is not None else await asyncio.to_thread(Engine.load, settings)
         app.state.engine = eng
+        app.state.guard = eng.guard
         if engine is None:
             await eng.start()
-        store = JobStore(settings.jobs_path)
+        store = JobStore(settings.jobs_path, settings.max_job_attempts)
         runner = JobRunner(eng, store, settings.max_jobs, settings.batch_concurrency, settings.keep_audio)
         runner.start()
         app.state.jobs = runner
@@ -49,6 +55,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan)
     if engine is not None:
         app.state.engine = engine
+        app.state.guard = engine.guard
+    # The call-platform adapters' upgrades are authenticated, bounded and timed out in front of their routers; a
+    # platform with a signature scheme of its own (Twilio) registers its verifier here, by path.
+    verifiers: dict[str, Verifier] = {}
+    if settings.twilio_auth_token is not None:
+        verifiers["/v1/twilio"] = twilio.signature_verifier(settings)
+    app.state.platform_verifiers = verifiers
+    app.add_middleware(PlatformGuard, guard=lambda: app.state.guard, start_timeout_s=settings.platform_start_timeout_s,
+                       verifiers=verifiers)
     routers = (ws, twilio, audio_fork, audiohook, subscribe, rest_jobs, calls, openai_api)
     for router in (*(module.router for module in routers), console_router):
         app.include_router(router)
@@ -71,7 +86,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return JSONResponse(body)
 
     @app.get("/metrics")
-    async def metrics(request: Request) -> Response:
+    async def metrics(request: Request, _: Principal = Depends(require("admin", "metrics"))) -> Response:  # noqa: B008
         eng: Engine = request.app.state.engine
         return Response(generate_latest(eng.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -58,7 +58,55 @@ def _recognizer(settings: Settings) -> WhisperRecognizer:
 def cmd_serve(args: argparse.Namespace) -> int:
     from speechsvc.server import serve
 
-    asyncio.run(serve(_settings(args)))
+    settings = _settings(args, **({"insecure": True} if args.insecure else {}))
+    try:
+        asyncio.run(serve(settings))
+    except ValueError as e:  # an insecure or inconsistent security configuration, refused before loading models
+        log.error("%s", e)
+        return 2
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """API keys: create (the key is printed once, only its hash is kept), list, revoke; webhook secrets."""
+    from speechsvc.security.audit import AuditLog
+    from speechsvc.security.keys import KeyStore
+    from speechsvc.security.principal import Principal
+    from speechsvc.security.signing import new_secret
+
+    settings = _settings(args)
+    store = KeyStore(settings.keys_path)
+    audit = AuditLog(settings.audit_path)
+    operator = Principal("cli", "-", frozenset({"admin"}), via="none")
+    if args.action == "create":
+        if not args.tenant or not args.scopes:
+            log.error("keys create needs --tenant and --scopes")
+            return 2
+        try:
+            token, record = store.create(args.tenant, args.scopes, args.name or "")
+        except ValueError as e:
+            log.error("%s", e)
+            return 2
+        audit.record("key.create", principal=operator, surface="cli", target=record.id,
+                     detail=f"tenant={record.tenant} scopes={','.join(record.scopes)}")
+        sys.stdout.write(token + "\n")
+        sys.stderr.write(f"key {record.id} for tenant {record.tenant} ({', '.join(record.scopes)}) stored in "
+                         f"{store.path}; the key above is shown once\n")
+    elif args.action == "list":
+        for key in store.keys():
+            row = {"id": key.id, "tenant": key.tenant, "scopes": list(key.scopes), "name": key.name,
+                   "created": key.created, "revoked": key.revoked}
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif args.action == "revoke":
+        try:
+            record = store.revoke(args.id or "")
+        except KeyError:
+            log.error("no key %r in %s", args.id, store.path)
+            return 2
+        audit.record("key.revoke", principal=operator, surface="cli", target=record.id)
+        sys.stderr.write(f"key {record.id} revoked\n")
+    else:  # webhook-secret
+        sys.stdout.write(new_secret() + "\n")
     return 0
 
 
@@ -394,8 +442,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--grpc-port", type=int, help="gRPC port (-1 disables gRPC)")
     p.add_argument("--max-calls", type=int)
+    p.add_argument("--insecure", action="store_true",
+                   help="serve a non-loopback address without authentication (logged loudly; never in production)")
     _model_flags(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keys", help="API keys: create (printed once, stored hashed), list, revoke; webhook-secret")
+    p.add_argument("action", choices=["create", "list", "revoke", "webhook-secret"])
+    p.add_argument("id", nargs="?", help="revoke: the key id (from `keys list`)")
+    p.add_argument("--tenant", help="create: the tenant the key's calls and jobs belong to")
+    p.add_argument("--scopes", help="create: comma-separated from stream, subscribe, jobs, admin")
+    p.add_argument("--name", help="create: a label for `keys list`")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("transcribe", help="transcribe audio/video files")
     p.add_argument("files", nargs="+")

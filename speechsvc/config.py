@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -101,6 +101,36 @@ class WorkerOptions:
     max_queue: int
 
 
+class TenantLimits(BaseModel):
+    """One tenant's overrides of the per-tenant defaults (``Settings.tenant_limits``); None = the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Calls streaming at once.
+    max_calls: int | None = Field(None, ge=1)
+    # Jobs queued or running at once.
+    max_jobs: int | None = Field(None, ge=1)
+    # Bytes of one upload request.
+    max_upload_bytes: int | None = Field(None, ge=1024)
+    # Handshakes and REST requests per second (token bucket refill) and the bucket's size.
+    rate_per_s: float | None = Field(None, gt=0)
+    rate_burst: int | None = Field(None, ge=1)
+
+
+class WebhookTarget(BaseModel):
+    """One webhook: where a tenant's (or, without a tenant, every tenant's) events are POSTed, signed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    # Only this tenant's calls; None = every call (an operator-wide webhook).
+    tenant: str | None = None
+    # Only these event types (e.g. ["transcript.final", "escalation", "ended"]); empty = every event.
+    events: tuple[str, ...] = ()
+    # Standard Webhooks signing secret ("whsec_" + base64); None = unsigned (warned about at start-up).
+    secret: str | None = None
+
+
 class Settings(BaseSettings):
     """Service configuration. Every limit here is also exported as a metric or shown in /readyz."""
 
@@ -121,8 +151,9 @@ class Settings(BaseSettings):
     grpc_port: int = Field(50051, ge=-1, le=65535)
     grpc_tls_cert: Path | None = None
     grpc_tls_key: Path | None = None
-    # Longest recording gRPC Transcribe/TranscribeStream decode (seconds of audio); longer is RESOURCE_EXHAUSTED.
-    transcribe_max_s: float = Field(4 * 3600.0, gt=0)
+    # Longest recording gRPC Transcribe/TranscribeStream decode (seconds of audio, held in memory: 1 h = 230 MB);
+    # longer is RESOURCE_EXHAUSTED, and a decompression bomb stops decoding there.
+    transcribe_max_s: float = Field(3600.0, gt=0)
     # Asterisk AudioSocket TCP listeners (-1 disables): customer leg, and optionally a second one for the agent.
     audiosocket_port: int = Field(9092, ge=-1, le=65535)
     audiosocket_agent_port: int = Field(-1, ge=-1, le=65535)
@@ -131,16 +162,78 @@ class Settings(BaseSettings):
     audiosocket_slin_rate: int = Field(8000, ge=8000, le=192000)
     # How long a finished AudioSocket leg keeps its call open for a declared leg that has not connected yet.
     audiosocket_pair_grace_s: float = Field(5.0, ge=0)
-    # POST every event of every call here (JSON), with retries.
+    # POST every event of every call here (JSON), with retries; signed when webhook_secret is set.
     webhook_url: str | None = None
+    webhook_secret: str | None = None
+    # More webhooks: per tenant, with event filters and their own secrets.
+    webhooks: tuple[WebhookTarget, ...] = ()
+    # Webhook URLs may resolve to link-local/cloud-metadata addresses (refused by default).
+    webhook_allow_link_local: bool = False
     webhook_retries: int = Field(5, ge=1, le=20)
     webhook_timeout_s: float = Field(5.0, gt=0)
     # Bound on events queued per event subscriber (a slow one loses its oldest events, counted).
     subscriber_queue: int = Field(1000, ge=10)
 
+    # ---- security ----------------------------------------------------------------------------------------
+    # auto: credentials required unless bound to loopback; required; off (every client is the admin of the
+    # "default" tenant; refused on a non-loopback address unless insecure is set).
+    auth: Literal["auto", "required", "off"] = "auto"
+    # Serve a non-loopback address without authentication (logged loudly at start-up).
+    insecure: bool = False
+    # API keys (hashed) and their tenants and scopes; None = home/keys.json. Written 0600 by `speechsvc keys`.
+    keys_file: Path | None = None
+    # JWT bearer tokens from an identity provider: the verification key (PEM public key for RS*/ES*, the
+    # shared secret for HS*), accepted algorithms, required issuer and audience, and the claims that carry
+    # the tenant and the scopes (space-separated string or list).
+    jwt_key_file: Path | None = None
+    jwt_algorithms: tuple[str, ...] = ("RS256",)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_tenant_claim: str = "tenant"
+    jwt_scope_claim: str = "scope"
+    # TLS for HTTP/WebSocket (PEM files); client certificates: none, optional or required (signed by tls_client_ca).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_client_cert: Literal["none", "optional", "required"] = "none"
+    # gRPC mutual TLS: client certificates signed by this CA are required (with grpc_tls_cert/key).
+    grpc_tls_client_ca: Path | None = None
+    # Audit log (JSON lines, 0600): who started, subscribed, submitted what, when; never transcript text.
+    # None = home/audit.log; "-" = the log (logger speechsvc.audit) only.
+    audit_log: str | None = None
+    # Per-tenant defaults (0 = no per-tenant bound beyond the service-wide one) and per-tenant overrides.
+    tenant_max_calls: int = Field(0, ge=0)
+    tenant_max_jobs: int = Field(16, ge=0)
+    tenant_max_upload_bytes: int = Field(0, ge=0)
+    rate_per_s: float = Field(20.0, gt=0)
+    rate_burst: int = Field(100, ge=1)
+    tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
+    # Open WebSocket connections (calls, platform streams, subscriptions) at once; 0 = 2 x max_calls + 64.
+    max_connections: int = Field(0, ge=0)
+    # Event subscriptions open at once (all tenants).
+    max_subscribers: int = Field(256, ge=1)
+    # A call may send audio at most this many times faster than real time after its first burst_s seconds
+    # (a fast sender is slowed down, not allowed to stall other calls); 0 = no bound.
+    max_realtime_factor: float = Field(8.0, ge=0)
+    realtime_burst_s: float = Field(30.0, ge=0)
+    # An AudioSocket call that receives no frame for audiosocket_idle_s has a dead peer (its finals are kept).
+    audiosocket_idle_s: float = Field(30.0, gt=0)
+    # AudioSocket has no authentication in its protocol: only these source networks may connect (CIDRs),
+    # and its calls belong to this tenant.
+    audiosocket_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    audiosocket_tenant: str = "default"
+
     # ---- batch jobs --------------------------------------------------------------------------------------
-    # Server-side folders REST jobs may read.
+    # Server-side folders REST jobs may read (symlinks resolved; manifest entries checked too).
     batch_roots: tuple[str, ...] = ()
+    # URL schemes REST jobs may read (e.g. ["s3"]); none by default. file:// is a local path (roots apply).
+    batch_url_schemes: tuple[str, ...] = ()
+    # Inputs one job may expand to (directories, manifests).
+    max_job_inputs: int = Field(10000, ge=1)
+    # Longest decoded recording of a job input, and of a gRPC Transcribe request (decompression bombs).
+    max_recording_s: float = Field(4 * 3600.0, gt=0)
+    # A job interrupted this many times (the process died while running it) is failed, not re-run.
+    max_job_attempts: int = Field(3, ge=1)
     max_jobs: int = Field(1, ge=1)
     batch_concurrency: int = Field(2, ge=1)
     max_upload_bytes: int = Field(512 << 20, ge=1024)
@@ -187,9 +280,13 @@ class Settings(BaseSettings):
     partial_skip_depth: int = Field(2, ge=0)
     max_pending_events: int = Field(1000, ge=10)
     max_pending_utterances: int = Field(32, ge=1)
+    # A WebSocket client whose socket accepts no event for this long is not reading: closed with 1013.
+    send_timeout_s: float = Field(5.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
 
     # ---- call platforms (Twilio, AudioSocket, mod_audio_fork, AudioHook) -----------------------------------
+    # Tenant of Twilio streams authenticated by their X-Twilio-Signature (Twilio cannot send an API key).
+    twilio_tenant: str = "default"
     # A platform connection must say which call it carries (Twilio start, AudioSocket UUID, mod_audio_fork's
     # first frame, AudioHook open) within this many seconds, or it is closed.
     platform_start_timeout_s: float = Field(10.0, gt=0)
@@ -255,6 +352,16 @@ class Settings(BaseSettings):
         if self.default_language != "auto" and self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not one of languages {self.languages}")
         return self
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file or self.home / "keys.json"
+
+    @property
+    def audit_path(self) -> Path | None:
+        if self.audit_log == "-":
+            return None
+        return Path(self.audit_log) if self.audit_log else self.home / "audit.log"
 
     @property
     def jobs_path(self) -> Path:

@@ -50,6 +50,18 @@ class Unauthorized(SpeechsvcError):
     code = "unauthorized"
 
 
+class Forbidden(SpeechsvcError):
+    """Valid credentials that do not allow this: a scope the key lacks, or another tenant's call or job."""
+
+    code = "forbidden"
+
+
+class RateLimited(Overloaded):
+    """A tenant over its rate or quota (calls, jobs, upload bytes); refused like any overload, named apart."""
+
+    code = "rate_limited"
+
+
 class ShuttingDown(SpeechsvcError):
     code = "shutting_down"
 

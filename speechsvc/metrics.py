@@ -43,6 +43,17 @@ class Metrics:
             buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
             registry=r,
         )
+        self.tenant_rejections = Counter(
+            "speechsvc_tenant_rejections_total", "Work refused by a per-tenant limit", ["tenant", "reason"], registry=r
+        )
+        self.auth_failures = Counter(
+            "speechsvc_auth_failures_total", "Handshakes and requests refused by authentication", ["reason"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "speechsvc_webhook_deliveries_total", "Webhook deliveries by outcome (delivered, rejected, failed)",
+            ["outcome"], registry=r,
+        )
         self.audio_seconds = Counter("speechsvc_audio_seconds_total", "Audio received", ["leg"], registry=r)
 
     def track_depth(self, worker: str, depth: Callable[[], int]) -> None:

@@ -85,6 +85,8 @@ class CallConfig:
     # arrives on its own, mono in ``audio``'s format (``CallSession.feed``), as Twilio's tracks do.
     per_leg_audio: bool = False
     redaction: RedactionRequest = field(default_factory=RedactionRequest)
+    # The tenant of the credentials that started the call (set at admission); call ids are unique per tenant.
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ class CallEvent:
     event: Event
     # The platform's own ids, echoed on every event.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The call's tenant: subscriptions and webhooks deliver an event only to its own tenant (and admins).
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)

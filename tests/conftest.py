@@ -101,6 +101,7 @@ class LiveServer:
 
         self.port = free_port()
         settings.setdefault("jobs_dir", Path(tempfile.mkdtemp(prefix="speechsvc-jobs-")))  # no job leaks between runs
+        settings.setdefault("audit_log", str(Path(tempfile.mkdtemp(prefix="speechsvc-audit-")) / "audit.log"))
         self.settings = Settings(port=self.port, grpc_port=-1, audiosocket_port=-1, **settings)  # type: ignore[arg-type]
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",

@@ -56,7 +56,8 @@ class FakeRecognizer:
 def fast_settings(**overrides: object) -> Settings:
     """Settings for fake-model tests: no webrtc gate (the fake VAD decides), analysis stages off unless asked."""
     values: dict[str, object] = {"vad_webrtc_mode": None, "text_analysis": False, "emotion": False,
-                                 "partial_interval_ms": 0, "grpc_port": -1, "audiosocket_port": -1}
+                                 "partial_interval_ms": 0, "grpc_port": -1, "audiosocket_port": -1,
+                                 "audit_log": "-"}  # no audit file in the user's home from unit tests
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -187,10 +187,10 @@ async def test_client_cancel_frees_the_session(server: LiveServer) -> None:
         await asyncio.sleep(0.3)
         rpc.cancel()
     for _ in range(100):
-        if "grpc-vanish" not in server.engine.sessions:
+        if ("default", "grpc-vanish") not in server.engine.sessions:
             break
         await asyncio.sleep(0.05)
-    assert "grpc-vanish" not in server.engine.sessions and server.engine.active_calls == 0
+    assert ("default", "grpc-vanish") not in server.engine.sessions and server.engine.active_calls == 0
 
 
 async def test_concurrent_calls_stay_separate(server: LiveServer) -> None:

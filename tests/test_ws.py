@@ -216,10 +216,10 @@ async def test_client_vanishing_mid_call_frees_its_slot(server: LiveServer) -> N
     await asyncio.sleep(0.5)  # the server has read the frames
     ws.transport.abort()  # no close handshake: the client is just gone
     for _ in range(200):
-        if "vanish" not in server.engine.sessions and server.engine.active_calls == 0:
+        if ("default", "vanish") not in server.engine.sessions and server.engine.active_calls == 0:
             break
         await asyncio.sleep(0.05)
-    assert "vanish" not in server.engine.sessions and server.engine.active_calls == 0
+    assert ("default", "vanish") not in server.engine.sessions and server.engine.active_calls == 0
     # What the caller said before vanishing is still finished and published to subscribers.
     published = []
     while not published or published[-1]["type"] != "ended":

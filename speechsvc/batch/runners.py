@@ -61,7 +61,7 @@ async def run_local(
             return
         async with gate:
             try:
-                audio, _ = await asyncio.to_thread(load_audio, item)
+                audio, _ = await asyncio.to_thread(load_audio, item, engine.settings.max_recording_s)
                 report = await analyze_recording(engine, audio, item, language)
                 await asyncio.to_thread(write_outputs, out, item, report, formats)
             except (SpeechsvcError, OSError, ValueError) as e:
@@ -97,7 +97,7 @@ class RayAnalyzer:
 
         async def one(item: str) -> dict[str, Any]:
             try:
-                audio, _ = await asyncio.to_thread(load_audio, item)
+                audio, _ = await asyncio.to_thread(load_audio, item, self.engine.settings.max_recording_s)
                 report = await analyze_recording(self.engine, audio, item, self.language)
             except (SpeechsvcError, OSError, ValueError) as e:
                 return {"path": item, "ok": False, "error": f"{type(e).__name__}: {e}", "report": "", "extra": "{}"}

@@ -10,7 +10,9 @@ whichever transport built it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -19,11 +21,12 @@ from speechsvc.analysis import load_stages
 from speechsvc.analysis.base import Stage
 from speechsvc.analysis.redaction import check_request
 from speechsvc.config import Settings, StreamOptions, VadOptions
-from speechsvc.errors import Overloaded, ProtocolError, ShuttingDown, UnsupportedFormat
+from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.runtime.bus import EventBus
 from speechsvc.runtime.calls import CallIndex
+from speechsvc.security import Guard, principal_var
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
 from speechsvc.speech.vad import SileroModel
@@ -33,6 +36,10 @@ from speechsvc.workers import InferenceWorker
 log = logging.getLogger(__name__)
 
 LEG_NAMES = ("customer", "agent", "mixed")
+# Every transport's call ids (the WebSocket start message's pattern): no newlines or other characters that could
+# forge log lines, bounded length.
+CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+CallKey = tuple[str, str]  # (tenant, call id): call ids are unique per tenant
 
 
 class Recognizer(Protocol):
@@ -76,9 +83,11 @@ class Engine:
         self.bus = EventBus(settings.subscriber_queue)
         self.calls = CallIndex()
         self.bus.listeners.append(self.calls)
-        self._calls: dict[str, str] = {}  # call id -> transport, for every admitted call
-        # Live calls by id, so shutdown can finish their open utterances.
-        self.sessions: dict[str, OpenCall] = {}
+        # Authentication, per-tenant limits, audit log: shared by every transport and the job API.
+        self.guard = Guard(settings, self.metrics)
+        self._calls: dict[CallKey, str] = {}  # (tenant, call id) -> transport, for every admitted call
+        # Live calls by (tenant, call id), so shutdown can finish their open utterances.
+        self.sessions: dict[CallKey, OpenCall] = {}
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:
@@ -145,6 +154,8 @@ class Engine:
         """
         if not config.call_id:
             raise ProtocolError("call id is empty")
+        if not CALL_ID.match(config.call_id):
+            raise ProtocolError(f"call id {config.call_id[:40]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
         check_format(config.audio)
         legs = config.legs
         if config.per_leg_audio and config.audio.channels != 1:
@@ -164,29 +175,45 @@ class Engine:
             raise ProtocolError(f"redaction: {e}") from None
         return config
 
-    def admit(self, config: CallConfig, transport: str) -> None:
-        """Check the config and reserve a call slot.
+    def admit(self, config: CallConfig, transport: str) -> CallConfig:
+        """Check the config and reserve a call slot for the caller's tenant; returns the config as admitted (its
+        ``tenant`` is the authenticated principal's, whatever the transport put there).
 
         Raises:
             UnsupportedFormat, ProtocolError: the config is not acceptable (see :meth:`check`).
-            Overloaded: at capacity, or the call id is already streaming.
+            Overloaded: at capacity, or the call id is already streaming in this tenant.
+            RateLimited: the tenant is at its own call limit.
             ShuttingDown: the service is draining.
         """
         self.check(config)
+        principal = principal_var.get()
+        config = dataclasses.replace(config, tenant=principal.tenant)
         if self.closing:
             raise ShuttingDown("server is shutting down")
-        if config.call_id in self._calls:
+        key = self.call_key(config)
+        if key in self._calls:
             self.metrics.rejections.labels("duplicate_call_id").inc()
             raise Overloaded(f"call {config.call_id!r} is already streaming")
         if len(self._calls) >= self.settings.max_calls:
             self.metrics.rejections.labels("capacity").inc()
             raise Overloaded(f"at capacity ({self.settings.max_calls} calls); retry later or use another instance")
-        self._calls[config.call_id] = transport
+        limit = self.guard.policy.bounds(config.tenant).max_calls
+        if limit and sum(1 for tenant, _ in self._calls if tenant == config.tenant) >= limit:
+            self.metrics.rejections.labels("tenant_calls").inc()
+            self.metrics.tenant_rejections.labels(config.tenant, "calls").inc()
+            raise RateLimited(f"tenant {config.tenant} is at its limit of {limit} concurrent calls")
+        self._calls[key] = transport
         self.metrics.active_calls.labels(transport).inc()
         self.metrics.calls_total.labels(transport).inc()
+        self.guard.audit.record("call.start", principal=principal, surface=transport, target=config.call_id)
+        return config
 
-    def release(self, call_id: str) -> None:
-        transport = self._calls.pop(call_id, None)
+    @staticmethod
+    def call_key(config: CallConfig) -> CallKey:
+        return (config.tenant, config.call_id)
+
+    def release(self, key: CallKey) -> None:
+        transport = self._calls.pop(key, None)
         if transport is not None:
             self.metrics.active_calls.labels(transport).dec()
 

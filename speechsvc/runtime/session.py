@@ -303,7 +303,7 @@ class CallSession:
         if self._ended:
             return
         self._seq += 1
-        call_event = CallEvent(self.call_id, self._seq, event, self.config.metadata)
+        call_event = CallEvent(self.call_id, self._seq, event, self.config.metadata, self.config.tenant)
         self.engine.bus.publish(call_event)
         try:
             self._events.put_nowait(call_event)

@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from speechsvc.errors import (
+    Forbidden,
     InternalError,
     InvalidAudio,
     MessageTooLarge,
     ModelUnavailable,
     Overloaded,
     ProtocolError,
+    RateLimited,
     ShuttingDown,
     SpeechsvcError,
     Unauthorized,
@@ -27,10 +29,12 @@ from speechsvc.protocol import error_event, event_dict
 CLOSE_CODES: dict[type[SpeechsvcError], int] = {
     ProtocolError: 1008,  # policy violation
     Unauthorized: 1008,
+    Forbidden: 1008,
     UnsupportedFormat: 1003,  # unsupported data
     InvalidAudio: 1007,  # invalid payload data
     MessageTooLarge: 1009,  # message too big
     Overloaded: 1013,  # try again later
+    RateLimited: 1013,
     ShuttingDown: 1001,  # going away
     ModelUnavailable: 1011,
     InternalError: 1011,

@@ -3,7 +3,9 @@
 The first ``ClientMessage`` is the config (validated by the same schema as the WebSocket start message),
 then audio, then an optional ``Control.STOP``. Events are the WebSocket events as protobuf. This module
 is the single place where expected errors become gRPC status codes (:data:`STATUS`). Also served: the
-standard health service (SERVING only once the engine is warmed up) and server reflection.
+standard health service (SERVING only once the engine is warmed up; public) and server reflection (``admin``
+scope). Authentication: metadata ``authorization: Bearer <key>`` (:mod:`speechsvc.security.grpc_auth`); TLS, and
+mutual TLS with ``grpc_tls_client_ca``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from speechsvc.analysis.analyzer import CallAnalyzer
@@ -27,12 +30,14 @@ from speechsvc.analysis.base import CallInfo, Mode
 from speechsvc.batch.transcribe import rewrite_segments, transcribe_audio_async
 from speechsvc.config import Settings
 from speechsvc.errors import (
+    Forbidden,
     InternalError,
     InvalidAudio,
     MessageTooLarge,
     ModelUnavailable,
     Overloaded,
     ProtocolError,
+    RateLimited,
     ShuttingDown,
     SpeechsvcError,
     Unauthorized,
@@ -42,10 +47,13 @@ from speechsvc.log import call_id_var
 from speechsvc.protocol import GRPC_ONEOF, StartMessage, event_dict, parse_client_message
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.grpc_auth import AuthInterceptor, settle
+from speechsvc.security.limits import AudioPacer
 from speechsvc.speech.audio import decode_file, decode_frame, resample, to_float
-from speechsvc.transports.lifecycle import open_call
+from speechsvc.transports.common import PeerGone
+from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.reflection import enable_reflection
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Leg
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Float32Array, Leg
 from speechsvc.v1 import pb, pb_grpc
 
 log = logging.getLogger(__name__)
@@ -60,8 +68,13 @@ STATUS: dict[type[SpeechsvcError], grpc.StatusCode] = {
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
     Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     InternalError: grpc.StatusCode.INTERNAL,
 }
+START_TIMEOUT_S = 10.0
+# Events waiting for the client to read them (the call's own queue holds max_pending_events more).
+OUTBOX = 64
 ENCODINGS: dict[int, Encoding] = {
     pb.ENCODING_UNSPECIFIED: "pcm16", pb.PCM16: "pcm16", pb.MULAW: "mulaw", pb.ALAW: "alaw", pb.F32: "f32",
 }
@@ -118,44 +131,97 @@ def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfi
 class SpeechServicer(pb_grpc.SpeechServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Calls whose client vanished, finishing in the background (their finals still reach the bus).
+        self._orphans: set[asyncio.Task[SpeechsvcError | None]] = set()
 
     async def StreamCall(
         self, request_iterator: AsyncIterator[pb.ClientMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ServerMessage]:
+        """One call on :func:`~speechsvc.transports.lifecycle.serve_call`, like the WebSocket API. The call runs in
+        its own task; this RPC relays its events. A client that vanishes (cancels, disconnects) ends the call
+        normally: what was heard is finished and published on the subscriptions and webhooks, then ``ended``."""
         engine = self.engine
+
+        async def refuse(code: grpc.StatusCode, details: str) -> None:
+            await settle(request_iterator)  # so the client reads the status, not a failed write of its own
+            await context.abort(code, details)
+
         try:
-            first = await anext(request_iterator)
+            first = await asyncio.wait_for(anext(request_iterator), START_TIMEOUT_S)
         except StopAsyncIteration:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty stream: the first message must be a config")
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"no config within {START_TIMEOUT_S:.0f} s")
+        except DecodeError:
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT, "the first message is not a valid ClientMessage")
         if first.WhichOneof("message") != "config":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "audio received before the config; the first message must be a config")
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                         "audio received before the config; the first message must be a config")
         try:
             config = config_from_proto(first.config, engine.settings.default_language)
         except SpeechsvcError as e:
-            await context.abort(status_of(e), str(e))
-        failed: SpeechsvcError | None = None
-        try:
-            async with open_call(engine, config, "grpc") as session:
-                reader = asyncio.get_running_loop().create_task(self._read(request_iterator, session))
-                try:
-                    async for event in session.events():
-                        yield to_server_message(event)
-                finally:
-                    reader.cancel()
-                failed = session.failed
-        except SpeechsvcError as e:  # admission: the config or capacity
-            failed = e
-        if failed is not None:
-            await context.abort(status_of(failed), str(failed))
+            await refuse(status_of(e), str(e))
+        outbox: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=OUTBOX)
+        gone = asyncio.Event()
 
-    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> None:
-        """Feed audio until STOP or the end of the request stream, then finish the call."""
+        async def send(event: CallEvent) -> None:
+            if gone.is_set():
+                raise PeerGone
+            await outbox.put(event)
+
+        async def receive(session: CallSession) -> SpeechsvcError | None:
+            reading = asyncio.ensure_future(self._read(request_iterator, session))
+            vanished = asyncio.ensure_future(gone.wait())
+            try:
+                await asyncio.wait({reading, vanished}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                vanished.cancel()
+            if not reading.done():
+                reading.cancel()
+                raise PeerGone
+            return reading.result()
+
+        call = asyncio.ensure_future(serve_call(engine, config, "grpc", receive, send))
+        getter: asyncio.Future[CallEvent] | None = None
+        try:
+            while True:
+                getter = asyncio.ensure_future(outbox.get())
+                await asyncio.wait({getter, call}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    break
+                yield to_server_message(getter.result())
+            while not outbox.empty():
+                yield to_server_message(outbox.get_nowait())
+            try:
+                failed = call.result()
+            except SpeechsvcError as e:  # admission, or the events ended first (shutdown, client not reading)
+                failed = e
+        finally:
+            if getter is not None:
+                getter.cancel()
+            if not call.done():  # the client vanished, or the RPC was cancelled
+                gone.set()
+                self._orphans.add(call)
+                call.add_done_callback(self._orphan_done)
+        if failed is not None:
+            await refuse(status_of(failed), str(failed))
+        await settle(request_iterator)  # anything sent after STOP is dropped, so the client reads OK, not a write error
+
+    def _orphan_done(self, task: asyncio.Task[SpeechsvcError | None]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("call of a vanished gRPC client ended: %s", task.exception())
+
+    async def _read(self, requests: AsyncIterator[pb.ClientMessage], session: CallSession) -> SpeechsvcError | None:
+        """Feed audio until STOP or the end of the request stream (None), or a fatal error (returned)."""
+        settings = self.engine.settings
+        pacer = AudioPacer(settings.max_realtime_factor, settings.realtime_burst_s)
+        bytes_per_s = session.config.audio.bytes_for_ms(1000)
         try:
             async for message in requests:
                 kind = message.WhichOneof("message")
                 if kind == "control" and message.control.action == pb.Control.STOP:
-                    break
+                    return None
                 try:
                     if kind == "audio":
                         session.feed_bytes(message.audio)
@@ -163,9 +229,18 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                         raise ProtocolError(f"unexpected {kind or 'empty'} message during a call; send audio or STOP")
                 except (InvalidAudio, ProtocolError) as e:
                     session.report(e)  # the frame is dropped; the call goes on
-        except ShuttingDown:
-            return
-        await session.close("stop")
+                await pacer.pace(len(message.audio) / bytes_per_s)
+        except ShuttingDown as e:
+            return e
+        except grpc.aio.AioRpcError as e:  # pragma: no cover - depends on grpc's version
+            log.info("gRPC request stream failed: %s", e.code())
+            raise PeerGone from None
+        except DecodeError:
+            # A message that is not a ClientMessage: the stream cannot be trusted any further.
+            return ProtocolError("a message of the request stream is not a valid ClientMessage")
+        except (grpc.RpcError, asyncio.InvalidStateError) as e:
+            return ProtocolError(f"request stream failed: {type(e).__name__}")
+        return None
 
     async def Transcribe(
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
@@ -218,11 +293,7 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 )).audio
                 if len(request.audio) / fmt.frame_bytes / fmt.sample_rate > max_s:
                     raise MessageTooLarge(f"recording is longer than the {max_s:.0f} s limit")
-                pcm = decode_frame(request.audio, fmt)
-                if fmt.sample_rate != 16000:
-                    audio = resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
-                else:
-                    audio = to_float(pcm).T
+                audio = await asyncio.to_thread(_raw_audio, request.audio, fmt)
             else:
                 audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio), max_s)
             legs, segments = await transcribe_audio_async(
@@ -238,6 +309,16 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             for r in s.redactions:
                 json_format.ParseDict(asdict(r), segment.redactions.add())
         return response
+
+
+def _raw_audio(data: bytes, fmt: AudioFormat) -> Float32Array:
+    """Raw frames of a Transcribe request → 16 kHz float32 of shape (channels, n) (blocking: in a thread)."""
+    pcm = decode_frame(data, fmt)
+    if pcm.shape[0] < fmt.sample_rate // 100:
+        raise InvalidAudio(f"{pcm.shape[0]} samples is shorter than 10 ms of audio")
+    if fmt.sample_rate != 16000:
+        return resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
+    return to_float(pcm).T
 
 
 class CallIdInterceptor(grpc.aio.ServerInterceptor):
@@ -271,7 +352,7 @@ class GrpcServer:
 async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
     """Start the gRPC server on ``settings.grpc_port`` (0 = a free port; see ``GrpcServer.port``)."""
     server = grpc.aio.server(
-        interceptors=[CallIdInterceptor()],
+        interceptors=[CallIdInterceptor(), AuthInterceptor(engine.guard)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", 64 << 20),
@@ -283,8 +364,11 @@ async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
     enable_reflection((SERVICE, health.SERVICE_NAME), server)  # v1 and v1alpha
     address = f"{settings.host}:{settings.grpc_port}"
     if settings.grpc_tls_cert and settings.grpc_tls_key:
+        client_ca = settings.grpc_tls_client_ca.read_bytes() if settings.grpc_tls_client_ca else None
         credentials = grpc.ssl_server_credentials(
-            [(settings.grpc_tls_key.read_bytes(), settings.grpc_tls_cert.read_bytes())]
+            [(settings.grpc_tls_key.read_bytes(), settings.grpc_tls_cert.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,  # mutual TLS: only clients with a certificate of this CA
         )
         port = server.add_secure_port(address, credentials)
     else:
@@ -304,7 +388,8 @@ async def start_grpc_server(engine: Engine, settings: Settings) -> GrpcServer:
             await asyncio.sleep(0.1)
 
     task = asyncio.get_running_loop().create_task(track_readiness())
-    log.info("gRPC listening on %s:%d (%s)", settings.host, port, "TLS" if settings.grpc_tls_cert else "plaintext")
+    mode = ("mTLS" if settings.grpc_tls_client_ca else "TLS") if settings.grpc_tls_cert else "plaintext"
+    log.info("gRPC listening on %s:%d (%s)", settings.host, port, mode)
     return GrpcServer(server, port, task)
 
 

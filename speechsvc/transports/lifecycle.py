@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from speechsvc.errors import ShuttingDown, SpeechsvcError
+from speechsvc.errors import InternalError, ShuttingDown, SpeechsvcError
 from speechsvc.log import call_id_var
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
@@ -39,20 +39,21 @@ async def open_call(engine: Engine, config: CallConfig, transport: str) -> Async
         UnsupportedFormat, ProtocolError: the config is not acceptable.
         Overloaded, ShuttingDown: at admission, before any state is created.
     """
-    engine.admit(config, transport)
+    config = engine.admit(config, transport)  # the tenant is the authenticated principal's
+    key = engine.call_key(config)
     token = call_id_var.set(config.call_id)
     session: CallSession | None = None
     try:
         session = CallSession(engine, config, transport)
-        engine.sessions[config.call_id] = session
+        engine.sessions[key] = session
         log.info("%s call started: legs=%s %s/%d", transport, list(config.legs), config.audio.encoding,
                  config.audio.sample_rate)
         yield session
     finally:
         if session is not None:
             session.abort()
-        engine.sessions.pop(config.call_id, None)
-        engine.release(config.call_id)
+        engine.sessions.pop(key, None)
+        engine.release(key)
         log.info("%s call ended", transport)
         call_id_var.reset(token)
 
@@ -96,6 +97,16 @@ async def serve_call(
             except PeerGone:
                 error = None
                 peer_open = False
+            except ShuttingDown as e:
+                # The drain is closing this session (a frame arrived after it started): let it finish the open
+                # utterances and publish their finals and ``ended`` before the adapter says goodbye.
+                await sender
+                raise e from None
+            except SpeechsvcError as e:
+                error = e  # an expected error the adapter did not map: fatal, but the finals are still sent
+            except Exception as e:  # a parser bug (logged with its traceback) must not drop the call and its finals
+                log.exception("%s receive failed", transport)
+                error = InternalError(f"{transport} adapter failed: {type(e).__name__}")
             if error is not None:
                 session.report(error, fatal=True)
             await session.close("stop" if error is None else "error")

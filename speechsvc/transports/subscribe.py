@@ -1,7 +1,13 @@
 """Event subscriptions over WebSocket: ``/v1/calls/{call_id}/events`` (one call) and ``/v1/events`` (every
 call). This is how an operator's application reads the transcripts, intents, emotion and escalations of calls
 that came in through a platform adapter: each message is the event's JSON exactly as the call's own client
-receives it. Read-only: text frames from the client are ignored."""
+receives it. Read-only: text frames from the client are ignored.
+
+Needs the ``subscribe`` scope. A subscriber sees its own tenant's calls only (call ids are unique per tenant, so
+another tenant's call with the same id stays invisible); an ``admin`` sees every tenant's, or one tenant's with
+``?tenant=``. At shutdown a subscriber still receives the finals and ``ended`` of the drained calls, then the
+socket closes with 1001.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,12 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from speechsvc.errors import Overloaded
 from speechsvc.protocol import event_json
 from speechsvc.runtime.bus import Subscription
 from speechsvc.runtime.engine import Engine
+from speechsvc.security.asgi import admit_websocket, deny_websocket
+from speechsvc.security.principal import Principal
 
 router = APIRouter()
 
@@ -21,6 +30,8 @@ async def _pump(ws: WebSocket, sub: Subscription) -> None:
     async def send() -> None:
         async for event in sub.events():
             await ws.send_text(event_json(event))
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await ws.close(1001, "server is shutting down")
 
     async def wait_for_close() -> None:
         while (await ws.receive())["type"] != "websocket.disconnect":
@@ -36,17 +47,34 @@ async def _pump(ws: WebSocket, sub: Subscription) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _tenant(ws: WebSocket, principal: Principal) -> str | None:
+    """The tenant whose events this subscriber receives; None = every tenant (admins only)."""
+    if principal.is_admin:
+        return ws.query_params.get("tenant") or None
+    return principal.tenant
+
+
+async def _subscribe(ws: WebSocket, call_id: str | None) -> None:
+    engine: Engine = ws.app.state.engine
+    principal = await admit_websocket(ws, "subscribe", "subscribe")
+    if principal is None:
+        return
+    guard = engine.guard
+    try:
+        with guard.subscriptions.hold():
+            await ws.accept()
+            guard.audit.record("subscribe", principal=principal, surface="subscribe", target=call_id or "*")
+            with engine.bus.subscribe(call_id, _tenant(ws, principal)) as sub:
+                await _pump(ws, sub)
+    except Overloaded as e:
+        await deny_websocket(ws, e)
+
+
 @router.websocket("/v1/calls/{call_id}/events")
 async def call_events(ws: WebSocket, call_id: str) -> None:
-    engine: Engine = ws.app.state.engine
-    await ws.accept()
-    with engine.bus.subscribe(call_id) as sub:
-        await _pump(ws, sub)
+    await _subscribe(ws, call_id)
 
 
 @router.websocket("/v1/events")
 async def all_events(ws: WebSocket) -> None:
-    engine: Engine = ws.app.state.engine
-    await ws.accept()
-    with engine.bus.subscribe() as sub:
-        await _pump(ws, sub)
+    await _subscribe(ws, None)

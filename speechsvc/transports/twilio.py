@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import parse_json_object
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.asgi import Verifier
+from speechsvc.security.principal import Principal, platform_principal
 from speechsvc.speech.audio import MULAW_TO_PCM
 from speechsvc.transports.common import PeerGone, close
 from speechsvc.transports.lifecycle import serve_call
@@ -100,6 +103,8 @@ def call_config(start: dict[str, Any], default_language: str) -> CallConfig:
         ProtocolError: missing ids.
     """
     media = start.get("mediaFormat") or {}
+    if not isinstance(media, dict):
+        raise UnsupportedFormat("start.mediaFormat must be an object")
     try:
         declared = (media.get("encoding"), int(media.get("sampleRate", 0)), int(media.get("channels", 1)))
     except (TypeError, ValueError):
@@ -110,8 +115,11 @@ def call_config(start: dict[str, Any], default_language: str) -> CallConfig:
     if not isinstance(call_sid, str) or not call_sid:
         raise ProtocolError("start message has no callSid or streamSid")
     tracks = start.get("tracks") or ["inbound"]
+    parameters = start.get("customParameters") or {}
+    if not isinstance(tracks, list) or not isinstance(parameters, dict):
+        raise ProtocolError("start.tracks must be a list and start.customParameters an object")
     legs = tuple(TRACK_LEGS[t] for t in ("inbound", "outbound") if t in tracks) or ("customer",)
-    custom = {str(k): str(v) for k, v in (start.get("customParameters") or {}).items()}
+    custom = {str(k): str(v) for k, v in parameters.items()}
     ids = {k: str(start[k]) for k in ("callSid", "streamSid", "accountSid") if start.get(k)}
     return CallConfig(
         call_id=call_sid,
@@ -123,7 +131,7 @@ def call_config(start: dict[str, Any], default_language: str) -> CallConfig:
     )
 
 
-def signature_ok(ws: WebSocket, settings: Settings) -> bool:
+def signature_ok(headers: Mapping[str, str], path: str, settings: Settings) -> bool:
     """Whether the upgrade carries the ``X-Twilio-Signature`` Twilio makes for the public URL (no token: yes).
 
     Twilio signs the ``<Stream url>`` exactly as written in the TwiML (``wss://...``, no query string, no body);
@@ -131,11 +139,11 @@ def signature_ok(ws: WebSocket, settings: Settings) -> bool:
     """
     if settings.twilio_auth_token is None:
         return True
-    signature = ws.headers.get("x-twilio-signature", "")
+    signature = headers.get("x-twilio-signature", "")
     if not signature:
         return False
-    url = settings.twilio_public_url or f"wss://{ws.headers.get('host', '')}{ws.url.path}"
-    algorithm = get_signature_algorithm(ws.headers.get("x-twilio-webhooks-signature-settings", ""))
+    url = settings.twilio_public_url or f"wss://{headers.get('host', '')}{path}"
+    algorithm = get_signature_algorithm(headers.get("x-twilio-webhooks-signature-settings", ""))
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     try:
         return bool(validator.validate(url, {}, signature, algorithm=algorithm))
@@ -143,11 +151,26 @@ def signature_ok(ws: WebSocket, settings: Settings) -> bool:
         return False
 
 
+def signature_verifier(settings: Settings) -> Verifier:
+    """For the platform guard: a valid ``X-Twilio-Signature`` authenticates the upgrade as the Twilio platform of
+    ``twilio_tenant`` (Twilio cannot send an API key); without one the guard falls back to the other credentials."""
+
+    def verify(scope: dict[str, Any]) -> Principal | None:
+        if settings.twilio_auth_token is None:
+            return None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if signature_ok(headers, scope.get("path", ""), settings):
+            return platform_principal(settings.twilio_tenant, "twilio")
+        return None
+
+    return verify
+
+
 @router.websocket("/v1/twilio")
 async def twilio(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
     settings = engine.settings
-    if not signature_ok(ws, settings):
+    if not signature_ok(ws.headers, ws.url.path, settings):
         engine.metrics.rejections.labels("twilio_signature").inc()
         log.warning("Twilio stream refused: missing or invalid X-Twilio-Signature")
         with contextlib.suppress(RuntimeError):

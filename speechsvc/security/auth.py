@@ -1,0 +1,120 @@
+"""Authentication: credentials → :class:`Principal`, whichever surface carried them.
+
+Credentials, in order: ``Authorization: Bearer <key or JWT>``; ``Authorization: Basic`` with the key as the
+password (mod_audio_fork's ``MOD_AUDIO_FORK_HTTP_AUTH_USER``/``_PASSWORD``); ``X-API-KEY: <key>`` (Genesys
+AudioHook); gRPC metadata ``authorization``; and ``?access_token=<key>`` only where a surface allows it (WebSocket
+endpoints, for clients that cannot set headers; never REST or gRPC).
+
+Modes (``SPEECHSVC_AUTH``): ``required``; ``off`` (every client is :data:`ANONYMOUS`, the admin of the default
+tenant, as before authentication existed); ``auto`` = required unless the service is bound to loopback. When
+credentials are not required, valid ones are still honoured (their tenant and scopes apply) and invalid ones are
+still refused: a wrong key never silently becomes the anonymous admin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Mapping
+
+from speechsvc.config import Settings
+from speechsvc.errors import Unauthorized
+from speechsvc.security.keys import KeyStore, looks_like_key
+from speechsvc.security.network import is_loopback_host
+from speechsvc.security.principal import ANONYMOUS, Principal
+from speechsvc.security.tokens import JwtVerifier, looks_like_jwt
+
+log = logging.getLogger(__name__)
+
+MAX_CREDENTIAL_CHARS = 8192
+
+
+def credential_from(headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> str | None:
+    """The credential a request carries, or None. ``query`` is given only where ``access_token`` is allowed."""
+    value = headers.get("authorization") or ""
+    scheme, _, rest = value.strip().partition(" ")
+    token: str | None = None
+    if scheme.lower() == "bearer" and rest.strip():
+        token = rest.strip()
+    elif scheme.lower() == "basic" and rest.strip():
+        try:
+            _, _, password = base64.b64decode(rest.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, ValueError):
+            raise Unauthorized("malformed Basic credentials") from None
+        token = password or None
+    elif value.strip():
+        raise Unauthorized("Authorization must be 'Bearer <key>'")
+    if token is None:
+        token = headers.get("x-api-key") or None
+    if token is None and query is not None:
+        token = query.get("access_token") or None
+    if token is not None and len(token) > MAX_CREDENTIAL_CHARS:
+        raise Unauthorized("credential too long")
+    return token
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, keys: KeyStore | None = None) -> None:
+        self.settings = settings
+        self.keys = keys or KeyStore(settings.keys_path)
+        self.jwt: JwtVerifier | None = None
+        if settings.jwt_key_file is not None:
+            self.jwt = JwtVerifier(settings.jwt_key_file, settings.jwt_algorithms, settings.jwt_issuer,
+                                   settings.jwt_audience, settings.jwt_tenant_claim, settings.jwt_scope_claim)
+
+    @property
+    def mode(self) -> str:
+        return self.settings.auth
+
+    @property
+    def required(self) -> bool:
+        """Credentials are needed (``required``, or ``auto`` on a non-loopback address)."""
+        if self.settings.auth == "auto":
+            return not is_loopback_host(self.settings.host)
+        return self.settings.auth == "required"
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.auth != "off"
+
+    def authenticate(self, credential: str | None) -> Principal:
+        """Raises:
+        Unauthorized: credentials missing where required, or not valid.
+        """
+        if not self.enabled:
+            return ANONYMOUS
+        if credential is None:
+            if self.required:
+                raise Unauthorized("credentials required: send 'Authorization: Bearer <API key>'")
+            return ANONYMOUS
+        if looks_like_key(credential):
+            return self.keys.verify(credential)
+        if looks_like_jwt(credential):
+            if self.jwt is None:
+                raise Unauthorized("JWT bearer tokens are not configured on this server")
+            return self.jwt.verify(credential)
+        raise Unauthorized("not an API key or a JWT")
+
+    def startup_check(self) -> None:
+        """Refuse to serve a non-loopback address without authentication unless ``insecure`` is set; warn about
+        a server nobody can use.
+
+        Raises:
+            ValueError: open to the network without authentication, and not ``insecure``.
+        """
+        s = self.settings
+        if not self.required and not is_loopback_host(s.host):
+            if not s.insecure:
+                raise ValueError(
+                    f"refusing to serve {s.host} without authentication (SPEECHSVC_AUTH={s.auth}); create keys "
+                    "(`speechsvc keys create`) and use SPEECHSVC_AUTH=auto, or pass --insecure"
+                )
+            log.critical("!!! INSECURE: serving %s WITHOUT AUTHENTICATION: anyone who can reach it can stream "
+                         "calls and read every transcript !!!", s.host)
+        if self.required and not self.keys.configured and self.jwt is None:
+            log.warning("authentication is required but no API key exists (%s) and no JWT key is set: every "
+                        "client will be refused; create one with `speechsvc keys create --tenant T --scopes ...`",
+                        s.keys_path)
+        log.info("authentication: %s (%s)", "required" if self.required else "optional" if self.enabled else "off",
+                 s.auth)
