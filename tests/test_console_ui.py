@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from speechsvc.analysis.inspection import InspectionStage
 from speechsvc.analysis.redaction import RedactionStage
 from speechsvc.app import create_app
 from speechsvc.config import Settings
+from speechsvc.security.keys import KeyStore
 from speechsvc.speech.audio import encode_file
 from tests.conftest import free_port
 from tests.fakes import fake_engine, fast_settings, pcm16, silence, tone
@@ -72,50 +72,22 @@ def stereo_call() -> np.ndarray:
     return np.stack([left, right], axis=1)
 
 
-class KeyGate:
-    """The deployment's authentication as the console sees it, for this test: when ``on``, /v1 requests need
-    ``Authorization: Bearer KEY`` and WebSockets ``?access_token=KEY`` (401 / a refused handshake otherwise)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.on = False
-        self.seen_query_keys: list[str] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if self.on and scope["type"] in ("http", "websocket") and scope["path"].startswith("/v1/"):
-            if scope["type"] == "http":
-                headers = dict(scope["headers"])
-                if headers.get(b"authorization", b"").decode() != f"Bearer {KEY}":
-                    await send({"type": "http.response.start", "status": 401,
-                                "headers": [(b"content-type", b"application/json")]})
-                    await send({"type": "http.response.body", "body": b'{"detail": "unauthorized"}'})
-                    return
-            else:
-                query = urllib.parse.parse_qs(scope["query_string"].decode())
-                self.seen_query_keys += query.get("access_token", [])
-                if query.get("access_token") != [KEY]:
-                    await receive()  # websocket.connect
-                    await send({"type": "websocket.close", "code": 1008})
-                    return
-        await self.app(scope, receive, send)
-
-
-def fake_app(tmp: Path) -> tuple[Any, Any]:
+def fake_app(tmp: Path, **overrides: object) -> tuple[Any, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     rules = tmp / "rules.toml"
     rules.write_text(RULES, encoding="utf-8")
     settings = Settings(qa_rules=rules, text_analysis=False, pii_names_addresses=False)
     stages = [RedactionStage.load(settings), EscalationStage.load(settings), InspectionStage.load(settings)]
     engine = fake_engine(fast_settings(partial_interval_ms=600, jobs_dir=tmp / "jobs", qa_rules=rules,
-                                       pii_names_addresses=False), stages=stages, texts=TEXTS)
-    return KeyGate(create_app(engine.settings, engine)), engine
+                                       pii_names_addresses=False, **overrides), stages=stages, texts=TEXTS)
+    return create_app(engine.settings, engine), engine
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ThreadServer, KeyGate]]:
-    gate, engine = fake_app(tmp_path_factory.mktemp("console-ui"))
-    with ThreadServer(gate, free_port(), before=engine.start, after=engine.stop) as server:
-        yield server, gate
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
+    app, engine = fake_app(tmp_path_factory.mktemp("console-ui"))
+    with ThreadServer(app, free_port(), before=engine.start, after=engine.stop) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +112,9 @@ def start_call(server: ThreadServer, call_id: str, speed: float = 1.5) -> tuple[
 
 
 def test_wall_and_call_view_show_the_call_with_pii_tags_escalations_and_qa(
-    browser: Any, served: tuple[ThreadServer, KeyGate], tmp_path_factory: pytest.TempPathFactory
+    browser: Any, served: ThreadServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    server, _ = served
+    server = served
     open_console(browser, server)
     assert browser.find_element("css selector", "nav a[data-nav=live]").text == "实时通话"  # Chinese by default
     wait_css(browser, "p.empty", "the empty wall")
@@ -176,8 +148,8 @@ def test_wall_and_call_view_show_the_call_with_pii_tags_escalations_and_qa(
     assert not js_errors(browser)
 
 
-def test_language_switch(browser: Any, served: tuple[ThreadServer, KeyGate]) -> None:
-    server, _ = served
+def test_language_switch(browser: Any, served: ThreadServer) -> None:
+    server = served
     open_console(browser, server)
     browser.find_element("css selector", "#lang-toggle").click()
     wait_for(browser, lambda: browser.find_element("css selector", "nav a[data-nav=live]").text == "Live calls")
@@ -188,9 +160,9 @@ def test_language_switch(browser: Any, served: tuple[ThreadServer, KeyGate]) -> 
 
 
 def test_a_recorded_call_from_upload_to_report_and_download(
-    browser: Any, served: tuple[ThreadServer, KeyGate], tmp_path: Path
+    browser: Any, served: ThreadServer, tmp_path: Path
 ) -> None:
-    server, _ = served
+    server = served
     recording = tmp_path / "录音-1.wav"
     encode_file(recording, stereo_call().T.astype(np.float32), 16000)
     downloads = tmp_path / "downloads"
@@ -220,41 +192,41 @@ def test_a_recorded_call_from_upload_to_report_and_download(
     assert not js_errors(browser)
 
 
-def test_asks_for_an_api_key_and_keeps_it_in_the_tab_only(browser: Any, served: tuple[ThreadServer, KeyGate]) -> None:
-    server, gate = served
-    browser.get(f"{server.http}/console#/")
-    browser.execute_script("sessionStorage.clear()")
-    gate.on = True
-    try:
+def test_asks_for_an_api_key_and_keeps_it_in_the_tab_only(browser: Any, tmp_path: Path) -> None:
+    """Against the real authentication (required, a key made with the key store): a wrong key prompts again,
+    the right one opens REST and the WebSocket subscription, and lives in the tab's sessionStorage only."""
+    keys = tmp_path / "keys.json"
+    key, _ = KeyStore(keys).create("acme", "stream,subscribe,jobs")
+    app, engine = fake_app(tmp_path / "app", auth="required", keys_file=keys)
+    with ThreadServer(app, free_port(), before=engine.start, after=engine.stop) as server:
+        browser.get(f"{server.http}/console#/")
+        browser.execute_script("sessionStorage.clear()")
         browser.get(f"{server.http}/console#/jobs")
         dialog = wait_css(browser, "#auth-dialog[open]", "the key prompt")[0]
-        dialog.find_element("css selector", "input").send_keys("wrong-key")
+        dialog.find_element("css selector", "input").send_keys("ssk_wrong_key")
         dialog.find_element("css selector", "button[value=ok]").click()
         time.sleep(0.3)
         wait_css(browser, "#auth-dialog[open]", "the prompt again after a wrong key")
         field = browser.find_element("css selector", "#auth-dialog input")
-        field.send_keys(KEY)
+        field.send_keys(key)
         browser.find_element("css selector", "#auth-dialog button[value=ok]").click()
-        wait_css(browser, "table.jobs-table", "the jobs behind the key")
+        wait_css(browser, "p.empty, table.jobs-table", "the (empty) job list behind the key")
         browser.find_element("css selector", "nav a[data-nav=live]").click()
         wait_css(browser, "#conn[data-state=live]", "the subscription with the key")
-        assert KEY in gate.seen_query_keys
-        assert browser.execute_script("return sessionStorage.getItem('speechsvc.apiKey')") == KEY
+        assert browser.execute_script("return sessionStorage.getItem('speechsvc.apiKey')") == key
         stored = browser.execute_script("return JSON.stringify(Object.assign({}, localStorage))")
-        assert KEY not in stored and KEY not in browser.current_url
-    finally:
-        gate.on = False
+        assert key not in stored and key not in browser.current_url
         browser.execute_script("sessionStorage.clear()")
 
 
 def test_reconnects_after_a_server_restart(browser: Any, tmp_path: Path) -> None:
     port = free_port()
-    gate, engine = fake_app(tmp_path / "a")
-    with ThreadServer(gate, port, before=engine.start, after=engine.stop) as first:
+    app, engine = fake_app(tmp_path / "a")
+    with ThreadServer(app, port, before=engine.start, after=engine.stop) as first:
         open_console(browser, first)
     wait_css(browser, "#conn[data-state=reconnecting]", "the console to notice")
-    gate, engine = fake_app(tmp_path / "b")
-    with ThreadServer(gate, port, before=engine.start, after=engine.stop) as second:
+    app, engine = fake_app(tmp_path / "b")
+    with ThreadServer(app, port, before=engine.start, after=engine.stop) as second:
         wait_css(browser, "#conn[data-state=live]", timeout=40, what="the console to reconnect")
         call = start_call(second, "after-restart", speed=3.0)
         wait_css(browser, '.card[data-call-id="after-restart"]', "a call on the new server")
