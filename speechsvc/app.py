@@ -61,6 +61,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     verifiers: dict[str, Verifier] = {}
     if settings.twilio_auth_token is not None:
         verifiers["/v1/twilio"] = twilio.signature_verifier(settings)
+    verifiers["/v1/audiohook"] = audiohook.guard_verifier(settings)
     app.state.platform_verifiers = verifiers
     app.add_middleware(PlatformGuard, guard=lambda: app.state.guard, start_timeout_s=settings.platform_start_timeout_s,
                        verifiers=verifiers)

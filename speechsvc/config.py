@@ -285,8 +285,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
 
     # ---- call platforms (Twilio, AudioSocket, mod_audio_fork, AudioHook) -----------------------------------
-    # Tenant of Twilio streams authenticated by their X-Twilio-Signature (Twilio cannot send an API key).
+    # Tenant of Twilio streams authenticated by their X-Twilio-Signature (Twilio cannot send an API key), and of
+    # AudioHook sessions authenticated by AudioHook's own key (audiohook_api_key).
     twilio_tenant: str = "default"
+    audiohook_tenant: str = "default"
     # A platform connection must say which call it carries (Twilio start, AudioSocket UUID, mod_audio_fork's
     # first frame, AudioHook open) within this many seconds, or it is closed.
     platform_start_timeout_s: float = Field(10.0, gt=0)

@@ -61,6 +61,8 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import event_dict
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.asgi import Verifier
+from speechsvc.security.principal import Principal, platform_principal
 from speechsvc.transports.common import PeerGone
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.platform import pieces, silence
@@ -150,6 +152,20 @@ def authenticate(ws: WebSocket, settings: Settings) -> str | None:
     if any(len(str(r.parameters.get("nonce") or "")) < MIN_NONCE for r in results):
         return f"the signature needs a nonce of at least {MIN_NONCE} characters"
     return None
+
+
+def guard_verifier(settings: Settings) -> Verifier:
+    """For the platform guard: with ``audiohook_api_key`` set, AudioHook's own key and signature authenticate a
+    connection (checked by the adapter, which refuses in the protocol's terms: a ``disconnect`` with reason
+    ``unauthorized``), and the call belongs to ``audiohook_tenant``; without it, the connection needs a speechsvc
+    credential (``X-API-KEY`` may carry a speechsvc key) like any other platform."""
+
+    def verify(scope: dict[str, Any]) -> Principal | None:
+        if settings.audiohook_api_key is None:
+            return None
+        return platform_principal(settings.audiohook_tenant, "audiohook")
+
+    return verify
 
 
 # ---- the session -----------------------------------------------------------------------------------------------
