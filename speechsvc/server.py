@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
 
+from speechsvc.analysis.intent import reload_on_sighup
 from speechsvc.app import create_app
 from speechsvc.config import Settings
 from speechsvc.runtime.engine import Engine
@@ -75,19 +75,5 @@ async def serve(settings: Settings) -> None:
         grpc_server = await start_grpc_server(engine, settings)
         http.stops.append(lambda: grpc_server.stop(settings.shutdown_grace_s))
     http.stops.extend(await start_adapters(engine, settings))
-    _reload_on_sighup(engine)
+    reload_on_sighup(engine.stages)  # kill -HUP: reload the intent model (SPEECHSVC_INTENT_MODEL), no call dropped
     await http.serve()
-
-
-def _reload_on_sighup(engine: Engine) -> None:
-    """`kill -HUP` reloads the intent model (an operator's retrained one) without dropping calls."""
-    from speechsvc.analysis.intent import reload_text_model
-
-    tasks: set[asyncio.Task[bool]] = set()
-
-    def reload() -> None:
-        task = asyncio.ensure_future(reload_text_model(engine.stages))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

@@ -5,7 +5,9 @@ escalation rules would break. Trains real (small) models with the real sentence 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 from speechsvc.analysis import load_stages, started
 from speechsvc.analysis.base import Mode
 from speechsvc.analysis.escalation import EscalationRules, EscalationStage
-from speechsvc.analysis.intent import IntentStage, TextModel, reload_text_model
+from speechsvc.analysis.intent import IntentStage, TextModel, reload_on_sighup, reload_text_model
 from speechsvc.cli import main
 from speechsvc.config import Settings
 from speechsvc.errors import ModelUnavailable
@@ -65,7 +67,7 @@ def test_the_setting_loads_it_and_the_escalation_rules_are_checked_against_it(ow
     assert isinstance(stage, IntentStage) and stage.model.directory == own_model
 
 
-def test_reload_swaps_the_model_without_dropping_work(own_model: Path, tmp_path: Path) -> None:
+def test_sighup_reloads_the_model_without_dropping_work(own_model: Path, tmp_path: Path) -> None:
     live = tmp_path / "live"
     shutil.copytree(own_model, live)
     settings = Settings(intent_model=live)
@@ -78,9 +80,13 @@ def test_reload_swaps_the_model_without_dropping_work(own_model: Path, tmp_path:
             before = asyncio.gather(*(stage.infer_on(t, Mode.LIVE) for t in ["我的快递到哪了"] * 20))
             assert main(["train", "intent", str(write_tsv(tmp_path / "more.tsv", more)), "--base", "none",
                          "--out", str(live)]) == 0
-            reloaded = await reload_text_model([stage])
+            reload_on_sighup([stage])  # as the service does
+            os.kill(os.getpid(), signal.SIGHUP)
+            for _ in range(600):
+                if "转人工" in stage.model.labels:
+                    break
+                await asyncio.sleep(0.05)
             after = await stage.infer_on("我要人工客服", Mode.LIVE)
-            assert reloaded
             return [r.intent for r in await before], [after.intent]
 
     before, after = asyncio.run(run())

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import signal
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -250,6 +251,20 @@ async def reload_text_model(stages: Sequence[Stage]) -> bool:
     log.info("intent model reloaded from %s: %d intents, trained %s", model.directory, len(model.labels),
              model.meta.get("date"))
     return True
+
+
+_reloads: set[asyncio.Task[bool]] = set()  # reloads in progress (a task needs a reference until done)
+
+
+def reload_on_sighup(stages: Sequence[Stage]) -> None:
+    """On SIGHUP, :func:`reload_text_model` on the running event loop (the service calls this once)."""
+
+    def reload() -> None:
+        task = asyncio.get_running_loop().create_task(reload_text_model(stages))
+        _reloads.add(task)
+        task.add_done_callback(_reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 class _IntentCall(StageCall[TextAnalysis]):
