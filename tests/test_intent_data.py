@@ -135,3 +135,22 @@ def test_export_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:
     bad = tmp_path / "x.json"
     bad.write_text("[1, 2]")
     assert main(["intents", "export", str(bad), "--uncertain", "5", "--out", str(tmp_path / "o.tsv")]) == 2
+
+
+def test_asr_style_text_substitutes_homophones_and_drops_characters() -> None:
+    pytest.importorskip("pypinyin")
+    from pypinyin import Style, lazy_pinyin
+
+    from speechsvc.evaluation.text import AsrNoise
+
+    noise = AsrNoise(SHIPPED_DATA.read_text(encoding="utf-8"), substitute=0.3, drop=0.1)
+    text = "我想查一下这个月的话费账单为什么扣了这么多钱"
+    out = [noise(text, seed) for seed in range(50)]
+    assert noise(text, 7) == out[7]  # deterministic per seed
+    changed = [o for o in out if o != text]
+    assert len(changed) > 40 and any(len(o) < len(text) for o in out)
+    same_length = [o for o in out if len(o) == len(text)]
+    for o in same_length:  # a substitute sounds like what it replaces
+        for a, b in zip(text, o, strict=True):
+            assert lazy_pinyin(a, style=Style.NORMAL) == lazy_pinyin(b, style=Style.NORMAL)
+    assert noise("转人工 12315 ok", 3).endswith("12315 ok")  # digits and Latin are left alone

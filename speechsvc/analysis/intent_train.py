@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import json
 import os
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +152,7 @@ def train(examples: Sequence[Example], out: Path, *, base: Sequence[Example] = (
     support = check_counts(intent_rows, source or "training data")
     for text, labels in conflicts(intent_rows)[:5]:
         say(f"  note: {text!r} is labelled {labels}")
-    negative_rows = intent_rows if base else [*examples, *_shipped_negativity(examples)]
+    negative_rows = intent_rows if base else [*examples, *_shipped_rows()]
     negative_rows = [e for e in negative_rows if e.negative is not None]
     if len({e.negative for e in negative_rows}) < 2:
         raise ModelUnavailable("the negativity head needs rows labelled negative 1 and 0")
@@ -229,7 +228,7 @@ class _Subset(Features):
         return super().matrix(self.rows[rows], vectorizer, fit)
 
 
-def _shipped_negativity(examples: Sequence[Example]) -> list[Example]:
+def _shipped_rows() -> list[Example]:
     """The shipped rows' negativity labels, used when the operator trains without the shipped intents."""
     from speechsvc.analysis.intent_data import read_examples
 
@@ -292,7 +291,3 @@ def model_card(result: TrainResult, command: str) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def label_counts(examples: Sequence[Example]) -> Counter[str]:
-    return Counter(e.intent for e in examples)
