@@ -152,7 +152,8 @@ def train(examples: Sequence[Example], out: Path, *, base: Sequence[Example] = (
     support = check_counts(intent_rows, source or "training data")
     for text, labels in conflicts(intent_rows)[:5]:
         say(f"  note: {text!r} is labelled {labels}")
-    negative_rows = intent_rows if base else [*examples, *_shipped_rows()]
+    own_texts = {e.text for e in examples}
+    negative_rows = intent_rows if base else [*examples, *(e for e in _shipped_rows() if e.text not in own_texts)]
     negative_rows = [e for e in negative_rows if e.negative is not None]
     if len({e.negative for e in negative_rows}) < 2:
         raise ModelUnavailable("the negativity head needs rows labelled negative 1 and 0")
