@@ -69,10 +69,10 @@ def draw(train_idx: np.ndarray, gold: list[str], k: int, seed: int) -> list[int]
 
 
 def fit_predict(texts: list[str], dense: np.ndarray, y: list[str], test_texts: list[str],
-                test_dense: np.ndarray) -> list[str]:
+                test_dense: np.ndarray, weight: np.ndarray | None = None) -> list[str]:
     vec = TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True)
     x = hstack([vec.fit_transform(texts), csr_matrix(dense)]).tocsr()
-    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(x, y)
+    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(x, y, sample_weight=weight)
     return list(model.predict(hstack([vec.transform(test_texts), csr_matrix(test_dense)]).tocsr()))
 
 
@@ -80,6 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "eval" / "intent_dev.tsv")
     parser.add_argument("--dense", default="use")
+    parser.add_argument("--own-weight", default="1",
+                        help="weight of an operator row next to a shipped one: a number, or 'balanced' "
+                             "(the operator's rows weigh as much in total as the shipped ones)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     dev, base = rows(args.dev), rows(SHIPPED_DATA)
@@ -103,9 +106,13 @@ def main() -> None:
                 texts = [dev_texts[i] for i in chosen]
                 dense = dev_dense[chosen]
                 y = [gold[i] for i in chosen]
+                weight = None
                 if variant == "default":
+                    own = (len(base) / max(1, len(chosen)) if args.own_weight == "balanced"
+                           else float(args.own_weight))
+                    weight = np.array([1.0] * len(base) + [own] * len(chosen))
                     texts, dense, y = base_texts + texts, np.vstack([base_dense, dense]), base_gold + y
-                out = fit_predict(texts, dense, y, [dev_texts[i] for i in test_idx], dev_dense[test_idx])
+                out = fit_predict(texts, dense, y, [dev_texts[i] for i in test_idx], dev_dense[test_idx], weight)
                 for i, p in zip(test_idx, out, strict=True):
                     pred[i] = p
             correct = np.array([p == g for p, g in zip(pred, gold, strict=True)])
@@ -115,7 +122,8 @@ def main() -> None:
             }
             print(json.dumps(results[f"{variant}/k={k}"]), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"dense": args.dense, "dev": str(args.dev), "results": results}, indent=1))
+        args.out.write_text(json.dumps({"dense": args.dense, "own_weight": args.own_weight, "dev": str(args.dev),
+                                        "results": results}, indent=1))
 
 
 if __name__ == "__main__":
