@@ -406,6 +406,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"{result.cv_f1[label]:.3f}\n")
     own = f" ({result.own_rows:.3f} on your rows)" if result.own_rows is not None else ""
     sys.stdout.write(f"all\t{sum(result.support.values())}\t{result.overall:.3f}{own}\n")
+    for label, (other, share) in result.confused_with.items():
+        sys.stderr.write(f"note: {share:.0%} of `{label}` rows are predicted as `{other}` (out of fold): the two "
+                         "overlap; label them apart, merge them, or train with --base none if one is a shipped "
+                         "intent\n")
     sys.stderr.write(f"wrote {args.out} (model card: {args.out / 'MODEL_CARD.md'}); "
                      f"use it with SPEECHSVC_INTENT_MODEL={args.out.resolve()}\n")
     return 0

@@ -154,3 +154,15 @@ def test_asr_style_text_substitutes_homophones_and_drops_characters() -> None:
         for a, b in zip(text, o, strict=True):
             assert lazy_pinyin(a, style=Style.NORMAL) == lazy_pinyin(b, style=Style.NORMAL)
     assert noise("转人工 12315 ok", 3).endswith("12315 ok")  # digits and Latin are left alone
+
+
+def test_overlapping_intents_are_named() -> None:
+    import numpy as np
+
+    from speechsvc.analysis.intent_train import confusions
+
+    labels = ["bill", "invoice", "refund"]
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    pred = np.array([0, 0, 1, 0, 0, 1, 2, 2, 0])  # invoice is mostly read as bill
+    assert confusions(y, pred, labels) == {"bill": ("invoice", 0.333), "invoice": ("bill", 0.667),
+                                           "refund": ("bill", 0.333)}

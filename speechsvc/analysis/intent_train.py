@@ -42,6 +42,9 @@ class TrainResult:
     support: dict[str, int]
     cv_accuracy: dict[str, float]
     cv_f1: dict[str, float]
+    # The intent an intent's rows are most often mistaken for (out of fold), and how often, where that is
+    # a third of them or more: a sign that two intents overlap (an operator's and a shipped one, say).
+    confused_with: dict[str, tuple[str, float]]
     # Out-of-fold accuracy over all rows, and on the operator's own rows (None when there are no others).
     overall: float
     own_rows: float | None
@@ -133,6 +136,18 @@ def per_intent(y: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> tuple[
     return accuracy, f1
 
 
+def confusions(y: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> dict[str, tuple[str, float]]:
+    out = {}
+    for i, label in enumerate(labels):
+        wrong = pred[(y == i) & (pred != i)]
+        if len(wrong):
+            j = int(np.bincount(wrong, minlength=len(labels)).argmax())
+            share = float((wrong == j).sum()) / max(1, int((y == i).sum()))
+            if share >= 1 / 3:
+                out[label] = (labels[j], round(share, 3))
+    return out
+
+
 def train(examples: Sequence[Example], out: Path, *, base: Sequence[Example] = (),
           embed: Callable[[list[str]], np.ndarray] | None = None, source: str = "",
           say: Callable[[str], None] = lambda _: None) -> TrainResult:
@@ -174,6 +189,7 @@ def train(examples: Sequence[Example], out: Path, *, base: Sequence[Example] = (
     threshold = other_threshold(probs, y, labels.index("other")) if "other" in labels else 0.0
     say(f"  temperature {temperature:.2f}, other-threshold {threshold}")
     accuracy, f1 = per_intent(y, probs.argmax(1), labels)
+    confused = confusions(y, probs.argmax(1), labels)
     own = np.arange(len(base), len(intent_rows))
     own_accuracy = float((probs.argmax(1)[own] == y[own]).mean()) if base and len(own) else None
 
@@ -215,7 +231,7 @@ def train(examples: Sequence[Example], out: Path, *, base: Sequence[Example] = (
         "date": datetime.date.today().isoformat(),
     }
     write_model(out, weights, meta)
-    return TrainResult(out, tuple(labels), support, accuracy, f1, meta["cross_validated_accuracy"],
+    return TrainResult(out, tuple(labels), support, accuracy, f1, confused, meta["cross_validated_accuracy"],
                        round(own_accuracy, 4) if own_accuracy is not None else None, meta)
 
 
@@ -280,6 +296,9 @@ def model_card(result: TrainResult, command: str) -> str:
     ]
     lines += [f"| `{label}` | {result.support[label]} | {result.cv_accuracy[label]:.3f} | {result.cv_f1[label]:.3f} |"
               for label in result.labels]
+    if result.confused_with:
+        lines += ["", "Overlapping intents (out of fold, a third or more of its rows predicted as another):", ""]
+        lines += [f"- `{label}` → `{other}` ({share:.0%})" for label, (other, share) in result.confused_with.items()]
     lines += [
         "",
         "Cross-validated on the training rows themselves: expect less on live calls whose wording the rows do",
