@@ -431,6 +431,58 @@ def cmd_qa(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# ---- intent models an operator teaches (train intent, intents export) ------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a text model from the operator's labelled TSV; per-intent cross-validated accuracy to stdout."""
+    from speechsvc.analysis.intent_data import IntentDataError, read_examples
+    from speechsvc.analysis.intent_train import SHIPPED_DATA, model_card, train
+
+    try:
+        examples = read_examples(args.data)
+        base = read_examples(SHIPPED_DATA) if args.base == "default" else []
+        result = train(examples, args.out, base=base, source=str(args.data),
+                       say=_progress)
+    except IntentDataError as e:
+        log.error("%s", e)
+        return 2
+    command = f"speechsvc train intent {args.data} --base {args.base} --out {args.out}"
+    (args.out / "MODEL_CARD.md").write_text(model_card(result, command), encoding="utf-8")
+    sys.stdout.write("intent\texamples\tcv_accuracy\tcv_f1\n")
+    for label in result.labels:
+        sys.stdout.write(f"{label}\t{result.support[label]}\t{result.cv_accuracy[label]:.3f}\t"
+                         f"{result.cv_f1[label]:.3f}\n")
+    own = f" ({result.own_rows:.3f} on your rows)" if result.own_rows is not None else ""
+    sys.stdout.write(f"all\t{sum(result.support.values())}\t{result.overall:.3f}{own}\n")
+    for label, (other, share) in result.confused_with.items():
+        sys.stderr.write(f"note: {share:.0%} of `{label}` rows are predicted as `{other}` (out of fold): the two "
+                         "overlap; label them apart, merge them, or train with --base none if one is a shipped "
+                         "intent\n")
+    sys.stderr.write(f"wrote {args.out} (model card: {args.out / 'MODEL_CARD.md'}); "
+                     f"use it with SPEECHSVC_INTENT_MODEL={args.out.resolve()}\n")
+    return 0
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def cmd_intents(args: argparse.Namespace) -> int:
+    """The labelling sheet: utterances from batch reports the model was least sure of, and a diverse sample."""
+    from speechsvc.analysis.intent_data import IntentDataError, candidates, select, write_sheet
+
+    try:
+        found = candidates(args.reports, legs=tuple(args.legs.split(",")))
+    except IntentDataError as e:
+        log.error("%s", e)
+        return 2
+    rows = select(found, args.uncertain, args.uncertain if args.sample is None else args.sample)
+    write_sheet(rows, args.out)
+    sys.stderr.write(f"{len(rows)} of {len(found)} distinct utterances written to {args.out}: fill in `intent` "
+                     f"(and `negative` 0/1), then `speechsvc train intent {args.out} --out DIR`\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechsvc", description=__doc__)
     parser.add_argument("--version", action="version", version=f"speechsvc {__version__}")
@@ -527,6 +579,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["stream"])
     p.add_argument("options", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="train an intent model from your labelled utterances (`train intent DATA.tsv`)")
+    p.add_argument("what", choices=["intent"])
+    p.add_argument("data", type=Path, metavar="DATA.tsv",
+                   help="tab-separated, UTF-8: columns text, intent (required), negative (0/1, optional)")
+    p.add_argument("--base", choices=["default", "none"], default="default",
+                   help="default: add the shipped training rows (17 intents) to yours; none: your intents only")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write (SPEECHSVC_INTENT_MODEL loads it)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("intents", help="`intents export REPORTS...`: a sheet of utterances to label (batch reports)")
+    p.add_argument("action", choices=["export"])
+    p.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json")
+    p.add_argument("--uncertain", type=int, required=True, metavar="N",
+                   help="the N utterances the model was least sure of")
+    p.add_argument("--sample", type=int, metavar="M", help="plus M more, spread over the predicted intents (default N)")
+    p.add_argument("--legs", default="customer,mixed", help="legs to take utterances from")
+    p.add_argument("--out", type=Path, default=Path("to_label.tsv"), help="the sheet to write (TSV)")
+    p.set_defaults(func=cmd_intents)
 
     p = sub.add_parser("models", help="install, list, verify the local models")
     p.add_argument("action", choices=["list", "verify", "path", "install"])

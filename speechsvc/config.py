@@ -318,6 +318,9 @@ class Settings(BaseSettings):
     # ---- analysis ----------------------------------------------------------------------------------------
     # Text analysis (intent, negativity) on every final transcript.
     text_analysis: bool = True
+    # An operator's text model directory (`speechsvc train intent ... --out DIR`); None = the shipped one
+    # (heads_dir/text). Reloaded on SIGHUP without dropping calls.
+    intent_model: Path | None = None
     text_max_batch: int = Field(32, ge=1)
     # Voice emotion on every final segment (needs the committed head under heads_dir/emotion).
     emotion: bool = True
@@ -368,6 +371,11 @@ class Settings(BaseSettings):
     @property
     def jobs_path(self) -> Path:
         return self.jobs_dir or self.home / "jobs"
+
+    @property
+    def intent_model_dir(self) -> Path:
+        """The text model the intent stage loads (and the escalation rules are checked against)."""
+        return self.intent_model or self.heads_dir / "text"
 
     @property
     def whisper_dir(self) -> Path:

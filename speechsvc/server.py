@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from speechsvc.analysis.intent import reload_on_sighup
 from speechsvc.app import create_app
 from speechsvc.config import Settings
 from speechsvc.errors import Forbidden, Overloaded, SpeechsvcError
@@ -174,4 +175,5 @@ async def serve(settings: Settings) -> None:
     http.stops.extend(await start_adapters(engine, settings))
     scheme = "https/wss" if settings.tls_cert else "http/ws"
     log.info("serving %s on %s:%d", scheme, settings.host, settings.port)
+    reload_on_sighup(engine.stages)  # kill -HUP: reload the intent model (SPEECHSVC_INTENT_MODEL), no call dropped
     await http.serve()

