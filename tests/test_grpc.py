@@ -115,7 +115,7 @@ async def test_health_serving_only_when_ready_and_reflection(server: LiveServer)
     ("messages", "match"),
     [
         ([pb.ClientMessage(audio=b"\x00\x00" * 160)], "before the config"),
-        ([config(sample_rate=44100)], "sample_rate 44100"),
+        ([config(sample_rate=4000)], "sample_rate 4000"),
         ([config(channels=3)], "channels"),
         ([config(channels=2, legs=["customer"])], "one leg per channel"),
         ([config(call_id="bad id")], "call_id"),

@@ -128,7 +128,7 @@ async def test_binary_before_start_closes_1008(server: LiveServer) -> None:
 @pytest.mark.parametrize(
     ("start", "code", "error", "match"),
     [
-        ({"sample_rate": 44100}, 1003, "unsupported_format", "44100"),
+        ({"sample_rate": 4000}, 1003, "unsupported_format", "4000"),
         ({"encoding": "opus"}, 1003, "unsupported_format", "encoding"),
         ({"channels": 2, "legs": ["customer"]}, 1003, "unsupported_format", "one leg per channel"),
         ({"call_id": "has spaces"}, 1008, "protocol_error", "call_id"),
