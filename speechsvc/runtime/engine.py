@@ -125,6 +125,7 @@ class Engine:
         calls = list(self.sessions.values())
         if calls:
             log.info("draining %d calls (grace %.1f s)", len(calls), grace_s)
+            deadline = time.monotonic() + grace_s if grace_s else None
             _, pending = await asyncio.wait(
                 [asyncio.ensure_future(c.close("shutdown")) for c in calls], timeout=grace_s or None
             )
@@ -132,6 +133,10 @@ class Engine:
                 log.warning("%d calls did not finish within the grace period", len(pending))
                 for task in pending:
                     task.cancel()
+            # The sessions have queued their finals and ``ended``; the transports release a call once they have
+            # handed those to the peer. Closing the connections before that would cut the last events off.
+            while self._calls and (deadline is None or time.monotonic() < deadline):
+                await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         """Stage 2: stop the inference workers (after the transports have closed)."""
