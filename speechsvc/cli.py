@@ -181,16 +181,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from speechsvc.runtime.engine import Engine
 
     settings = _settings(args, grpc_port=-1, audiosocket_port=-1)
-    items = expand_inputs(args.inputs)
+    agents: dict[str, str] = {}
+    items = expand_inputs(args.inputs, agents=agents)
     if not items:
         log.error("no inputs found in %s", args.inputs)
+        return 2
+    if args.redact_audio and args.ray is not None:
+        log.error("--redact-audio runs on the local engine; leave out --ray")
         return 2
     formats = sorted({"json", *args.format})
     language = None if args.language == "auto" else args.language
     out = OutputDir(args.out)
     if args.ray is not None:
         progress = run_ray(items, out, formats, language, settings, address=args.ray or None,
-                           actors=args.actors, num_cpus=args.ray_cpus)
+                           actors=args.actors, num_cpus=args.ray_cpus, words=args.words, agents=agents)
     else:
         bar = tqdm(total=len(items), unit="call", file=sys.stderr, disable=args.quiet)
 
@@ -202,7 +206,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             engine = await asyncio.to_thread(Engine.load, settings)
             await engine.start()
             try:
-                return await run_local(engine, items, out, formats, language, args.concurrency, update)
+                return await run_local(engine, items, out, formats, language, args.concurrency, update,
+                                       words=args.words, redact_audio=args.redact_audio, agents=agents)
             finally:
                 await engine.stop()
 
@@ -531,6 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="outputs besides the JSON report")
     p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
     p.add_argument("--concurrency", type=int, default=4, help="recordings in flight (their segments batch together)")
+    p.add_argument("--words", action="store_true",
+                   help="word (Chinese: character) timings in each report segment (one more decoder pass)")
+    p.add_argument("--redact-audio", nargs="?", const="beep", choices=["beep", "silence"],
+                   help="also write <name>.redacted.wav: every redacted PII span beeped (default) or silenced")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on Ray (ADDRESS of a cluster, or none for a local instance)")
     p.add_argument("--actors", type=int, default=2, help="Ray actors (each loads the models once)")

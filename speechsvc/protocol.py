@@ -70,6 +70,8 @@ class StartMessage(BaseModel):
     partials: bool = True
     metadata: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict, max_length=32)
     redaction: RedactionMessage | None = None
+    # Word (Chinese: character) timings on each final (``words: [{text, start_ms, end_ms, probability}]``).
+    words: bool = False
 
     def to_config(self, default_language: str) -> CallConfig:
         legs = tuple(self.legs) if self.legs else (("customer",) if self.channels == 1 else ("customer", "agent"))
@@ -81,6 +83,7 @@ class StartMessage(BaseModel):
             partials=self.partials,
             metadata=dict(self.metadata),
             redaction=self._redaction(),
+            words=self.words,
         )
 
     def _redaction(self) -> RedactionRequest:

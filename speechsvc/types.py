@@ -85,6 +85,8 @@ class CallConfig:
     # arrives on its own, mono in ``audio``'s format (``CallSession.feed``), as Twilio's tracks do.
     per_leg_audio: bool = False
     redaction: RedactionRequest = field(default_factory=RedactionRequest)
+    # Word (Chinese: character) timings on each final: one more decoder pass per utterance.
+    words: bool = False
     # The tenant of the credentials that started the call (set at admission); call ids are unique per tenant.
     tenant: str = "default"
 

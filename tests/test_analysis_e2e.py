@@ -39,6 +39,10 @@ DIGITS = re.compile(r"[0-9]")
 SPOKEN_RUN = re.compile(r"(?<![0-9a-fA-F.])1\D{0,3}2\D{0,3}3")
 
 
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+
+
 def digits_call() -> np.ndarray:
     clip = decode_file(eval_path("asr_en", "audio", "speechrecognition_english.wav"))[0][0]
     gap = np.zeros(2400, np.float32)
@@ -83,7 +87,7 @@ async def test_dictated_digits_never_leave_in_the_clear(webhook: str, tmp_path: 
         import websockets
 
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/v1/events") as subscriber:
-            events = await stream_ws(server.url, stream, language="en", speed=0)
+            events = await stream_ws(server.url, stream, language="en", speed=0, words=True)
             published = []
             while not published or published[-1]["type"] != "ended":
                 published.append(json.loads(await asyncio.wait_for(subscriber.recv(), 30)))
@@ -94,6 +98,9 @@ async def test_dictated_digits_never_leave_in_the_clear(webhook: str, tmp_path: 
         asyncio.run_coroutine_threadsafe(poster.stop(), server.loop).result(10)
     finals = [e for e in events if e["type"] == "transcript.final"]
     assert len(finals) >= 3 and all(f["redactions"] for f in finals)
+    for f in finals:  # the timings spell the redacted text, and each value has its place in the audio
+        assert "".join(w["text"] for w in f["words"]) == f["text"]
+        assert all(f["start_ms"] - 100 <= r["start_ms"] < r["end_ms"] <= f["end_ms"] + 100 for r in f["redactions"])
     for e in events + published + [json.loads(b) for b in Receiver.bodies]:
         assert not any(DIGITS.search(t) for t in texts_of(e)), e
     assert any(b'"redactions"' in b for b in Receiver.bodies)
@@ -106,7 +113,8 @@ async def test_dictated_digits_never_leave_in_the_clear(webhook: str, tmp_path: 
     out = tmp_path / "out"
     env = {"SPEECHSVC_PII_MIN_DIGITS": "1", "SPEECHSVC_PII_NAMES_ADDRESSES": "false", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-m", "speechsvc.cli", "batch", str(wav), "--out", str(out), "--format",
-                           "srt", "vtt", "txt", "--language", "en", "-q"], capture_output=True, text=True,
+                           "srt", "vtt", "txt", "--language", "en", "-q",
+                           "--redact-audio", "silence"], capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, **env}, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(next(out.glob("*digits.wav-*.json")).read_text())
@@ -117,6 +125,18 @@ async def test_dictated_digits_never_leave_in_the_clear(webhook: str, tmp_path: 
         spoken = [line for line in body.splitlines() if "-->" not in line and not line.strip().isdigit()]
         assert not any(DIGITS.search(line) for line in spoken if line != "WEBVTT"), body
     assert not SPOKEN_RUN.search(done.stderr)
+
+    # The redacted copy: silence where each value was said, the rest of the recording untouched.
+    covered = decode_file(next(out.glob("*digits.wav-*.redacted.wav")))[0][0]
+    assert covered.shape == audio.shape
+    spans = [(r["start_ms"] * 16, r["end_ms"] * 16) for s in report["segments"] for r in s["redactions"]]
+    assert len(spans) >= 3
+    for a, b in spans:
+        assert rms(audio[a:b]) > 0.01 and rms(covered[a:b]) < 1e-4  # speech before, silence after
+    untouched = np.ones(audio.size, bool)
+    for a, b in spans:
+        untouched[a:b] = False
+    assert np.abs(covered[untouched] - audio[untouched]).max() < 1e-3  # 16-bit rounding only
 
 
 RULES = """

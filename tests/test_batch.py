@@ -52,14 +52,14 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     broken = root / "broken.mp3"
     broken.write_bytes(b"ID3" + b"\x00" * 100)
     manifest = root / "calls.csv"
-    manifest.write_text("path,agent\ncall_stereo.wav,a1\ntalk.flac,a2\nbroken.mp3,a3\n")
+    manifest.write_text("path,agent_id\ncall_stereo.wav,a1\ntalk.flac,a2\nbroken.mp3,a3\n")
     return {"call": call, "mono": mono, "broken": broken, "manifest": manifest, "root": root}
 
 
 def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = speechsvc("batch", str(recordings["manifest"]), "--out", str(out), "--format", "srt", "txt",
-                       "--language", "auto", "-q")
+                       "--language", "auto", "-q", "--words")
     assert result.returncode == 1  # one input failed, the job went on
     summary = json.loads(result.stdout)
     assert summary["done"] == 2 and summary["failed"] == 1
@@ -72,6 +72,11 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
                for s in call["segments"])
     starts = [s["start_ms"] for s in call["segments"]]
     assert starts == sorted(starts)
+    for s in call["segments"]:  # --words: timings that spell the text, inside the segment, in order
+        assert "".join(w["text"] for w in s["words"]) == s["text"]
+        times = [(w["start_ms"], w["end_ms"]) for w in s["words"]]
+        assert all(s["start_ms"] <= a <= b <= s["end_ms"] for a, b in times) and times == sorted(times)
+    assert call["agent_id"] == "a1"  # from the manifest
     qa = call["summary"]
     talk = {leg["leg"]: leg for leg in qa["legs"]}
     assert 4 < talk["customer"]["talk_s"] < 9 and talk["customer"]["rate_unit"] == "chars/min"
@@ -84,9 +89,11 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
         "pass", "fail", "not_applicable"}
     qa_summary = json.loads((out / "qa_summary.json").read_text())
     assert qa_summary["calls"] == 2 and qa_summary["score"]["p50"] <= 100
+    assert set(qa_summary["per_agent"]) == {"a1", "a2"}
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert rows[0]["qa_score"] and float(rows[0]["qa_score"]) <= 100
     assert [r["status"] for r in rows] == ["done", "done", "failed"]
+    assert [r["agent_id"] for r in rows[:2]] == ["a1", "a2"]
     assert "cannot decode" in rows[2]["error"]
     assert "broken.mp3" in (out / "errors.jsonl").read_text()
 

@@ -59,3 +59,18 @@ def test_ready_and_error_are_built_once() -> None:
     error = event_dict(error_event(UnsupportedFormat("no"), "c-3"))
     assert error["type"] == "error" and error["fatal"] is True and error["code"] == "unsupported_format"
     assert error["call_id"] == "c-3" and error["seq"] == 0
+
+
+def test_words_are_asked_for_the_same_way_on_websocket_and_grpc() -> None:
+    from speechsvc.transports.grpc import config_from_proto
+    from speechsvc.types import Word
+    from speechsvc.v1 import speechsvc_pb2 as pb
+
+    msg = parse_client_message('{"type":"start","words":true}')
+    assert isinstance(msg, StartMessage) and msg.to_config("zh").words
+    assert config_from_proto(pb.CallConfig(words=True), "zh").words
+    assert not config_from_proto(pb.CallConfig(), "zh").words
+    timed = Transcript("agent", 0, 0, 900, "你好", "zh", True, 0.8, "你好",
+                       words=(Word("你", 0, 400, 0.9), Word("好", 400, 900, 0.8)))
+    assert event_dict(CallEvent("c-1", 1, timed))["words"][1] == {"text": "好", "start_ms": 400, "end_ms": 900,
+                                                                   "probability": 0.8}

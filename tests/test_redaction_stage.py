@@ -65,13 +65,15 @@ def test_partial_masks_a_trailing_run_and_keeps_the_stable_prefix_outside_it() -
     assert t.text.startswith(t.stable_text) and t.stable_text == "记一下"
 
 
-def test_word_timings_are_masked_and_give_the_audio_span() -> None:
+def test_word_timings_follow_the_redacted_text_and_give_the_audio_span() -> None:
     text = "手机13800138000"
     words = tuple(Word(ch, 100 * i, 100 * i + 90, 0.9) for i, ch in enumerate(text))
     t = analyzer(stage()).rewrite(final(text, words=words))
     (r,) = t.redactions
     assert r.start_ms == 200 - 80 and r.end_ms == 1290 + 80  # the digits' words, widened by AUDIO_PAD_MS
-    assert "".join(w.text for w in t.words) == "手机" + "*" * 11
+    assert [(w.text, w.start_ms, w.end_ms) for w in t.words] == [("手", 0, 90), ("机", 100, 190),
+                                                                  (t.text[2:], 200, 1290)]  # one word: the value
+    assert "".join(w.text for w in t.words) == t.text and "138" not in t.text
 
 
 def test_call_requests_are_checked_against_the_deployment() -> None:
@@ -107,3 +109,44 @@ async def test_in_a_live_session_later_stages_and_subscribers_see_only_redacted_
     assert "一三八" not in wire and "零零" not in wire
     assert [event_dict(e) for e in published] == [event_dict(e) for e in events]
     await engine.stop()
+
+
+def test_word_timings_must_spell_the_text() -> None:
+    from speechsvc.speech.asr import shift_words, spell
+
+    words = spell("设定29度", [("设", 0, 680, 0.9), ("定", 680, 900, 0.8), ("29", 900, 1440, 0.7),
+                               ("度", 1440, 1800, 1)])
+    assert [w.text for w in words] == ["设", "定", "29", "度"] and words[2].start_ms == 900
+    english = spell("1, 2, 3", [(" 1", 0, 380, 1), (",", 380, 680, 1), (" 2", 680, 1300, 1), (",", 1300, 1800, 1),
+                                (" 3", 1800, 2360, 1)])
+    assert "".join(w.text for w in english) == "1, 2, 3" and english[2].text == " 2"
+    assert spell("设定29度", [("设", 0, 1, 1), ("定", 1, 2, 1)]) == ()  # does not reach the end
+    assert spell("设定", [("設", 0, 1, 1), ("定", 1, 2, 1)]) == ()  # another character
+    assert shift_words(words, 1000)[0].start_ms == 1000
+
+
+def test_redacted_audio_covers_each_value_or_its_whole_utterance() -> None:
+    import io
+
+    import numpy as np
+
+    from speechsvc.batch.audio_redaction import redact_recording, redaction_spans, wav_bytes
+    from speechsvc.batch.report import CallReport, CallSummary, SegmentReport
+    from speechsvc.speech.audio import decode_file
+    from speechsvc.types import Redacted
+
+    timed = SegmentReport("customer", 0, 1000, 3000, "我的手机号是[PHONE]", "zh", 0.9,
+                          (Redacted("PHONE", 6, 13, 1500, 2500),))
+    untimed = SegmentReport("agent", 0, 4000, 5000, "[PHONE]", "zh", 0.9, (Redacted("PHONE", 0, 7),))
+    report = CallReport("x.wav", 6.0, ("customer", "agent"), (timed, untimed),
+                        CallSummary(6.0, (), 0.0, 0.0, 0.0, {}, ()))
+    assert redaction_spans(report) == {"customer": [(1500, 2500)], "agent": [(4000, 5000)]}
+    audio = np.full((2, 16000 * 6), 0.3, np.float32)
+    covered = redact_recording(audio, report, "silence")
+    assert not covered[0, 24000:40000].any() and covered[0, :24000].all() and covered[0, 40000:].all()
+    assert not covered[1, 64000:80000].any() and covered[1, :64000].all()
+    beeped = redact_recording(audio, report, "beep")[0, 24000:40000]
+    spectrum = np.abs(np.fft.rfft(beeped))
+    assert abs(np.argmax(spectrum) * 16000 / beeped.size - 1000) < 5  # a 1 kHz tone
+    back, rate = decode_file(io.BytesIO(wav_bytes(covered)))
+    assert rate == 16000 and back.shape == covered.shape and np.abs(back - covered).max() < 1e-3

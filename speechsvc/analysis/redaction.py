@@ -121,14 +121,35 @@ def _audio_spans(red: Redaction, t: Transcript) -> list[tuple[int | None, int | 
 
 
 def _redact_words(t: Transcript, red: Redaction) -> tuple[Word, ...]:
-    """The word timings with every word that overlaps a redacted value replaced by its mask (``*``): word
-    texts must not carry what the transcript hides."""
-    if not t.words:
-        return t.words
-    out, pos = [], 0
-    for w in t.words:
-        start, end = pos, pos + len(w.text)
-        pos = end
-        hidden = any(e.source_start < end and start < e.source_end for e in red.entities)
-        out.append(replace(w, text="*" * len(w.text)) if hidden else w)
-    return tuple(out)
+    """The word timings of the redacted text: each redacted value becomes one word (its replacement, timed
+    from the first to the last word it covers), the other words keep their text and times. Word texts never
+    carry what the transcript hides, and they still spell its (redacted) text exactly; timings that cannot
+    be mapped are dropped rather than shown out of step."""
+    if not t.words or sum(len(w.text) for w in t.words) != len(t.text):
+        return ()
+    owner = [i for i, w in enumerate(t.words) for _ in w.text]  # the word of each clear character
+    pieces: list[tuple[str, tuple[str, int], int, int, float]] = []  # (text, group, start, end, probability)
+
+    def clear(a: int, b: int) -> None:
+        for c in range(a, b):
+            w = t.words[owner[c]]
+            pieces.append((t.text[c], ("word", owner[c]), w.start_ms, w.end_ms, w.probability))
+
+    pos = 0
+    for n, e in enumerate(sorted(red.entities, key=lambda e: e.source_start)):
+        clear(pos, e.source_start)
+        covered = [t.words[i] for i in sorted(set(owner[e.source_start : e.source_end]))]
+        if covered:
+            pieces.append((red.text[e.start : e.end], ("value", n), min(w.start_ms for w in covered),
+                           max(w.end_ms for w in covered), min(w.probability for w in covered)))
+        pos = max(pos, e.source_end)
+    clear(pos, len(t.text))
+    words: list[Word] = []
+    groups: list[tuple[str, int]] = []
+    for text, group, start, end, probability in pieces:
+        if groups and groups[-1] == group:
+            words[-1] = replace(words[-1], text=words[-1].text + text)
+        else:
+            words.append(Word(text, start, end, probability))
+            groups.append(group)
+    return tuple(words) if "".join(w.text for w in words) == red.text else ()

@@ -67,27 +67,32 @@ def _is_url(item: str) -> bool:
     return "://" in item
 
 
-def _manifest_entries(path: Path) -> list[str]:
-    out: list[str] = []
+def _manifest_entries(path: Path) -> list[tuple[str, str | None]]:
+    """``(input, agent id or None)`` per row of a manifest."""
+    out: list[tuple[str, str | None]] = []
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 value = row.get("path") or row.get("file") or row.get("audio")
                 if value:
-                    out.append(value)
+                    out.append((value, row.get("agent_id") or None))
     else:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
                 value = row.get("path") if isinstance(row, dict) else None
                 if isinstance(value, str) and value:
-                    out.append(value)
-    return [value if _is_url(value) else str(path.parent / value) for value in out]
+                    agent = row.get("agent_id")
+                    out.append((value, str(agent) if agent not in (None, "") else None))
+    return [(value if _is_url(value) else str(path.parent / value), agent) for value, agent in out]
 
 
-def expand_inputs(inputs: Iterable[str], policy: InputPolicy | None = None) -> list[str]:
+def expand_inputs(
+    inputs: Iterable[str], policy: InputPolicy | None = None, agents: dict[str, str] | None = None
+) -> list[str]:
     """Files, directories (recursive, audio suffixes) and manifests (.csv with a path/file column, .jsonl with
-    a "path" key; relative paths are relative to the manifest), in a stable order without duplicates.
+    a "path" key; relative paths are relative to the manifest), in a stable order without duplicates. A
+    manifest row's ``agent_id`` is put in ``agents`` (input -> agent id) when given.
 
     With a ``policy`` (REST jobs) every path is checked before it is read, manifest entries and directory
     files included, and the result must exist and stay within ``max_inputs``. Blocking: run it in a thread.
@@ -106,11 +111,13 @@ def expand_inputs(inputs: Iterable[str], policy: InputPolicy | None = None) -> l
         if limit is not None and len(out) > limit:
             raise TooManyInputs(f"the inputs expand to more than {limit} files (SPEECHSVC_MAX_JOB_INPUTS)")
 
-    def one(item: str, from_manifest: bool) -> None:
+    def one(item: str, from_manifest: bool, agent: str | None = None) -> None:
         if item.lower().startswith("file://"):
             item = item[len("file://"):]
         if _is_url(item):
             add(policy.check_url(item) if policy else item)
+            if agent and agents is not None:
+                agents[out[-1]] = agent
             return
         path = policy.check_path(item) if policy else Path(item)
         if path.is_dir():
@@ -118,12 +125,14 @@ def expand_inputs(inputs: Iterable[str], policy: InputPolicy | None = None) -> l
                 if child.suffix.lower() in AUDIO_SUFFIXES and child.is_file():
                     add(str(policy.check_path(str(child)) if policy else child))
         elif path.suffix.lower() in MANIFEST_SUFFIXES and not from_manifest:
-            for entry in _manifest_entries(path):
-                one(entry, True)
+            for entry, entry_agent in _manifest_entries(path):
+                one(entry, True, entry_agent)
         elif policy is not None and not path.is_file():
             raise FileNotFoundError(f"{item} does not exist on the server")
         else:
             add(str(path) if policy else item)
+            if agent and agents is not None:
+                agents[out[-1]] = agent
 
     for item in inputs:
         one(item, False)

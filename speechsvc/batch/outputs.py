@@ -48,15 +48,18 @@ class OutputDir:
         return f"{self.root.rstrip('/')}/{name}"
 
     def write_text(self, name: str, text: str) -> None:
+        self.write_bytes(name, text.encode("utf-8"))
+
+    def write_bytes(self, name: str, data: bytes) -> None:
         target = self.path(name)
         if self.local:
             fd = os.open(target + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(text.encode("utf-8"))
+                f.write(data)
             os.replace(target + ".tmp", target)
             return
-        self.fs.pipe_file(target + ".tmp", text.encode("utf-8"))
+        self.fs.pipe_file(target + ".tmp", data)
         self.fs.mv(target + ".tmp", target)
 
     def read_text(self, name: str) -> str | None:
@@ -69,10 +72,13 @@ class OutputDir:
         self.write_text(name, (self.read_text(name) or "") + line + "\n")
 
 
-def write_outputs(out: OutputDir, item: str, report: CallReport, formats: Iterable[str]) -> str:
-    """Write the report (JSON, always) and the requested transcript formats; JSON last, so a finished JSON
-    means a finished call (what resume looks for)."""
+def write_outputs(out: OutputDir, item: str, report: CallReport, formats: Iterable[str],
+                  redacted_audio: bytes | None = None) -> str:
+    """Write the report (JSON, always), the requested transcript formats and the redacted audio
+    (``<name>.redacted.wav``); JSON last, so a finished JSON means a finished call (what resume looks for)."""
     name = output_name(item)
+    if redacted_audio is not None:
+        out.write_bytes(f"{name}.redacted.wav", redacted_audio)
     for fmt in formats:
         if fmt != "json":
             out.write_text(f"{name}.{fmt}", WRITERS[fmt](report.transcript()))
@@ -115,6 +121,8 @@ def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) 
                 top_intent=next(iter(s["intents"]), ""),
                 **{f"talk_s_{leg['leg']}": leg["talk_s"] for leg in s["legs"]},
             )
+            if report.get("agent_id"):
+                row["agent_id"] = report["agent_id"]
             if report.get("qa"):
                 qa_reports.append(report)
                 row.update(qa_score=report["qa"]["score"], qa_failed=";".join(report["qa"]["failed"]))

@@ -22,7 +22,7 @@ from speechsvc.analysis.inspection import Qa, QaSummary
 from speechsvc.batch.report import CallReport, SegmentReport, summarize
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest
+from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, shift_words
 from speechsvc.types import Event, Float32Array, RedactionRequest, SpeechSegment, Transcript
 from speechsvc.workers import Priority
 
@@ -32,14 +32,18 @@ log = logging.getLogger(__name__)
 async def analyze_recording(
     engine: Engine, audio: Float32Array, path: str, language: str | None,
     redaction: RedactionRequest = RedactionRequest(),  # noqa: B008 - frozen, shared safely
+    words: bool = False,
+    agent_id: str | None = None,
 ) -> CallReport:
-    """One recording (16 kHz float32, shape (channels, n)); stereo = customer (left), agent (right)."""
+    """One recording (16 kHz float32, shape (channels, n)); stereo = customer (left), agent (right).
+    ``words`` adds word (character) timings to each segment; ``agent_id`` (from a manifest) goes in the report
+    for per-agent QA aggregates."""
     legs = legs_for(audio.shape[0])
     segments: list[SpeechSegment] = []
     for channel, leg in enumerate(legs):
         segments.extend(await asyncio.to_thread(segment_audio, audio[channel], leg, engine.vad_model,
                                                 engine.vad_options))
-    asr = await asyncio.gather(*(engine.asr.submit_wait(AsrRequest(s.audio, language), Priority.BATCH)
+    asr = await asyncio.gather(*(engine.asr.submit_wait(AsrRequest(s.audio, language, words=words), Priority.BATCH)
                                  for s in segments))
     kept = sorted(((s, r) for s, r in zip(segments, asr, strict=True) if r.text),
                   key=lambda sr: (sr[0].start_ms, sr[0].leg))
@@ -47,7 +51,7 @@ async def analyze_recording(
     # Each final through the stages' rewrite first (PII redaction), in time order as live: nothing after this
     # line sees the clear text.
     finals = [analyzer.rewrite(Transcript(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, True,
-                                          r.confidence, r.text))
+                                          r.confidence, r.text, words=shift_words(r.words, s.start_ms)))
               for s, r in kept]
     utterances = [CallAnalyzer.utterance(final, s.audio, r.encoder_stats)
                   for final, (s, r) in zip(finals, kept, strict=True)]
@@ -58,13 +62,14 @@ async def analyze_recording(
     events += analyzer.end(CallEnd("recording", dict.fromkeys(legs, duration_ms), cut_off))
     reports = [
         SegmentReport(u.leg, u.utterance, u.start_ms, u.end_ms, u.text, u.language, round(u.confidence, 4),
-                      final.redactions, u.intent, u.intent_probability if u.intent is not None else None,
-                      u.negativity, u.emotion, u.p_angry, u.arousal)
+                      final.redactions, final.words, intent=u.intent,
+                      intent_probability=u.intent_probability if u.intent is not None else None,
+                      negativity=u.negativity, emotion=u.emotion, p_angry=u.p_angry, arousal=u.arousal)
         for u, final in zip(utterances, finals, strict=True)
     ]
     escalations = [asdict(e) for e in events if isinstance(e, Escalation)]
     summary = summarize(duration, legs, segments, reports, escalations)
-    return CallReport(path, round(duration, 3), legs, tuple(reports), summary, qa_section(events))
+    return CallReport(path, round(duration, 3), legs, tuple(reports), summary, qa_section(events), agent_id)
 
 
 def qa_section(events: list[Event]) -> dict[str, Any] | None:

@@ -58,10 +58,12 @@ class CallReport:
     summary: CallSummary
     # Quality inspection: score and every rule's outcome with evidence (None when QA is off).
     qa: dict[str, Any] | None = None
+    # The agent who took the call, when the job's manifest says (per-agent QA aggregates).
+    agent_id: str | None = None
 
     def transcript(self) -> FileTranscript:
         return FileTranscript(self.path, self.duration_s, self.legs, tuple(
-            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions)
+            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions, s.words)
             for s in self.segments
         ))
 

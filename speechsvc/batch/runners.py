@@ -11,10 +11,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from speechsvc.batch.audio_redaction import Mode, redact_recording, wav_bytes
 from speechsvc.batch.files import load_audio
 from speechsvc.batch.outputs import OutputDir, is_done, output_name, write_job_summary, write_outputs
 from speechsvc.batch.recording import analyze_recording
@@ -48,8 +49,16 @@ async def run_local(
     language: str | None,
     concurrency: int = 4,
     on_progress: Callable[[JobProgress, float], None] | None = None,
+    words: bool = False,
+    redact_audio: Mode | None = None,
+    agents: Mapping[str, str] | None = None,
 ) -> JobProgress:
-    """Analyse every item not already done; ``concurrency`` recordings in flight share the workers."""
+    """Analyse every item not already done; ``concurrency`` recordings in flight share the workers.
+
+    ``words`` adds word timings to the reports; ``redact_audio`` ("beep" or "silence") also writes each
+    recording with its redacted spans covered (it needs the timings, so it implies ``words``); ``agents``
+    (input -> agent id, from a manifest) goes into the reports."""
+    agents = agents or {}
     progress = JobProgress(total=len(items))
     gate = asyncio.Semaphore(concurrency)
 
@@ -62,8 +71,12 @@ async def run_local(
         async with gate:
             try:
                 audio, _ = await asyncio.to_thread(load_audio, item, engine.settings.max_recording_s)
-                report = await analyze_recording(engine, audio, item, language)
-                await asyncio.to_thread(write_outputs, out, item, report, formats)
+                report = await analyze_recording(engine, audio, item, language, words=words or bool(redact_audio),
+                                                 agent_id=agents.get(item))
+                covered = None
+                if redact_audio:
+                    covered = await asyncio.to_thread(lambda: wav_bytes(redact_recording(audio, report, redact_audio)))
+                await asyncio.to_thread(write_outputs, out, item, report, formats, covered)
             except (SpeechsvcError, OSError, ValueError) as e:
                 progress.failed += 1
                 progress.errors[item] = f"{type(e).__name__}: {e}"
@@ -85,12 +98,15 @@ async def run_local(
 class RayAnalyzer:
     """Ray Data stateful UDF: one engine (models loaded once) per actor, on the actor's own event loop."""
 
-    def __init__(self, settings_json: str, language: str | None, formats: list[str]) -> None:
+    def __init__(self, settings_json: str, language: str | None, formats: list[str], words: bool = False,
+                 agents: dict[str, str] | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.engine = Engine.load(Settings.model_validate_json(settings_json))
         self.loop.run_until_complete(self.engine.start())
         self.language = language
         self.formats = formats
+        self.words = words
+        self.agents = agents or {}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from speechsvc.batch.writers import WRITERS
@@ -98,7 +114,8 @@ class RayAnalyzer:
         async def one(item: str) -> dict[str, Any]:
             try:
                 audio, _ = await asyncio.to_thread(load_audio, item, self.engine.settings.max_recording_s)
-                report = await analyze_recording(self.engine, audio, item, self.language)
+                report = await analyze_recording(self.engine, audio, item, self.language, words=self.words,
+                                                 agent_id=self.agents.get(item))
             except (SpeechsvcError, OSError, ValueError) as e:
                 return {"path": item, "ok": False, "error": f"{type(e).__name__}: {e}", "report": "", "extra": "{}"}
             extra = {fmt: WRITERS[fmt](report.transcript()) for fmt in self.formats if fmt != "json"}
@@ -121,6 +138,8 @@ def run_ray(
     address: str | None = None,
     actors: int = 2,
     num_cpus: int | None = None,
+    words: bool = False,
+    agents: Mapping[str, str] | None = None,
 ) -> JobProgress:
     """The same job on a Ray cluster (``address``; None = a local Ray instance). Inputs may be local paths
     (visible to every node) or fsspec URLs; outputs are written by the driver into ``out`` (a folder or an
@@ -137,7 +156,8 @@ def run_ray(
         results = dataset.map_batches(
             RayAnalyzer,
             fn_constructor_kwargs={"settings_json": settings.model_dump_json(), "language": language,
-                                   "formats": formats},
+                                   "formats": formats, "words": words,
+                                   "agents": {k: v for k, v in (agents or {}).items() if k in todo}},
             batch_size=2,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.config import VadOptions
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult
+from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream
-from speechsvc.types import Float32Array, Leg, Redacted, SpeechSegment, Transcript
+from speechsvc.types import Float32Array, Leg, Redacted, SpeechSegment, Transcript, Word
 from speechsvc.workers import InferenceWorker, Priority
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class FileSegment:
     confidence: float
     # Spans of ``text`` replaced by PII redaction (type, offsets, audio time when known).
     redactions: tuple[Redacted, ...] = ()
+    # Word (Chinese: character) timings on the recording's clock, when asked for; they spell ``text``.
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,14 @@ def transcribe_segments(
     language: str | None,
     batch_size: int = 8,
     progress: Callable[[float], None] | None = None,
+    words: bool = False,
 ) -> list[FileSegment]:
     """Decode segments in batches of similar length (less padding); results in time order."""
     order = sorted(range(len(segments)), key=lambda i: segments[i].audio.size)
     results: dict[int, AsrResult] = {}
     for b in range(0, len(order), batch_size):
         ids = order[b : b + batch_size]
-        out = recognize([AsrRequest(segments[i].audio, language) for i in ids])
+        out = recognize([AsrRequest(segments[i].audio, language, words=words) for i in ids])
         results.update(zip(ids, out, strict=True))
         if progress:
             progress(sum(segments[i].audio.size for i in ids) / SAMPLE_RATE)
@@ -87,15 +90,16 @@ def rewrite_segments(segments: Sequence[FileSegment], analyzer: CallAnalyzer) ->
     out = []
     for s in segments:
         t = analyzer.rewrite(Transcript(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, True,
-                                        s.confidence, s.text))
-        out.append(replace(s, text=t.text, redactions=t.redactions))
+                                        s.confidence, s.text, words=s.words))
+        out.append(replace(s, text=t.text, redactions=t.redactions, words=t.words))
     return out
 
 
 def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult]) -> list[FileSegment]:
     """Segments that got text, in time order (legs interleaved)."""
     out = [
-        FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4))
+        FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4),
+                    words=shift_words(r.words, s.start_ms))
         for s, r in zip(segments, results, strict=True)
         if r.text
     ]
@@ -108,6 +112,7 @@ async def transcribe_audio_async(
     vad_model: SileroModel,
     vad_options: VadOptions,
     language: str | None,
+    words: bool = False,
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
@@ -115,7 +120,7 @@ async def transcribe_audio_async(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
-    results = await asyncio.gather(*(worker.submit_wait(AsrRequest(s.audio, language), Priority.BATCH)
+    results = await asyncio.gather(*(worker.submit_wait(AsrRequest(s.audio, language, words=words), Priority.BATCH)
                                      for s in segments))
     return legs, file_segments(segments, results)
 

@@ -75,6 +75,7 @@ async def stream_ws(
     partials: bool = True,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     open_timeout: float = 30.0,
+    words: bool = False,
 ) -> list[dict[str, Any]]:
     """Stream ``audio`` to a ``/v1/stream`` WebSocket endpoint; return every event received.
 
@@ -93,6 +94,8 @@ async def stream_ws(
     }
     if call_id:
         start["call_id"] = call_id
+    if words:
+        start["words"] = True
     events: list[dict[str, Any]] = []
     sent = {"ms": 0}
     async with websockets.connect(url, max_size=None, open_timeout=open_timeout) as ws:

@@ -33,7 +33,7 @@ from speechsvc.analysis.base import CallEnd, CallInfo, Mode, UtteranceAnalysis
 from speechsvc.errors import InternalError, InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.partials import PartialStabilizer
-from speechsvc.speech.asr import AsrRequest, AsrResult
+from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
 from speechsvc.speech.vad import SAMPLE_RATE, SpeechEnded, VadStream
 from speechsvc.types import (
@@ -237,7 +237,8 @@ class CallSession:
                 self._emit(event)
 
     def _request(self, audio: Float32Array, partial: bool) -> AsrRequest:
-        return AsrRequest(audio=audio, language=self._language, partial=partial)
+        words = self.config.words and not partial  # timings on finals only
+        return AsrRequest(audio=audio, language=self._language, partial=partial, words=words)
 
     def _maybe_partial(self, leg: _Leg) -> None:
         interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000
@@ -289,6 +290,7 @@ class CallSession:
             is_final=final,
             confidence=round(result.confidence, 4),
             stable_text=text if final else (stable or ""),
+            words=shift_words(result.words, start_ms) if final else (),
         )
 
     # ---- events out -------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ streaming path decodes one short VAD segment at a time, and three measured choic
 * **No Chinese prompt; convert to Simplified afterwards** with OpenCC (Whisper writes Traditional
   characters for ``zh``, and a Simplified prompt made accuracy worse).
 
+Word (for Chinese: character) timings, on request, come from the decoder's cross-attention over the same
+encoder output (CTranslate2's ``align``, dynamic time warping as faster-whisper's ``word_timestamps``); they
+cost one more decoder pass per segment, so only callers that need them ask (audio redaction, ``words``).
+
 Thread-safety: a :class:`WhisperRecognizer` is used by one thread at a time (its
 :class:`~speechsvc.workers.InferenceWorker`); CTranslate2 parallelises inside a call.
 """
@@ -30,7 +34,7 @@ import numpy as np
 
 from speechsvc.config import AsrOptions
 from speechsvc.errors import InvalidAudio, ModelUnavailable
-from speechsvc.types import Float32Array, ModelInfo
+from speechsvc.types import Float32Array, ModelInfo, Word
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class AsrRequest:
     audio: Float32Array  # 16 kHz mono float32 in [-1, 1]
     language: str | None  # None = detect among AsrOptions.languages
     partial: bool = False
+    words: bool = False  # also align the text to the audio (word/character timings)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class AsrResult:
     no_speech_prob: float
     # Mean and std over time of the encoder output for the real frames (for the emotion head).
     encoder_stats: Float32Array | None = field(default=None, repr=False)
+    # When asked for: timings relative to the segment's start; their texts joined spell ``text`` exactly.
+    words: tuple[Word, ...] = ()
 
 
 def compression_ratio(text: str) -> float:
@@ -91,13 +98,40 @@ class TextNormalizer:
         self._t2s = opencc.OpenCC("t2s")
 
     def __call__(self, text: str, language: str) -> str:
-        text = " ".join(text.split())
-        if language == "zh":
-            text = self._t2s.convert(text)
+        text = self.script(" ".join(text.split()), language)
         squashed = "".join(ch for ch in text.lower() if ch.isalnum() or ch == ".")
         if any(h.replace(" ", "") in squashed for h in HALLUCINATIONS) and len(squashed) < 40:
             return ""
         return text
+
+    def script(self, text: str, language: str) -> str:
+        """The script conversion alone (Simplified for Chinese), for pieces of a text such as its words."""
+        return str(self._t2s.convert(text)) if language == "zh" else text
+
+
+def shift_words(words: tuple[Word, ...], offset_ms: int) -> tuple[Word, ...]:
+    """Segment-relative word timings on the call's (or recording's) clock."""
+    return tuple(Word(w.text, w.start_ms + offset_ms, w.end_ms + offset_ms, w.probability) for w in words)
+
+
+def spell(text: str, pieces: list[tuple[str, int, int, float]]) -> tuple[Word, ...]:
+    """Aligned pieces ``(text, start_ms, end_ms, probability)`` as words whose texts join to ``text`` exactly
+    (each word keeps the spaces before it). Empty when they do not spell it: timings that cannot be placed
+    character by character are worse than none."""
+    out: list[Word] = []
+    pos = 0
+    for piece, start_ms, end_ms, probability in pieces:
+        core = "".join(piece.split())
+        if not core:
+            continue
+        lead = pos
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text[pos : pos + len(core)] != core:
+            return ()
+        pos += len(core)
+        out.append(Word(text[lead:pos], start_ms, end_ms, round(probability, 4)))
+    return tuple(out) if pos == len(text) else ()
 
 
 class WhisperRecognizer:
@@ -140,6 +174,7 @@ class WhisperRecognizer:
         self._lang_tokens = {
             lang: self._model.hf_tokenizer.token_to_id(f"<|{lang}|>") for lang in options.languages
         }
+        self._aligners: dict[str, Tokenizer] = {}  # per language: its start sequence and word splitting
         log.info("loaded whisper %s on %s (%s)", model_dir, device, compute_type)
 
     def info(self) -> ModelInfo:
@@ -178,7 +213,7 @@ class WhisperRecognizer:
         )
         stats = self._encoder_stats(encoded, [r.audio for r in requests])
         out = []
-        for i, (res, lang, limit) in enumerate(zip(results, languages, limits, strict=True)):
+        for i, (res, lang, limit, req) in enumerate(zip(results, languages, limits, requests, strict=True)):
             tokens = [t for t in res.sequences_ids[0][:limit] if t < self._tokenizer.eot]
             text = self._decode(tokens)
             avg_logprob = _avg_logprob(res.scores[0], len(tokens))
@@ -186,16 +221,40 @@ class WhisperRecognizer:
                 text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
             if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
                 text = ""
+            final = self._normalize(text, lang)
+            words = self._words(encoded, i, text, lang, req.audio.size, final) if req.words and final else ()
             out.append(
                 AsrResult(
-                    text=self._normalize(text, lang),
+                    text=final,
                     language=lang,
                     confidence=float(math.exp(avg_logprob)),
                     no_speech_prob=float(res.no_speech_prob),
                     encoder_stats=stats[i],
+                    words=words,
                 )
             )
         return out
+
+    def _words(self, encoded: object, i: int, raw: str, language: str, n_samples: int, text: str) -> tuple[Word, ...]:
+        """Timings of ``raw`` (the decoded text) in item ``i`` of the batch's encoder output, as words of
+        ``text`` (the normalised text)."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = self._aligners.get(language)
+        if tokenizer is None:
+            tokenizer = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language=language)
+            self._aligners[language] = tokenizer
+        tokens = tokenizer.encode(raw)
+        if not tokens:
+            return ()
+        item = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[i : i + 1]))
+        frames = min(MAX_FRAMES, math.ceil(n_samples / HOP_LENGTH))
+        aligned = self._model.find_alignment(tokenizer, [tokens], item, frames)[0]
+        end_ms = n_samples * 1000 // SAMPLE_RATE
+        pieces = [(self._normalize.script(w["word"], language), min(end_ms, round(w["start"] * 1000)),
+                   min(end_ms, round(w["end"] * 1000)), float(w["probability"])) for w in aligned]
+        return spell(text, pieces)
 
     def _encode(self, audios: list[Float32Array]) -> tuple[Float32Array, object]:
         """Log-mel features padded to one window (real length, >= min_window_s) and their encoding. The

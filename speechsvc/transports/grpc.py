@@ -109,6 +109,7 @@ def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfi
         "channels": config.channels or 1,
         "partials": not config.disable_partials,
         "metadata": dict(config.metadata),
+        "words": config.words,
     }
     if config.call_id:
         start["call_id"] = config.call_id
