@@ -80,6 +80,22 @@ async def test_flush_finishes_the_open_utterance_without_ending_the_call(fake: F
     assert events[-1]["type"] == "ended" and not any(e["type"] == "error" for e in events)
 
 
+async def test_a_one_call_subscription_closes_after_its_ended(fake: FakeServer) -> None:
+    async with websockets.connect(fake.ws("/v1/calls/sub-closes/events")) as sub, \
+            websockets.connect(fake.ws("/v1/events")) as everything:
+        await asyncio.sleep(0.05)
+        audio = np.concatenate([tone(440, 1.0), quiet(0.8)]).astype("<i2").tobytes()
+        frames: list[bytes | str] = [audio[i : i + 1600] for i in range(0, len(audio), 1600)]
+        await ws_call(fake, {"sample_rate": 8000, "call_id": "sub-closes"}, [*frames, json.dumps({"type": "stop"})])
+        published = [json.loads(m) async for m in sub]  # ends when the server closes the socket
+        assert published[-1]["type"] == "ended" and [f["text"][:5] for f in finals(published)] == ["440hz"]
+        assert sub.close_code == 1000 and sub.close_reason == "call ended"
+        seen = []
+        while not seen or seen[-1]["type"] != "ended":  # the all-calls subscription stays open
+            seen.append(json.loads(await asyncio.wait_for(everything.recv(), 10)))
+        await everything.ping()
+
+
 def chunks(data: bytes, size: int, **first: object) -> list[pb.TranscribeRequest]:
     parts = [pb.TranscribeRequest(audio=data[i : i + size]) for i in range(0, len(data), size)]
     for key, value in first.items():

@@ -5,8 +5,8 @@ receives it. Read-only: text frames from the client are ignored.
 
 Needs the ``subscribe`` scope. A subscriber sees its own tenant's calls only (call ids are unique per tenant, so
 another tenant's call with the same id stays invisible); an ``admin`` sees every tenant's, or one tenant's with
-``?tenant=``. At shutdown a subscriber still receives the finals and ``ended`` of the drained calls, then the
-socket closes with 1001.
+``?tenant=``. A one-call subscription closes (1000) after that call's ``ended``; at shutdown a subscriber still
+receives the finals and ``ended`` of the drained calls, then the socket closes with 1001.
 """
 
 from __future__ import annotations
@@ -22,14 +22,19 @@ from speechsvc.runtime.bus import Subscription
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.asgi import admit_websocket, deny_websocket
 from speechsvc.security.principal import Principal
+from speechsvc.types import CallEnded
 
 router = APIRouter()
 
 
-async def _pump(ws: WebSocket, sub: Subscription) -> None:
+async def _pump(ws: WebSocket, sub: Subscription, one_call: bool) -> None:
     async def send() -> None:
         async for event in sub.events():
             await ws.send_text(event_json(event))
+            if one_call and isinstance(event.event, CallEnded):
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+                    await ws.close(1000, "call ended")
+                return
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await ws.close(1001, "server is shutting down")
 
@@ -65,7 +70,7 @@ async def _subscribe(ws: WebSocket, call_id: str | None) -> None:
             await ws.accept()
             guard.audit.record("subscribe", principal=principal, surface="subscribe", target=call_id or "*")
             with engine.bus.subscribe(call_id, _tenant(ws, principal)) as sub:
-                await _pump(ws, sub)
+                await _pump(ws, sub, one_call=call_id is not None)
     except Overloaded as e:
         await deny_websocket(ws, e)
 
