@@ -32,6 +32,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "device": getattr(args, "device", None),
         "compute_type": getattr(args, "compute_type", None),
         "cpu_threads": getattr(args, "threads", None),
+        "asr_hotwords_file": getattr(args, "hotwords", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "grpc_port": getattr(args, "grpc_port", None),
@@ -46,6 +47,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["cpu", "cuda", "auto"])
     p.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for the ASR model")
+    p.add_argument("--hotwords", type=Path, metavar="FILE",
+                   help="names and words to bias recognition toward, one per line (SPEECHSVC_ASR_HOTWORDS_FILE)")
 
 
 def _recognizer(settings: Settings) -> WhisperRecognizer:

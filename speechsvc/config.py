@@ -49,6 +49,10 @@ class AsrOptions:
     logprob_threshold: float
     # Languages a call may ask for, and the candidates when it asks for auto-detection.
     languages: tuple[str, ...]
+    # Keep punctuation (full-width for Mandarin, a sentence end on each final) or strip it.
+    punctuation: bool
+    # The deployment's hotwords (one per line), added to every decode; None = none.
+    hotwords_file: Path | None
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,11 @@ class Settings(BaseSettings):
     asr_fallback_hypotheses: int = Field(3, ge=1)
     asr_no_speech_threshold: float = Field(0.6, ge=0, le=1)
     asr_logprob_threshold: float = -1.0
+    # Punctuated output (full-width for Mandarin, a sentence end on each final); false strips it.
+    punctuation: bool = True
+    # Names and words of the deployment (products, branches, places, plans), one per line: the decoder is
+    # biased toward them on every call (see README, Hotwords).
+    asr_hotwords_file: Path | None = None
     languages: tuple[str, ...] = ("zh", "en")
     default_language: Literal["zh", "en", "auto"] = "zh"
     asr_max_batch: int = Field(8, ge=1, le=64)
@@ -398,6 +407,8 @@ class Settings(BaseSettings):
             fallback_hypotheses=self.asr_fallback_hypotheses,
             no_speech_threshold=self.asr_no_speech_threshold,
             logprob_threshold=self.asr_logprob_threshold,
+            punctuation=self.punctuation,
+            hotwords_file=self.asr_hotwords_file,
             languages=self.languages,
         )
 

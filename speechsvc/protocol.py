@@ -72,6 +72,8 @@ class StartMessage(BaseModel):
     redaction: RedactionMessage | None = None
     # Word (Chinese: character) timings on each final (``words: [{text, start_ms, end_ms, probability}]``).
     words: bool = False
+    # Names and words to bias recognition toward in this call (on top of the deployment's hotwords).
+    hotwords: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=100)
 
     def to_config(self, default_language: str) -> CallConfig:
         legs = tuple(self.legs) if self.legs else (("customer",) if self.channels == 1 else ("customer", "agent"))
@@ -84,6 +86,7 @@ class StartMessage(BaseModel):
             metadata=dict(self.metadata),
             redaction=self._redaction(),
             words=self.words,
+            hotwords=tuple(dict.fromkeys(w.strip() for w in self.hotwords if w.strip())),
         )
 
     def _redaction(self) -> RedactionRequest:

@@ -87,6 +87,8 @@ class CallConfig:
     redaction: RedactionRequest = field(default_factory=RedactionRequest)
     # Word (Chinese: character) timings on each final: one more decoder pass per utterance.
     words: bool = False
+    # Names and words this call may contain (a customer's plan, a branch), on top of the deployment's hotwords.
+    hotwords: tuple[str, ...] = ()
     # The tenant of the credentials that started the call (set at admission); call ids are unique per tenant.
     tenant: str = "default"
 

@@ -99,3 +99,25 @@ def test_decoding_never_ends_in_a_broken_character(recognizer) -> None:  # type:
     text = recognizer._decode(cut)
     assert "\ufffd" not in text and text.startswith("新")
     assert recognizer._decode(tokens) == "新趋势"
+
+
+def test_hotwords_bias_toward_listed_names(recognizer) -> None:  # type: ignore[no-untyped-def]
+    """A shop name Whisper base mishears (九景) comes out right when the call lists it, and a list that does not
+    match leaves a clip's text alone."""
+    from speechsvc.speech.audio import decode_file
+
+    audio = decode_file(eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0007.wav"))[0][0]  # 九井日本料理
+    hinted = recognizer.transcribe([AsrRequest(audio, "zh", hotwords=("九井日本料理",))])[0].text
+    assert "九井日本料理" in hinted
+    command = decode_file(eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0001.wav"))[0][0]  # 设定二十九度
+    other = recognizer.transcribe([AsrRequest(command, "zh", hotwords=("九井日本料理", "星巴克咖啡"))])[0].text
+    assert other.startswith("设定29度")
+
+
+def test_mandarin_punctuation_is_full_width_and_each_final_ends_a_sentence(recognizer) -> None:  # type: ignore[no-untyped-def]
+    from speechsvc.speech.audio import decode_file
+
+    audio = decode_file(eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0001.wav"))[0][0]
+    final = recognizer.transcribe([AsrRequest(audio, "zh")])[0].text
+    partial = recognizer.transcribe([AsrRequest(audio, "zh", partial=True)])[0].text
+    assert final == partial + "。" and not any(c in final for c in ",?!;:")

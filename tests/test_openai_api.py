@@ -42,6 +42,15 @@ async def test_every_response_format(server: LiveServer, mp3: Path) -> None:
     assert verbose.language == "chinese" and 2.0 < verbose.duration < 3.0  # type: ignore[attr-defined]
     (segment,) = verbose.segments  # type: ignore[attr-defined]
     assert "设定" in segment.text and 0 <= segment.start < segment.end <= verbose.duration + 0.1  # type: ignore[attr-defined]
+    worded = await loop.run_in_executor(None, lambda: run(server, mp3, response_format="verbose_json", language="zh",
+                                                          timestamp_granularities=["word", "segment"]))
+    words = worded.words  # type: ignore[attr-defined]
+    assert "".join(w.word for w in words) in worded.text and len(words) >= 4  # type: ignore[attr-defined]
+    assert all(0 <= w.start <= w.end <= worded.duration + 0.1 for w in words)  # type: ignore[attr-defined]
+    assert [w.start for w in words] == sorted(w.start for w in words) and worded.segments  # type: ignore[attr-defined]
+    only_words = await loop.run_in_executor(None, lambda: run(server, mp3, response_format="verbose_json",
+                                                              timestamp_granularities=["word"]))
+    assert only_words.words and not getattr(only_words, "segments", None)  # type: ignore[attr-defined]
     plain = await loop.run_in_executor(None, lambda: run(server, mp3, response_format="text"))
     assert "设定" in str(plain)
     srt = await loop.run_in_executor(None, lambda: run(server, mp3, response_format="srt"))

@@ -74,3 +74,14 @@ def test_words_are_asked_for_the_same_way_on_websocket_and_grpc() -> None:
                        words=(Word("你", 0, 400, 0.9), Word("好", 400, 900, 0.8)))
     assert event_dict(CallEvent("c-1", 1, timed))["words"][1] == {"text": "好", "start_ms": 400, "end_ms": 900,
                                                                    "probability": 0.8}
+
+
+def test_hotwords_per_call_on_websocket_and_grpc() -> None:
+    from speechsvc.transports.grpc import config_from_proto
+    from speechsvc.v1 import speechsvc_pb2 as pb
+
+    msg = parse_client_message('{"type":"start","hotwords":["九井日本料理"," 星巴克 ","九井日本料理"]}')
+    assert isinstance(msg, StartMessage) and msg.to_config("zh").hotwords == ("九井日本料理", "星巴克")
+    assert config_from_proto(pb.CallConfig(hotwords=["瑞福园"]), "zh").hotwords == ("瑞福园",)
+    with pytest.raises(ProtocolError, match="hotwords"):
+        parse_client_message('{"type":"start","hotwords":["' + "长" * 65 + '"]}')

@@ -121,7 +121,9 @@ def test_word_timings_must_spell_the_text() -> None:
                                 (" 3", 1800, 2360, 1)])
     assert "".join(w.text for w in english) == "1, 2, 3" and english[2].text == " 2"
     assert spell("设定29度", [("设", 0, 1, 1), ("定", 1, 2, 1)]) == ()  # does not reach the end
-    assert spell("设定", [("設", 0, 1, 1), ("定", 1, 2, 1)]) == ()  # another character
+    assert spell("设定", [("設", 0, 1, 1), ("定", 1, 2, 1)])  # converted in context: the same place
+    assert spell("a b", [("x", 0, 1, 1), (" b", 1, 2, 1)]) == ()  # another word
+    assert [w.text for w in spell("你好。", [("你", 0, 1, 1), ("好", 1, 2, 1)])] == ["你", "好。"]  # sentence end
     assert shift_words(words, 1000)[0].start_ms == 1000
 
 

@@ -4,6 +4,7 @@ stage discovery."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,29 @@ def test_stages_are_discovered_in_phase_order() -> None:
     assert names[:3] == ["emotion", "intent", "escalation"] or names.index("escalation") > names.index("intent")
     assert {"intent", "emotion", "escalation"} <= set(names)
     assert [c.phase for c in stage_classes()] == sorted(c.phase for c in stage_classes())
+
+
+def test_hotwords_file(tmp_path: Path) -> None:
+    from speechsvc.speech.asr import load_hotwords
+
+    path = tmp_path / "hotwords.txt"
+    path.write_text("# branches\n瑞福园茂名店\n\n星巴克咖啡  # a shop\n瑞福园茂名店\n", encoding="utf-8")
+    assert load_hotwords(path) == ("瑞福园茂名店", "星巴克咖啡")
+    path.write_text("长" * 65 + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"hotwords.txt:1: a hotword is at most 64"):
+        load_hotwords(path)
+    with pytest.raises(ValueError, match="cannot read the hotwords file"):
+        load_hotwords(tmp_path / "missing.txt")
+
+
+def test_text_normalizer_script_and_punctuation() -> None:
+    from speechsvc.speech.text import TextNormalizer
+
+    text = TextNormalizer()
+    assert text("看著我,好嗎?", "zh") == "看着我，好吗？" and text("著名的乾淨", "zh") == "著名的干净。"
+    assert text("價格是3.5元,時間10:30", "zh", final=False) == "价格是3.5元，时间10:30"
+    assert text("我用www.abc.com註冊", "zh") == "我用www.abc.com注册。" and text("OK.", "zh") == "OK."
+    assert text("Hello, world.", "en") == "Hello, world."
+    bare = TextNormalizer(punctuation=False)
+    assert bare("看著我,好嗎?", "zh") == "看着我好吗" and bare("Hello, world. 3.5", "en") == "Hello world 3.5"
+    assert text("字幕由Amara.org社區提供", "zh") == ""

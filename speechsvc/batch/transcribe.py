@@ -113,6 +113,7 @@ async def transcribe_audio_async(
     vad_options: VadOptions,
     language: str | None,
     words: bool = False,
+    hotwords: tuple[str, ...] = (),
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
@@ -120,8 +121,8 @@ async def transcribe_audio_async(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
-    results = await asyncio.gather(*(worker.submit_wait(AsrRequest(s.audio, language, words=words), Priority.BATCH)
-                                     for s in segments))
+    requests = [AsrRequest(s.audio, language, words=words, hotwords=hotwords) for s in segments]
+    results = await asyncio.gather(*(worker.submit_wait(r, Priority.BATCH) for r in requests))
     return legs, file_segments(segments, results)
 
 

@@ -33,7 +33,7 @@ from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws
 from speechsvc.evaluation.machine import describe
 from speechsvc.evaluation.scoring import error_rate
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository (../shared/eval beside it)
+ROOT = Path(__file__).resolve().parents[2]  # the repository (../shared/eval beside it)
 
 
 def say(text: str, flush: bool = True) -> None:

@@ -238,7 +238,8 @@ class CallSession:
 
     def _request(self, audio: Float32Array, partial: bool) -> AsrRequest:
         words = self.config.words and not partial  # timings on finals only
-        return AsrRequest(audio=audio, language=self._language, partial=partial, words=words)
+        return AsrRequest(audio=audio, language=self._language, partial=partial, words=words,
+                          hotwords=self.config.hotwords)
 
     def _maybe_partial(self, leg: _Leg) -> None:
         interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000

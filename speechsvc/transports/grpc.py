@@ -110,6 +110,7 @@ def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfi
         "partials": not config.disable_partials,
         "metadata": dict(config.metadata),
         "words": config.words,
+        "hotwords": list(config.hotwords),
     }
     if config.call_id:
         start["call_id"] = config.call_id

@@ -106,8 +106,11 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
         raise OpenAIError(413, f"file exceeds {settings.max_upload_bytes} bytes", "file")
 
     audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(data))
+    wants_words = response_format == "verbose_json" and "word" in granularities
+    # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
-                                                  None if language == "auto" else language)
+                                                  None if language == "auto" else language, words=wants_words,
+                                                  hotwords=(prompt,) if prompt.strip() else ())
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
     transcript = FileTranscript(upload.filename or "audio", round(audio.shape[1] / 16000, 3), legs, tuple(segments))
@@ -121,8 +124,13 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
     spoken = segments[0].language if segments else language
     body: dict[str, Any] = {
         "task": "transcribe", "language": LANGUAGE_NAMES.get(spoken, spoken), "duration": transcript.duration_s,
-        "text": text, "segments": [_segment(i, s, temperature) for i, s in enumerate(segments)],
+        "text": text,
     }
+    if not granularities or "segment" in granularities:
+        body["segments"] = [_segment(i, s, temperature) for i, s in enumerate(segments)]
+    if wants_words:
+        body["words"] = [{"word": w.text.strip(), "start": w.start_ms / 1000, "end": w.end_ms / 1000}
+                         for s in segments for w in s.words if w.text.strip()]
     return JSONResponse(body)
 
 
