@@ -138,7 +138,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             try:
                 result = transcribe_file(
                     path, recognizer.transcribe, vad, settings.vad(), language,
-                    progress=bar.update, on_duration=partial(setattr, bar, "total"),
+                    progress=bar.update, on_duration=partial(setattr, bar, "total"), punctuation=settings.punctuation,
                 )
             except SpeechsvcError as e:
                 log.error("%s: %s", path, e)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict
+from collections.abc import Awaitable
+from dataclasses import asdict, replace
 from typing import Any
 
 from speechsvc.analysis.analyzer import CallAnalyzer
@@ -19,10 +20,11 @@ from speechsvc.analysis.base import CallEnd, CallInfo, Mode
 from speechsvc.analysis.call import CUT_OFF_MS
 from speechsvc.analysis.escalation import Escalation
 from speechsvc.analysis.inspection import Qa, QaSummary
+from speechsvc.batch.chunks import decode_utterances_async
 from speechsvc.batch.report import CallReport, SegmentReport, summarize
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, shift_words
+from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, shift_words
 from speechsvc.types import Event, Float32Array, RedactionRequest, SpeechSegment, Transcript
 from speechsvc.workers import Priority
 
@@ -43,8 +45,17 @@ async def analyze_recording(
     for channel, leg in enumerate(legs):
         segments.extend(await asyncio.to_thread(segment_audio, audio[channel], leg, engine.vad_model,
                                                 engine.vad_options))
-    asr = await asyncio.gather(*(engine.asr.submit_wait(AsrRequest(s.audio, language, words=words), Priority.BATCH)
-                                 for s in segments))
+    def submit(request: AsrRequest) -> Awaitable[AsrResult]:
+        return engine.asr.submit_wait(request, Priority.BATCH)
+
+    texts = decode_utterances_async(segments, submit, language, punctuation=engine.settings.punctuation, words=words)
+    if any(stage.name == "emotion" for stage in engine.stages):
+        # The emotion head reads the encoder's statistics of each utterance on its own (as live), not of a chunk.
+        stats = asyncio.gather(*(submit(AsrRequest(s.audio, language, decode=False)) for s in segments))
+        decoded, encoded = await asyncio.gather(texts, stats)
+        asr = [replace(r, encoder_stats=e.encoder_stats) for r, e in zip(decoded, encoded, strict=True)]
+    else:
+        asr = await texts
     kept = sorted(((s, r) for s, r in zip(segments, asr, strict=True) if r.text),
                   key=lambda sr: (sr[0].start_ms, sr[0].leg))
     analyzer = CallAnalyzer(engine.stages, CallInfo(path, legs, Mode.BATCH, redaction=redaction), engine.metrics)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from speechsvc.analysis.analyzer import CallAnalyzer
+from speechsvc.batch.chunks import CHUNK_S, decode_utterances, decode_utterances_async
 from speechsvc.config import VadOptions
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import decode_file
@@ -71,17 +72,15 @@ def transcribe_segments(
     batch_size: int = 8,
     progress: Callable[[float], None] | None = None,
     words: bool = False,
+    hotwords: tuple[str, ...] = (),
+    punctuation: bool = True,
+    chunk_s: float = CHUNK_S,
 ) -> list[FileSegment]:
-    """Decode segments in batches of similar length (less padding); results in time order."""
-    order = sorted(range(len(segments)), key=lambda i: segments[i].audio.size)
-    results: dict[int, AsrResult] = {}
-    for b in range(0, len(order), batch_size):
-        ids = order[b : b + batch_size]
-        out = recognize([AsrRequest(segments[i].audio, language, words=words) for i in ids])
-        results.update(zip(ids, out, strict=True))
-        if progress:
-            progress(sum(segments[i].audio.size for i in ids) / SAMPLE_RATE)
-    return file_segments(segments, [results[i] for i in range(len(segments))])
+    """Decode segments in merged chunks (:mod:`speechsvc.batch.chunks`), ``batch_size`` chunks at a time;
+    results per segment, in time order."""
+    results = decode_utterances(segments, recognize, language, punctuation=punctuation, words=words,
+                                hotwords=hotwords, batch_size=batch_size, progress=progress, chunk_s=chunk_s)
+    return file_segments(segments, results)
 
 
 def rewrite_segments(segments: Sequence[FileSegment], analyzer: CallAnalyzer) -> list[FileSegment]:
@@ -114,6 +113,7 @@ async def transcribe_audio_async(
     language: str | None,
     words: bool = False,
     hotwords: tuple[str, ...] = (),
+    punctuation: bool = True,
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
@@ -121,8 +121,8 @@ async def transcribe_audio_async(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
-    requests = [AsrRequest(s.audio, language, words=words, hotwords=hotwords) for s in segments]
-    results = await asyncio.gather(*(worker.submit_wait(r, Priority.BATCH) for r in requests))
+    results = await decode_utterances_async(segments, lambda r: worker.submit_wait(r, Priority.BATCH), language,
+                                            punctuation=punctuation, words=words, hotwords=hotwords)
     return legs, file_segments(segments, results)
 
 
@@ -135,6 +135,8 @@ def transcribe_file(
     batch_size: int = 8,
     progress: Callable[[float], None] | None = None,
     on_duration: Callable[[float], None] | None = None,
+    punctuation: bool = True,
+    chunk_s: float = CHUNK_S,
 ) -> FileTranscript:
     """Transcribe one file. ``language`` None detects per segment.
 
@@ -147,5 +149,6 @@ def transcribe_file(
         on_duration(duration)
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
-    out = transcribe_segments(segments, recognize, language, batch_size, progress)
+    out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,
+                              chunk_s=chunk_s)
     return FileTranscript(str(path), round(duration, 3), legs, tuple(out))

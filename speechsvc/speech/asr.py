@@ -56,6 +56,7 @@ class AsrRequest:
     words: bool = False  # also align the text to the audio (word/character timings)
     # Words to bias the decoder toward (product, branch, place names), on top of the deployment's list.
     hotwords: tuple[str, ...] = ()
+    decode: bool = True  # False: only the encoder statistics (no text)
 
 
 @dataclass(frozen=True)
@@ -206,16 +207,33 @@ class WhisperRecognizer:
         return features
 
     def transcribe(self, requests: list[AsrRequest]) -> list[AsrResult]:
-        """Decode a batch of segments (any mix of languages); results in request order."""
+        """Decode a batch of segments (any mix of languages); results in request order. Requests with
+        ``decode=False`` are only encoded (their ``encoder_stats``, for the emotion stage)."""
         if not requests:
             return []
         batch, encoded = self._encode([r.audio for r in requests])
+        stats = self._encoder_stats(encoded, [r.audio for r in requests])
+        todo = [i for i, r in enumerate(requests) if r.decode]
+        out = [AsrResult("", r.language or "", 0.0, 0.0, stats[i]) for i, r in enumerate(requests)]
+        if len(todo) < len(requests):
+            if not todo:
+                return out
+            import ctranslate2
+
+            batch = batch[todo]
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[todo]))
+        decoded = self._decode_batch(batch, encoded, [requests[i] for i in todo], [stats[i] for i in todo])
+        for i, result in zip(todo, decoded, strict=True):
+            out[i] = result
+        return out
+
+    def _decode_batch(self, batch: Float32Array, encoded: object, requests: list[AsrRequest],
+                      stats: list[Float32Array | None]) -> list[AsrResult]:
         languages = self._languages(encoded, requests)
         prompts = [self._prompt(lang, r.hotwords) for lang, r in zip(languages, requests, strict=True)]
         limits = [self._max_new_tokens(r.audio.size, len(p)) for r, p in zip(requests, prompts, strict=True)]
         results = self._generate(encoded, prompts, limits)
         self._unhinted_unless_heard(encoded, requests, languages, prompts, limits, results)
-        stats = self._encoder_stats(encoded, [r.audio for r in requests])
         out = []
         for i, (res, lang, limit, req) in enumerate(zip(results, languages, limits, requests, strict=True)):
             tokens = [t for t in res.sequences_ids[0][:limit] if t < self._tokenizer.eot]

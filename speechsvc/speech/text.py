@@ -51,9 +51,7 @@ class TextNormalizer:
         squashed = "".join(ch for ch in text.lower() if ch.isalnum() or ch == ".")
         if any(h.replace(" ", "") in squashed for h in HALLUCINATIONS) and len(squashed) < 40:
             return ""
-        if final and text and language == "zh" and self.punctuation and not self.ends_sentence(text):
-            text += "。"
-        return text
+        return end_sentence(text, language, self.punctuation) if final else text
 
     def piece(self, text: str, language: str) -> str:
         """Script and punctuation of a piece of text (a whole hypothesis or one of its words), same length
@@ -68,6 +66,13 @@ class TextNormalizer:
     @staticmethod
     def ends_sentence(text: str) -> bool:
         return text.endswith(tuple(SENTENCE_END + ".?!"))
+
+
+def end_sentence(text: str, language: str, punctuation: bool = True) -> str:
+    """A Mandarin final ends a sentence: ``。`` unless it already ends in sentence punctuation (or is empty)."""
+    if text and language == "zh" and punctuation and not TextNormalizer.ends_sentence(text):
+        return text + "。"
+    return text
 
 
 def _full_width(text: str, i: int) -> str:

@@ -299,7 +299,8 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             else:
                 audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio), max_s)
             legs, segments = await transcribe_audio_async(
-                audio, engine.asr, engine.vad_model, engine.vad_options, None if language == "auto" else language
+                audio, engine.asr, engine.vad_model, engine.vad_options, None if language == "auto" else language,
+                punctuation=engine.settings.punctuation,
             )
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))

@@ -110,7 +110,8 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
     # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
                                                   None if language == "auto" else language, words=wants_words,
-                                                  hotwords=(prompt,) if prompt.strip() else ())
+                                                  hotwords=(prompt,) if prompt.strip() else (),
+                                                  punctuation=settings.punctuation)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
     transcript = FileTranscript(upload.filename or "audio", round(audio.shape[1] / 16000, 3), legs, tuple(segments))
