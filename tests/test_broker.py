@@ -230,6 +230,32 @@ async def test_calls_go_on_while_the_broker_is_down_and_events_flow_again_when_i
             assert await events_of(remote, "O2") == client
 
 
+async def test_events_a_killed_replica_took_and_never_settled_are_taken_over(broker: RedisServer,
+                                                                             receiver: str) -> None:
+    """A replica killed mid-delivery leaves its events pending in the webhook's group (played here by a consumer
+    that reads and vanishes); a running replica claims them after ``event_claim_idle_s`` and POSTs them."""
+    from speechsvc.runtime.bus import EventBus
+    from speechsvc.transports.webhook import WebhookPoster
+
+    r = redis.Redis.from_url(broker.url, decode_responses=True)
+    group = WebhookPoster(EventBus(), receiver, 1, 1.0, secret=SECRET).group  # the target's group on every replica
+    r.xgroup_create("speechsvc:events", group, id="$", mkstream=True)
+    for seq, kind in enumerate(("ready", "transcript.final", "ended")):
+        body = json.dumps({"type": kind, "version": 1, "call_id": "K1", "seq": seq})
+        r.xadd("speechsvc:events", {"origin": "killed", "tenant": "default", "call_id": "K1", "seq": str(seq),
+                                    "type": kind, "json": body})
+    taken = r.xreadgroup(group, "killed", {"speechsvc:events": ">"})
+    assert len(taken[0][1]) == 3
+    with replica(broker, event_claim_idle_s=0.5) as a:
+        following(a)
+        with_webhook(a, receiver)
+        await until(lambda: len(Receiver.received) >= 3)
+        await asyncio.sleep(0.3)
+        pending = r.xpending("speechsvc:events", group)["pending"]
+    assert sorted(json.loads(body)["seq"] for _, body in Receiver.received) == [0, 1, 2]
+    assert pending == 0
+
+
 def test_stream_entries_that_are_not_events_are_skipped() -> None:
     assert parse_entry(None) is None
     assert parse_entry({"call_id": "x"}) is None
