@@ -495,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechsvc", description=__doc__)
     parser.add_argument("--version", action="version", version=f"speechsvc {__version__}")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=logsetup.FORMATS, default=logsetup.default_format(),
+                        help="text, or json: one JSON object per line (default: SPEECHSVC_LOG_FORMAT, else text)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the streaming service (HTTP/WebSocket and gRPC)")
@@ -620,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logsetup.setup(args.log_level)
+    logsetup.setup(args.log_level, args.log_format)
     try:
         return int(args.func(args))
     except SpeechsvcError as e:

@@ -8,6 +8,9 @@ twice: to change a default, change it here.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -105,6 +108,24 @@ class WorkerOptions:
     max_queue: int
 
 
+@dataclass(frozen=True)
+class BrokerOptions:
+    """The shared event broker (:mod:`speechsvc.runtime.broker`): Redis Streams between replicas."""
+
+    # redis://host:6379/0 (rediss:// for TLS).
+    url: str
+    # One stream carries every replica's events; its dead-letter stream is ``<stream>:dead``.
+    stream: str
+    # Approximate bound on the stream (XADD MAXLEN ~): older entries are trimmed.
+    maxlen: int
+    # Events waiting to be published; past this they are dropped (counted), never blocking a call.
+    queue: int
+    # This replica's name: its consumer name in webhook groups, and how it knows its own events on the stream.
+    replica: str
+    # A webhook event left unacknowledged this long by a replica (stopped or killed mid-delivery) is taken over.
+    claim_idle_s: float
+
+
 class TenantLimits(BaseModel):
     """One tenant's overrides of the per-tenant defaults (``Settings.tenant_limits``); None = the default."""
 
@@ -177,6 +198,18 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0)
     # Bound on events queued per event subscriber (a slow one loses its oldest events, counted).
     subscriber_queue: int = Field(1000, ge=10)
+    # Share events between replicas through Redis Streams (redis://host:6379/0): every replica's subscribers
+    # see every replica's calls, and each webhook event is POSTed once. Empty: in-process only.
+    event_broker: str = ""
+    event_stream: str = "speechsvc:events"
+    # Entries kept on the stream (approximately; XADD MAXLEN ~).
+    event_stream_maxlen: int = Field(100_000, ge=100)
+    # Events waiting to go to the broker; past this they are dropped (speechsvc_broker_dropped_total).
+    event_publish_queue: int = Field(10_000, ge=10)
+    # This replica's name on the broker; empty = host name, process id and a random suffix.
+    replica_id: str = ""
+    # An unacknowledged webhook event is taken over by another replica after this long.
+    event_claim_idle_s: float = Field(120.0, gt=0)
 
     # ---- security ----------------------------------------------------------------------------------------
     # auto: credentials required unless bound to loopback; required; off (every client is the admin of the
@@ -433,6 +466,14 @@ class Settings(BaseSettings):
             max_pending_events=self.max_pending_events,
             max_pending_utterances=self.max_pending_utterances,
         )
+
+    def broker(self) -> BrokerOptions | None:
+        """The event broker's options; None when events stay in this process."""
+        if not self.event_broker:
+            return None
+        replica = self.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        return BrokerOptions(self.event_broker, self.event_stream, self.event_stream_maxlen,
+                             self.event_publish_queue, replica, self.event_claim_idle_s)
 
     def asr_worker(self) -> WorkerOptions:
         return WorkerOptions(max_batch=self.asr_max_batch, max_queue=self.asr_max_queue)

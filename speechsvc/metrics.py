@@ -1,10 +1,15 @@
-"""Prometheus metrics of one engine, in their own registry (so tests can build several engines)."""
+"""Prometheus metrics of one engine, in their own registry (so tests can build several engines). The registry
+also carries the process collectors (``process_*``: CPU, memory, open files; ``python_info``) and
+``speechsvc_build_info``."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+
+from speechsvc import __version__
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -55,6 +60,27 @@ class Metrics:
             ["outcome"], registry=r,
         )
         self.audio_seconds = Counter("speechsvc_audio_seconds_total", "Audio received", ["leg"], registry=r)
+        self.broker_events = Counter(
+            "speechsvc_broker_events_total",
+            "Events through the event broker: published by this replica, received from other replicas",
+            ["direction"], registry=r,
+        )
+        self.broker_dropped = Counter(
+            "speechsvc_broker_dropped_total", "Events not published to the broker (queue_full, unpublishable)",
+            ["reason"], registry=r,
+        )
+        self.broker_errors = Counter(
+            "speechsvc_broker_errors_total", "Broker operations that failed (retried)", ["operation"], registry=r
+        )
+        self.broker_connected = Gauge("speechsvc_broker_connected", "1 while the event broker answers", registry=r)
+        self.webhook_dead = Counter(
+            "speechsvc_webhook_dead_letters_total", "Webhook events put on the dead-letter stream", registry=r
+        )
+        self.build_info = Gauge("speechsvc_build_info", "Version of this build (value 1)", ["version", "python"],
+                                registry=r)
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def track_depth(self, worker: str, depth: Callable[[], int]) -> None:
         self.queue_depth.labels(worker).set_function(depth)

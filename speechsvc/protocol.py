@@ -19,7 +19,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from speechsvc.errors import ProtocolError, SpeechsvcError, UnsupportedFormat
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, ErrorEvent, Leg, RedactionRequest
+from speechsvc.types import (
+    AudioFormat,
+    BusEvent,
+    CallConfig,
+    CallEvent,
+    Encoding,
+    ErrorEvent,
+    Leg,
+    RedactionRequest,
+    RemoteEvent,
+)
 
 PROTOCOL_VERSION = 1
 
@@ -166,9 +176,13 @@ def parse_client_message(text: str) -> ClientMessage:
 # ---- events ----------------------------------------------------------------------------------------------
 
 
-def event_dict(call_event: CallEvent) -> dict[str, Any]:
+def event_dict(call_event: BusEvent) -> dict[str, Any]:
     """One event as a JSON-ready dict: ``type``, ``version``, ``call_id``, ``seq`` first, then the event's
-    fields, then ``metadata`` when the call has any."""
+    fields, then ``metadata`` when the call has any. A :class:`RemoteEvent` (another replica's call) was
+    serialised there by this same function."""
+    if isinstance(call_event, RemoteEvent):
+        remote: dict[str, Any] = json.loads(call_event.json)
+        return remote
     event = call_event.event
     body = asdict(event)
     body.pop("is_final", None)
@@ -186,7 +200,9 @@ def event_dict(call_event: CallEvent) -> dict[str, Any]:
     return finite
 
 
-def event_json(call_event: CallEvent) -> str:
+def event_json(call_event: BusEvent) -> str:
+    if isinstance(call_event, RemoteEvent):
+        return call_event.json
     return json.dumps(event_dict(call_event), ensure_ascii=False)
 
 

@@ -234,6 +234,27 @@ class CallEvent:
     # The call's tenant: subscriptions and webhooks deliver an event only to its own tenant (and admins).
     tenant: str = "default"
 
+    @property
+    def type(self) -> str:
+        """The event's wire type (``transcript.final``, ``ended``, ...)."""
+        return self.event.type
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    """An event of a call that another replica serves, as the event broker carries it: already serialised
+    (``json`` is exactly what that call's own client received), with what subscriptions filter on."""
+
+    call_id: str
+    seq: int
+    tenant: str
+    type: str
+    json: str
+
+
+# What the event bus carries: a call of this replica (typed) or of another one (serialised).
+BusEvent = CallEvent | RemoteEvent
+
 
 @dataclass(frozen=True)
 class ModelInfo:

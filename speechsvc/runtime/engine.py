@@ -24,6 +24,7 @@ from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.models import silero_vad_path, whisper_dir
+from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
 from speechsvc.runtime.calls import CallIndex
 from speechsvc.security import Guard, principal_var
@@ -83,6 +84,9 @@ class Engine:
         self.bus = EventBus(settings.subscriber_queue)
         self.calls = CallIndex()
         self.bus.listeners.append(self.calls)
+        # Several replicas: events shared through Redis (SPEECHSVC_EVENT_BROKER); None = this process only.
+        broker_options = settings.broker()
+        self.broker = RedisBroker(broker_options, self.bus, self.metrics) if broker_options is not None else None
         # Authentication, per-tenant limits, audit log: shared by every transport and the job API.
         self.guard = Guard(settings, self.metrics)
         self._calls: dict[CallKey, str] = {}  # (tenant, call id) -> transport, for every admitted call
@@ -112,6 +116,8 @@ class Engine:
     async def start(self) -> None:
         """Start the workers and warm every model up; ``ready`` turns true after that."""
         self.asr.start()
+        if self.broker is not None:
+            await self.broker.start()
         await asyncio.get_running_loop().run_in_executor(None, self.recognizer.warm_up)
         for stage in self.stages:
             await stage.start(self.metrics)
@@ -145,6 +151,8 @@ class Engine:
         await self.asr.stop()
         for stage in self.stages:
             await stage.stop()
+        if self.broker is not None:
+            await self.broker.stop()
 
     @property
     def active_calls(self) -> int:

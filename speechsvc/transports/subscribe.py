@@ -31,7 +31,7 @@ async def _pump(ws: WebSocket, sub: Subscription, one_call: bool) -> None:
     async def send() -> None:
         async for event in sub.events():
             await ws.send_text(event_json(event))
-            if one_call and isinstance(event.event, CallEnded):
+            if one_call and event.type == CallEnded.TYPE:
                 with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                     await ws.close(1000, "call ended")
                 return

@@ -8,12 +8,18 @@ exponential backoff up to ``webhook_retries`` times, then recorded as ``failed``
 start-up and before each delivery (no link-local or cloud-metadata targets unless allowed), and only ever
 logged without its credentials and query string. The backlog is the subscription's bounded queue; at shutdown
 the poster delivers what is queued (the drained calls' finals and ``ended``) before it stops.
+
+With an event broker (several replicas), each replica runs the same posters over the bus's shared feed (a Redis
+consumer group per target): every replica's events, each POSTed by one replica. An event that failed after the
+last retry (or whose URL is refused) goes to the dead-letter stream. Each replica posts in order, but two
+replicas post concurrently, so a receiver orders one call's events by ``seq``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -25,11 +31,10 @@ import httpx
 from speechsvc.config import Settings, WebhookTarget
 from speechsvc.errors import Forbidden
 from speechsvc.protocol import event_dict
-from speechsvc.runtime.bus import EventBus
+from speechsvc.runtime.bus import Delivery, EventBus
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.network import check_webhook_url, safe_url
 from speechsvc.security.signing import check_secret, sign
-from speechsvc.types import CallEvent
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,9 @@ class WebhookPoster:
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._checked_at = float("-inf")
+        # The target's name on the broker, the same on every replica with the same configuration.
+        key = f"{url}\n{tenant or ''}\n{','.join(sorted(self.events))}"
+        self.group = "webhook:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def start(self) -> None:
         # httpx logs every request's full URL at INFO (credentials and query included); ours log safe_url only.
@@ -80,21 +88,28 @@ class WebhookPoster:
             await self._task
 
     async def _run(self) -> None:
-        with self.bus.subscribe(None, self.tenant, self.events) as sub:
+        with self.bus.feed(self.group, self.tenant, self.events) as feed:
+            await feed.ready()
             self._subscribed.set()
             async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False) as client:
-                async for event in sub.events():
-                    await self._post(client, event)
+                async for delivery in feed.deliveries():
+                    failure = await self._post(client, delivery)
+                    await feed.settle(delivery, failure)
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.webhook_deliveries.labels(outcome).inc()
 
-    async def _post(self, client: httpx.AsyncClient, event: CallEvent) -> None:
+    async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> str | None:
+        """Deliver one event with retries; None when done (delivered, or refused by the receiver), else why it
+        failed after every attempt."""
+        event = delivery.event
         body = json.dumps(event_dict(event), ensure_ascii=False).encode("utf-8")
-        # One id per event (a receiver deduplicates retries by it); the timestamp is signed at each attempt.
-        message_id = f"msg_{event.tenant}_{event.call_id}_{event.seq}_{uuid.uuid4().hex[:8]}"
-        kind = event.event.type
+        # One id per event (a receiver deduplicates retries by it); the timestamp is signed at each attempt. With a
+        # broker the id comes from the stream entry, so a replica that takes an event over reuses it.
+        unique = delivery.id.replace("-", "_") if delivery.id else uuid.uuid4().hex[:8]
+        message_id = f"msg_{event.tenant}_{event.call_id}_{event.seq}_{unique}"
+        kind = event.type
         delay = 0.2
         for attempt in range(1, self.retries + 1):
             headers = {"content-type": "application/json"}
@@ -108,14 +123,14 @@ class WebhookPoster:
                 if response.status_code < 300:
                     self.delivered += 1
                     self._count("delivered")
-                    return
+                    return None
                 if response.status_code < 500:
                     self.rejected += 1
                     self.last_error = f"HTTP {response.status_code}"
                     self._count("rejected")
                     log.warning("webhook %s refused a %s event with HTTP %d; not retried", self.safe_url, kind,
                                 response.status_code)
-                    return
+                    return None
                 self.last_error = f"HTTP {response.status_code}"
                 log.warning("webhook %s answered %d (attempt %d)", self.safe_url, response.status_code, attempt)
             except Forbidden as e:
@@ -131,6 +146,7 @@ class WebhookPoster:
         self.failed += 1
         self._count("failed")
         log.error("webhook %s: gave up on a %s event after %d attempts", self.safe_url, kind, self.retries)
+        return self.last_error or "failed"
 
 
 def targets(settings: Settings) -> list[WebhookTarget]:
