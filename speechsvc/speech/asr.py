@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,7 @@ def spell(text: str, pieces: list[tuple[str, int, int, float]]) -> tuple[Word, .
         lead = pos
         while pos < len(text) and text[pos].isspace():
             pos += 1
-        if pos + len(core) > len(text) or any(a != b and not _cjk(a) for a, b in zip(core, text[pos:], strict=False)):
+        if pos + len(core) > len(text) or not all(_same_place(a, b) for a, b in zip(core, text[pos:], strict=False)):
             return ()
         pos += len(core)
         out.append(Word(text[lead:pos], start_ms, end_ms, round(probability, 4)))
@@ -137,6 +138,12 @@ def spell(text: str, pieces: list[tuple[str, int, int, float]]) -> tuple[Word, .
 def _match_form(text: str) -> str:
     """Lower case letters, digits and CJK characters only: how a hotword is looked for in a hypothesis."""
     return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _same_place(a: str, b: str) -> bool:
+    """A character of a word and of the whole text that stand for the same thing: equal, or both CJK (script
+    conversion in context), or both punctuation (full-width forms in context)."""
+    return a == b or (_cjk(a) and _cjk(b)) or (unicodedata.category(a)[0] == "P" and unicodedata.category(b)[0] == "P")
 
 
 def _cjk(ch: str) -> bool:
