@@ -38,6 +38,8 @@ class AsrOptions:
     cpu_threads: int
     # Minimum encoder window in seconds; shorter speech is padded to this, longer to speech + 2 s.
     min_window_s: float
+    # The same for a batch made only of partials (they only need to be roughly right and stable).
+    partial_min_window_s: float
     # Output bound: at most this many tokens per second of audio, plus extra_tokens.
     tokens_per_second: float
     extra_tokens: int
@@ -283,6 +285,7 @@ class Settings(BaseSettings):
     compute_type: str = "default"
     cpu_threads: int = Field(2, ge=0, le=256)
     asr_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
+    asr_partial_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
     asr_beam_size: int = Field(1, ge=1, le=10)
     asr_tokens_per_second: float = Field(10.0, gt=0)
     asr_extra_tokens: int = Field(12, ge=0)
@@ -431,6 +434,7 @@ class Settings(BaseSettings):
             compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
             min_window_s=self.asr_min_window_s,
+            partial_min_window_s=self.asr_partial_min_window_s,
             tokens_per_second=self.asr_tokens_per_second,
             extra_tokens=self.asr_extra_tokens,
             repetition_penalty=self.asr_repetition_penalty,

@@ -40,17 +40,26 @@ def evaluate_asr(
     recognize: Callable[[list[AsrRequest]], Sequence[AsrResult]],
     vad: SileroModel,
     vad_options: VadOptions,
+    manifest: str = "manifest.csv",
+    transcribe: Callable[[Path, str], str] | None = None,
 ) -> AsrScore:
-    """CER (zh) or WER (en) over gold and silver rows of ``folder/manifest.csv``, audio from ``column``."""
-    rows = [r for r in csv.DictReader((folder / "manifest.csv").open()) if r.get(column) and r.get("reference_text")]
-    rows = [r for r in rows if r.get("transcript_quality", "gold") != "bronze"]
+    """CER (zh) or WER (en) over the gold, silver and approximate rows of ``folder/manifest`` in ``language``,
+    audio from ``column``. ``transcribe`` (path, language → text) replaces speechsvc's own file path, to score
+    a peer on the same rows."""
+    rows = [r for r in csv.DictReader((folder / manifest).open()) if r.get(column) and r.get("reference_text")]
+    rows = [r for r in rows if r.get("transcript_quality", "gold") not in ("bronze", "none")
+            and r.get("language", language) == language]
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     audio_s = 0.0
     started = time.perf_counter()
     for row in rows:
-        result = transcribe_file(folder / row[column], recognize, vad, vad_options, language)
-        audio_s += result.duration_s
-        hyp = ("" if language == "zh" else " ").join(s.text for s in result.segments)
+        if transcribe is None:
+            result = transcribe_file(folder / row[column], recognize, vad, vad_options, language)
+            audio_s += result.duration_s
+            hyp = ("" if language == "zh" else " ").join(s.text for s in result.segments)
+        else:
+            audio_s += float(row.get("duration_s") or 0)
+            hyp = transcribe(folder / row[column], language)
         edits, n = error_counts(row["reference_text"], hyp, language)
         counts = per[f"{source_of(row)}/{row.get('transcript_quality', 'gold')}"]
         counts[0] += edits

@@ -218,7 +218,8 @@ class WhisperRecognizer:
         ``decode=False`` are only encoded (their ``encoder_stats``, for the emotion stage)."""
         if not requests:
             return []
-        batch, encoded = self._encode([r.audio for r in requests])
+        floor = self.options.partial_min_window_s if all(r.partial for r in requests) else None
+        batch, encoded = self._encode([r.audio for r in requests], floor)
         stats = self._encoder_stats(encoded, [r.audio for r in requests])
         todo = [i for i, r in enumerate(requests) if r.decode]
         out = [AsrResult("", r.language or "", 0.0, 0.0, stats[i]) for i, r in enumerate(requests)]
@@ -336,13 +337,15 @@ class WhisperRecognizer:
                    min(end_ms, round(w["end"] * 1000)), float(w["probability"])) for w in aligned]
         return spell(text, pieces)
 
-    def _encode(self, audios: list[Float32Array]) -> tuple[Float32Array, object]:
-        """Log-mel features padded to one window (real length, >= min_window_s) and their encoding. The
-        encoding is copied to host memory so its statistics can be shared with the emotion stage."""
+    def _encode(self, audios: list[Float32Array], min_window_s: float | None = None) -> tuple[Float32Array, object]:
+        """Log-mel features padded to one window (real length, >= min_window_s: the options' unless a batch of
+        partials asks for its own) and their encoding. The encoding is copied to host memory so its statistics
+        can be shared with the emotion stage."""
         import ctranslate2
 
         mels = [self.log_mel(a) for a in audios]
-        frames = max(window_frames(a.size, self.options.min_window_s) for a in audios)
+        floor = self.options.min_window_s if min_window_s is None else min_window_s
+        frames = max(window_frames(a.size, floor) for a in audios)
         batch = np.stack([_pad_frames(m, frames) for m in mels])
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch))
         return batch, self._ct2.encode(features, to_cpu=True)
