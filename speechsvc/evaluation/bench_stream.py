@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -60,6 +61,8 @@ class CallResult:
     edits_chars: list[tuple[float, int]] = field(default_factory=list)
     missed: int = 0
     refused: str = ""
+    partials: int = 0  # partial events received
+    speech_s: float = 0.0  # reference speech streamed
 
 
 def load_reference(
@@ -82,6 +85,8 @@ def score_call(call: int, events: list[dict[str, Any]], utterances: list[Utteran
     result = CallResult(call)
     finals = [e for e in events if e["type"] == "transcript.final"]
     partials = [e for e in events if e["type"] == "transcript.partial"]
+    result.partials = len(partials)
+    result.speech_s = sum(u.end_s - u.start_s for u in utterances)
     for u in utterances:
         overlapping = [f for f in finals if f["start_ms"] / 1000 < u.end_s and f["end_ms"] / 1000 > u.start_s]
         if not overlapping:
@@ -98,8 +103,28 @@ def score_call(call: int, events: list[dict[str, Any]], utterances: list[Utteran
     return result
 
 
+def rotated(audio: StreamAudio, utterances: list[Utterance], offset_s: float) -> tuple[StreamAudio, list[Utterance]]:
+    """The recording started ``offset_s`` in and wrapped around, so concurrent calls speak different stretches
+    and their utterance ends do not line up; utterances cut by the wrap point are left out of the scoring."""
+    duration = audio.pcm.shape[0] / audio.sample_rate
+    offset_s %= duration
+    if not offset_s:
+        return audio, utterances
+    cut = int(offset_s * audio.sample_rate)
+    pcm = np.concatenate([audio.pcm[cut:], audio.pcm[:cut]])
+    moved = []
+    for u in utterances:
+        if u.start_s >= offset_s:
+            moved.append(Utterance(u.index, u.start_s - offset_s, u.end_s - offset_s, u.text))
+        elif u.end_s <= offset_s:
+            moved.append(Utterance(u.index, u.start_s + duration - offset_s, u.end_s + duration - offset_s, u.text))
+    return StreamAudio(pcm, audio.sample_rate, audio.channels), sorted(moved, key=lambda u: u.start_s)
+
+
 async def one_call(call: int, args: argparse.Namespace, audio: StreamAudio, utterances: list[Utterance]) -> CallResult:
-    await asyncio.sleep(call * args.stagger)
+    audio, utterances = rotated(audio, utterances, call * args.rotate)
+    # Arrivals: every --stagger seconds on average, with a seeded random jitter (Poisson-like, reproducible).
+    await asyncio.sleep(call * args.stagger * (1 + args.jitter * (random.Random(call).random() - 0.5)))
     t0 = time.time()
     try:
         if args.transport == "grpc":
@@ -193,6 +218,8 @@ async def run_level(n: int, args: argparse.Namespace, audio: StreamAudio, uttera
         "final_latency_s": percentiles(finals),
         "first_partial_s": percentiles(partials),
         "cer": round(edits / chars, 4) if chars else None,
+        # Partials actually delivered per second of speech (the cadence asks for about one).
+        "partials_per_speech_s": round(sum(r.partials for r in held) / max(1e-9, sum(r.speech_s for r in held)), 2),
         "wall_s": round(wall, 1),
     }
     if server:
@@ -216,6 +243,8 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "transport": args.transport,
         "frame_ms": args.frame_ms,
         "audio": f"{args.file}{' (telephone 8 kHz)' if args.telephone else ''}, first {args.seconds} s",
+        "arrivals": f"every {args.stagger} s, jitter {args.jitter}, call k starts {args.rotate} x k s into the audio",
+        "server_settings": {k: v for k, v in os.environ.items() if k.startswith("SPEECHSVC_")},
     }
 
 
@@ -251,7 +280,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-sweep", type=int, default=64)
     p.add_argument("--transport", choices=["ws", "grpc"], default="ws")
     p.add_argument("--frame-ms", type=int, default=100)
-    p.add_argument("--stagger", type=float, default=0.37, help="seconds between call starts")
+    p.add_argument("--stagger", type=float, default=0.37, help="mean seconds between call starts")
+    p.add_argument("--jitter", type=float, default=0.0,
+                   help="spread of each start around its slot, as a fraction of --stagger (e.g. 1 = ±50 %%)")
+    p.add_argument("--rotate", type=float, default=0.0,
+                   help="call k streams the recording from k x ROTATE seconds in (wrapping), so utterance ends "
+                        "do not line up across calls")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compute-type", default=None)
@@ -287,7 +321,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             f, pp = level["final_latency_s"], level["first_partial_s"]
             say(f"calls={n:3d} held={level['held']:3d} refused={level['refused']} utts={level['utterances']} "
                   f"missed={level['missed_utterances']} final p50/p95/p99={f['p50']}/{f['p95']}/{f['p99']} s "
-                  f"first-partial p50/p95={pp['p50']}/{pp['p95']} s CER={level['cer']} "
+                  f"first-partial p50/p95={pp['p50']}/{pp['p95']} s partials/s={level['partials_per_speech_s']} "
+                  f"CER={level['cer']} "
                   f"cpu={level.get('server_cpu_percent')}% rss={level.get('server_peak_rss_mb')} MB")
             if args.sweep and (f["p95"] is None or f["p95"] > args.target or level["refused"]):
                 break
