@@ -60,3 +60,21 @@ def test_english_words_lose_the_leading_space_and_stray_punctuation_at_an_uttera
              Word(" please", second + 50, second + 500, 0.9), Word(" hold.", second + 500, second + 900, 0.9))
     first, other = split_chunk(chunk, AsrResult("Hello. please hold.", "en", 0.9, 0.0, None, words)) or []
     assert first.text == "Hello." and other.text == "please hold."
+
+
+def test_an_utterance_its_chunk_left_empty_is_decoded_alone() -> None:
+    """Whisper may end a chunk early (a repeated phrase) and drop what follows: that utterance is decoded alone."""
+    from speechsvc.batch.chunks import decode_utterances
+    from speechsvc.speech.asr import AsrRequest
+
+    segments = [seg("customer", 0, 0, 2), seg("customer", 1, 5, 2)]
+    asked: list[int] = []
+
+    def recognize(requests: list[AsrRequest]) -> list[AsrResult]:
+        asked.extend(r.audio.size for r in requests)
+        return [AsrResult("就是下雨也去。", "zh", 0.8, 0.0, None, (Word("就是下雨也去。", 0, 1500, 0.8),))
+                if r.audio.size > 3 * RATE else AsrResult("我马上拿来。", "zh", 0.8, 0.0, None, ()) for r in requests]
+
+    results = decode_utterances(segments, recognize, "zh")
+    assert [r.text for r in results] == ["就是下雨也去。", "我马上拿来。"]
+    assert asked == [int((4 + 2 * GAP_S) * RATE), 2 * RATE]  # the chunk, then the second utterance alone
