@@ -86,7 +86,8 @@ def test_batch_of_mixed_languages_and_lengths(recognizer) -> None:  # type: igno
 
 def test_encoder_window_is_the_real_length_not_30s() -> None:
     assert window_frames(16000 * 2, 10.0) == 1000  # 2 s of speech -> 10 s window
-    assert window_frames(16000 * 12, 10.0) == 1400  # 12 s -> speech + 2 s
+    assert window_frames(16000 * 12, 10.0) == 1500  # 12 s -> speech + 2 s, in whole 5 s steps
+    assert window_frames(16000 * 2, 1.0) == 500  # a partial's own floor: speech + 2 s
     assert window_frames(16000 * 29, 10.0) == 3000  # capped at Whisper's 30 s
 
 
@@ -121,3 +122,15 @@ def test_mandarin_punctuation_is_full_width_and_each_final_ends_a_sentence(recog
     final = recognizer.transcribe([AsrRequest(audio, "zh")])[0].text
     partial = recognizer.transcribe([AsrRequest(audio, "zh", partial=True)])[0].text
     assert final == partial + "。" and not any(c in final for c in ",?!;:")
+
+
+def test_a_segment_decodes_the_same_whatever_else_is_in_its_batch(recognizer) -> None:  # type: ignore[no-untyped-def]
+    """Batch output was not reproducible: a batch was padded to its longest item, so a segment's encoding
+    depended on its neighbours. Each item now has its own window."""
+    from speechsvc.speech.audio import decode_file
+
+    short = decode_file(eval_path("asr_zh", "audio", "aishellsample_BAC009S0150W0001.wav"))[0][0]
+    long = decode_file(eval_path("long", "audio", "aishellsample_S0150_S0252_concat_read.wav"))[0][0][: 16000 * 14]
+    alone = recognizer.transcribe([AsrRequest(short, "zh")])[0]
+    batched = recognizer.transcribe([AsrRequest(long, "zh"), AsrRequest(short, "zh")])[1]
+    assert alone.text == batched.text and np.allclose(alone.encoder_stats, batched.encoder_stats, atol=1e-5)

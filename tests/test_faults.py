@@ -365,6 +365,17 @@ async def test_a_fast_sender_is_paced_to_a_bound_of_real_time() -> None:
     assert took >= (8.0 - 1.0) / 4.0 * 0.9  # a lower bound: the server read it no faster than 4x real time
 
 
+async def test_a_sender_faster_than_asr_is_held_back_and_loses_no_utterance() -> None:
+    """ASR slower than the sender, unpaced, 2 utterances of backlog allowed: every utterance still gets its final
+    (the server stops reading instead of dropping), and no overload is reported."""
+    tones = [440, 520, 600, 680, 760, 840, 1000, 1080, 1160, 1240]
+    audio = pcm16(np.concatenate([np.concatenate([tone(f, 0.4), silence(0.7)]) for f in tones]))
+    with FakeServer(asr_delay_s=0.3, max_realtime_factor=0, max_pending_utterances=2) as s:
+        events, code = await ws_call(s.ws("/v1/stream"), audio)
+    assert code == 1000 and hz(finals(events)) == [str(f) for f in tones]
+    assert not [e for e in events if e["type"] == "error"]
+
+
 # ---- jobs: poison jobs, permissions, credentials in logs -------------------------------------------------------
 
 

@@ -111,6 +111,16 @@ class CallSession:
 
     # ---- audio in -------------------------------------------------------------------------------
 
+    async def room(self) -> None:
+        """Wait while a leg's utterances pile up faster than ASR decodes them (a client sending faster than real
+        time): the transport stops reading meanwhile, so the sender is held back by TCP backpressure instead of
+        losing utterances. A platform streaming in real time does not wait here unless the machine is
+        overloaded."""
+        while not self._closed and any(
+            leg.utterances.qsize() * 2 >= leg.utterances.maxsize for leg in self._legs.values()
+        ):
+            await asyncio.sleep(0.02)
+
     def feed_bytes(self, data: bytes) -> None:
         """One wire frame in the call's declared format; channels are split into legs.
 

@@ -48,6 +48,7 @@ FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 log-mel frames per second
 MAX_FRAMES = 30 * FRAMES_PER_SECOND  # Whisper's 30 s window: 3000 frames
 MAX_SAMPLES = 30 * SAMPLE_RATE
 MAX_NEW_TOKENS = 440  # Whisper's decoder holds 448 positions, the prompt included
+WINDOW_STEP_S = 5  # longer segments' windows come in steps of this
 MAX_HOTWORD_TOKENS = 200  # faster-whisper's bound: under half the decoder's positions
 @dataclass(frozen=True)
 class AsrRequest:
@@ -78,10 +79,15 @@ def compression_ratio(text: str) -> float:
 
 
 def window_frames(n_samples: int, min_window_s: float) -> int:
-    """Encoder window for ``n_samples`` of speech: at least ``min_window_s``, else speech + 2 s."""
+    """Encoder window for ``n_samples`` of speech: at least ``min_window_s``, else speech + 2 s rounded up to
+    whole ``WINDOW_STEP_S`` (so segments of similar length share a window and batch together)."""
     speech_frames = math.ceil(n_samples / HOP_LENGTH)
-    wanted = max(int(min_window_s * FRAMES_PER_SECOND), speech_frames + 2 * FRAMES_PER_SECOND)
-    return min(MAX_FRAMES, wanted)
+    floor = int(min_window_s * FRAMES_PER_SECOND)
+    wanted = speech_frames + 2 * FRAMES_PER_SECOND
+    if wanted > floor:
+        step = WINDOW_STEP_S * FRAMES_PER_SECOND
+        wanted = -(-wanted // step) * step
+    return min(MAX_FRAMES, max(floor, wanted))
 
 
 def load_hotwords(path: Path) -> tuple[str, ...]:
@@ -218,8 +224,20 @@ class WhisperRecognizer:
         ``decode=False`` are only encoded (their ``encoder_stats``, for the emotion stage)."""
         if not requests:
             return []
-        floor = self.options.partial_min_window_s if all(r.partial for r in requests) else None
-        batch, encoded = self._encode([r.audio for r in requests], floor)
+        # Each item is encoded in its own window, whatever else is in the batch: a batch padded to its longest
+        # item gave a segment other text depending on its neighbours (batch output was not reproducible).
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            floor = self.options.partial_min_window_s if r.partial else self.options.min_window_s
+            groups.setdefault(window_frames(r.audio.size, floor), []).append(i)
+        results: list[AsrResult | None] = [None] * len(requests)
+        for frames, items in groups.items():
+            for i, result in zip(items, self._transcribe_window([requests[i] for i in items], frames), strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _transcribe_window(self, requests: list[AsrRequest], frames: int) -> list[AsrResult]:
+        batch, encoded = self._encode([r.audio for r in requests], frames)
         stats = self._encoder_stats(encoded, [r.audio for r in requests])
         todo = [i for i, r in enumerate(requests) if r.decode]
         out = [AsrResult("", r.language or "", 0.0, 0.0, stats[i]) for i, r in enumerate(requests)]
@@ -337,15 +355,12 @@ class WhisperRecognizer:
                    min(end_ms, round(w["end"] * 1000)), float(w["probability"])) for w in aligned]
         return spell(text, pieces)
 
-    def _encode(self, audios: list[Float32Array], min_window_s: float | None = None) -> tuple[Float32Array, object]:
-        """Log-mel features padded to one window (real length, >= min_window_s: the options' unless a batch of
-        partials asks for its own) and their encoding. The encoding is copied to host memory so its statistics
-        can be shared with the emotion stage."""
+    def _encode(self, audios: list[Float32Array], frames: int) -> tuple[Float32Array, object]:
+        """Log-mel features padded to a window of ``frames`` and their encoding. The encoding is copied to host
+        memory so its statistics can be shared with the emotion stage."""
         import ctranslate2
 
         mels = [self.log_mel(a) for a in audios]
-        floor = self.options.min_window_s if min_window_s is None else min_window_s
-        frames = max(window_frames(a.size, floor) for a in audios)
         batch = np.stack([_pad_frames(m, frames) for m in mels])
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch))
         return batch, self._ct2.encode(features, to_cpu=True)
@@ -353,8 +368,8 @@ class WhisperRecognizer:
     def encoder_stats(self, audios: list[Float32Array]) -> list[Float32Array]:
         """Pooled encoder output without decoding (emotion training); the same windows as ``transcribe``."""
         out: list[Float32Array] = []
-        for audio in audios:  # one at a time: the window, and so the encoding, depends on the batch
-            _, encoded = self._encode([audio])
+        for audio in audios:
+            _, encoded = self._encode([audio], window_frames(audio.size, self.options.min_window_s))
             out.extend(s for s in self._encoder_stats(encoded, [audio]) if s is not None)
         return out
 

@@ -232,6 +232,7 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 except (InvalidAudio, ProtocolError) as e:
                     session.report(e)  # the frame is dropped; the call goes on
                 await pacer.pace(len(message.audio) / bytes_per_s)
+                await session.room()
         except ShuttingDown as e:
             return e
         except grpc.aio.AioRpcError as e:  # pragma: no cover - depends on grpc's version

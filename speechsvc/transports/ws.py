@@ -174,6 +174,7 @@ async def _receive_audio(ws: WebSocket, engine: Engine, session: CallSession) ->
         except ShuttingDown as e:
             return e
         await pacer.pace(len(data or b"") / bytes_per_s)
+        await session.room()
 
 
 def _b64(data: str) -> bytes:
