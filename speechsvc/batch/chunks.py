@@ -6,8 +6,8 @@ between them) into chunks of up to ``CHUNK_S`` seconds and decodes each chunk on
 pipeline does with its merged VAD chunks. The chunk's text is then split back into its utterances by the word
 (character) timings of the same decode, so reports, subtitles and the analysis stages keep utterance-level
 segments. Measured on ``eval/long`` (``benchmarks/chunks.py``, the gold Mandarin read set): CER 0.206 per
-utterance, 0.173 with 10 s chunks, **0.125 with 20 s**, 0.132 with 28 s; on its 8 kHz copy 0.249 → **0.188**
-(20 s); English oration WER 0.099 → 0.081; and a fifth less decoding time.
+utterance, 0.180 with 10 s chunks, **0.125 with 20 s**, 0.134 with 28 s; on its 8 kHz copy 0.249 → 0.19
+(20 s; 28 s is level within noise); English oration WER 0.099 → 0.081; and less decoding time.
 
 A chunk whose text the timings cannot place (no timings, or they do not spell it) is decoded again utterance
 by utterance, and so is an utterance that got no text from its chunk (Whisper may stop a chunk early, notably
