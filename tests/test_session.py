@@ -263,3 +263,19 @@ async def test_the_call_index_keeps_recent_calls_for_views_that_open_mid_call() 
     assert not ended["active"] and ended["end_reason"] == "stop"
     assert engine.calls.calls(include_ended=False) == []
     await engine.stop()
+
+
+async def test_each_final_is_decoded_with_the_legs_previous_finals_as_context() -> None:
+    engine = await started(fake_engine(fast_settings(final_context=2), texts={300: "您好。", 500: "我要查账单。",
+                                                                             700: "上个月的。"}))
+    seen: list[tuple[str, bool]] = []
+    transcribe = engine.recognizer.transcribe
+
+    def recording(requests):  # type: ignore[no-untyped-def]
+        seen.extend((r.context, r.partial) for r in requests)
+        return transcribe(requests)
+
+    engine.recognizer.transcribe = recording
+    await run_call(engine, config(), speech(300, 500, 700, 600))
+    assert [c for c, partial in seen if not partial] == ["", "您好。", "您好。我要查账单。", "我要查账单。上个月的。"]
+    await engine.stop()

@@ -50,6 +50,7 @@ MAX_SAMPLES = 30 * SAMPLE_RATE
 MAX_NEW_TOKENS = 440  # Whisper's decoder holds 448 positions, the prompt included
 WINDOW_STEP_S = 5  # longer segments' windows come in steps of this
 MAX_HOTWORD_TOKENS = 200  # faster-whisper's bound: under half the decoder's positions
+MAX_CONTEXT_TOKENS = 128  # of a live leg's previous finals
 @dataclass(frozen=True)
 class AsrRequest:
     audio: Float32Array  # 16 kHz mono float32 in [-1, 1]
@@ -59,6 +60,8 @@ class AsrRequest:
     # Words to bias the decoder toward (product, branch, place names), on top of the deployment's list.
     hotwords: tuple[str, ...] = ()
     decode: bool = True  # False: only the encoder statistics (no text)
+    # What the speaker said just before (a live leg's previous finals), given to the decoder as previous text.
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,8 @@ class WhisperRecognizer:
     def _decode_batch(self, batch: Float32Array, encoded: object, requests: list[AsrRequest],
                       stats: list[Float32Array | None]) -> list[AsrResult]:
         languages = self._languages(encoded, requests)
-        prompts = [self._prompt(lang, r.hotwords) for lang, r in zip(languages, requests, strict=True)]
+        prompts = [self._prompt(lang, r.hotwords, context=r.context)
+                   for lang, r in zip(languages, requests, strict=True)]
         limits = [self._max_new_tokens(r.audio.size, len(p)) for r, p in zip(requests, prompts, strict=True)]
         results = self._generate(encoded, prompts, limits)
         self._unhinted_unless_heard(encoded, requests, languages, prompts, limits, results)
@@ -303,7 +307,7 @@ class WhisperRecognizer:
         import ctranslate2
 
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[redo]))
-        plain = [self._prompt(languages[i], use_hotwords=False) for i in redo]
+        plain = [self._prompt(languages[i], use_hotwords=False, context=requests[i].context) for i in redo]
         again = self._generate(features, plain, [self._max_new_tokens(requests[i].audio.size) for i in redo])
         for i, prompt, result in zip(redo, plain, again, strict=True):
             prompts[i], limits[i], results[i] = prompt, self._max_new_tokens(requests[i].audio.size), result
@@ -386,21 +390,25 @@ class WhisperRecognizer:
             langs.append(max(candidates)[1] if candidates else self.options.languages[0])
         return langs
 
-    def _prompt(self, language: str, hotwords: tuple[str, ...] = (), use_hotwords: bool = True) -> list[int]:
-        """The decoder's start: hotwords (the request's, then the deployment's) as previous text, as
-        faster-whisper's ``hotwords`` does, then the task tokens."""
+    def _prompt(self, language: str, hotwords: tuple[str, ...] = (), use_hotwords: bool = True,
+                context: str = "") -> list[int]:
+        """The decoder's start: hotwords (the request's, then the deployment's) and the preceding text as
+        previous text, as faster-whisper's ``hotwords`` and ``condition_on_previous_text`` do, then the task
+        tokens."""
         lang_id = self._lang_tokens.get(language) or self._model.hf_tokenizer.token_to_id(f"<|{language}|>")
         if lang_id is None:
             raise InvalidAudio(f"unsupported language {language!r}")
         t = self._tokenizer
         task = [t.sot, lang_id, t.transcribe, t.no_timestamps]
         words = list(dict.fromkeys((*hotwords, *self.hotwords))) if use_hotwords else []
-        if not words:
+        if not words and not context:
             return task
         # Whisper writes Mandarin in Traditional characters: hint in the script it writes.
-        text = self._hint_script.convert("，".join(words)) if language == "zh" else ", ".join(words)
-        hint = t.encode(" " + text)[: MAX_HOTWORD_TOKENS]
-        return [t.sot_prev, *hint, *task]
+        script = self._hint_script.convert if language == "zh" else str
+        joined = ("，" if language == "zh" else ", ").join(words)
+        hint = t.encode(" " + script(joined))[:MAX_HOTWORD_TOKENS] if words else []
+        before = t.encode(" " + script(context))[-MAX_CONTEXT_TOKENS:] if context else []
+        return [t.sot_prev, *hint, *before, *task]
 
     def _decode(self, tokens: list[int]) -> str:
         """Text of the tokens, never ending in a broken character: a Chinese character often takes two or
