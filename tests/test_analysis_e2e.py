@@ -34,9 +34,9 @@ pytestmark = pytest.mark.model
 
 # "one two three" three times: Whisper writes digits, one or a few per utterance (the VAD cuts at the pauses).
 DIGITS = re.compile(r"[0-9]")
-# The dictated run "1, 2, 3…" as a transcript would write it; not the same digits inside a hex call id or a
-# timestamp, which a log line may carry.
-SPOKEN_RUN = re.compile(r"(?<![0-9a-fA-F.])1\D{0,3}2\D{0,3}3")
+# The dictated run "1, 2, 3" as a transcript writes it; not the same digits inside a hex call id, a number or a
+# time of day (19:12:37), which a log line may carry.
+SPOKEN_RUN = re.compile(r"(?<![\w.:])1[,，、 ]{0,3}2[,，、 ]{0,3}3(?![\w:])")
 
 
 def rms(x: np.ndarray) -> float:

@@ -23,7 +23,6 @@ never logged (they carry transcripts), only their ids.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -46,6 +45,7 @@ READ_BLOCK_MS = 1000  # how long one XREAD / XREADGROUP waits for new entries
 GROUP_COUNT = 50  # entries per XREADGROUP / XAUTOCLAIM
 READY_TIMEOUT_S = 5.0
 SOCKET_TIMEOUT_S = 5.0  # above READ_BLOCK_MS
+STOP_TIMEOUT_S = 3.0  # how long stop waits for its tasks
 
 
 class Backoff:
@@ -142,13 +142,19 @@ class RedisBroker:
             self.bus.remote = None
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S) if self._tasks else (set(), set())
         if self._redis is not None:
+            # Closing the connections also ends a read the cancellation did not reach (seen under load: a
+            # blocking XREAD that outlived its task's cancellation and held the shutdown).
             await self._redis.aclose()
             self._redis = None
+        if stuck:
+            log.warning("event broker: %d tasks did not stop at once", len(stuck))
+            await asyncio.wait(stuck, timeout=STOP_TIMEOUT_S)
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("event broker task %s failed: %r", task.get_name(), task.exception())
+        self._tasks = []
 
     # ---- publishing --------------------------------------------------------------------------------------
 
