@@ -233,11 +233,10 @@ class WhisperRecognizer:
         for i, r in enumerate(requests):
             floor = self.options.partial_min_window_s if r.partial else self.options.min_window_s
             groups.setdefault(window_frames(r.audio.size, floor), []).append(i)
-        results: list[AsrResult | None] = [None] * len(requests)
+        results: dict[int, AsrResult] = {}
         for frames, items in groups.items():
-            for i, result in zip(items, self._transcribe_window([requests[i] for i in items], frames), strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+            results.update(zip(items, self._transcribe_window([requests[i] for i in items], frames), strict=True))
+        return [results[i] for i in range(len(requests))]
 
     def _transcribe_window(self, requests: list[AsrRequest], frames: int) -> list[AsrResult]:
         batch, encoded = self._encode([r.audio for r in requests], frames)

@@ -235,8 +235,12 @@ async def list_jobs(
     tenant = (request.query_params.get("tenant") or None) if principal.is_admin else principal.tenant
     jobs = await asyncio.to_thread(runner.store.list, tenant, limit, offset)
     total = await asyncio.to_thread(runner.store.count, tenant)
-    return {"jobs": [_view(job) for job in jobs], "total": total, "offset": offset,
-            "next_offset": offset + limit if offset + limit < total else None}
+    return {"jobs": [_view(job) for job in jobs], **_page(offset, limit, total)}
+
+
+def _page(offset: int, limit: int, total: int) -> dict[str, int | None]:
+    """Where a page of ``limit`` items from ``offset`` sits among ``total``; ``next_offset`` None on the last."""
+    return {"total": total, "offset": offset, "next_offset": offset + limit if offset + limit < total else None}
 
 
 OUTPUT_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
@@ -292,6 +296,4 @@ async def job_results(
         return results
 
     results = await asyncio.to_thread(page)
-    next_offset = offset + limit if offset + limit < len(inputs) else None
-    return {"id": job_id, "state": job.state, "total": len(inputs), "offset": offset, "next_offset": next_offset,
-            "results": results}
+    return {"id": job_id, "state": job.state, **_page(offset, limit, len(inputs)), "results": results}
