@@ -4,6 +4,7 @@ with redacted text only; assist only live, from the intent stage's embedding."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,19 @@ def stages(tmp_path: Path) -> list[object]:
     return [RedactionStage.load(settings), InspectionStage.load(settings)]
 
 
-async def test_qa_events_live_and_the_same_outcomes_for_the_recording(tmp_path: Path) -> None:
+@pytest.mark.parametrize("asr_delay_s", [0.0, 0.3])
+async def test_qa_events_live_and_the_same_outcomes_for_the_recording(tmp_path: Path, asr_delay_s: float) -> None:
+    """With a slow model the last finals arrive while the call is closing; the rules they decide are still
+    decided live (the watermarks their finals move reach the analysis), not only at the end."""
     engine = fake_engine(fast_settings(), stages=stages(tmp_path), texts=TEXTS)
+    if asr_delay_s:
+        transcribe = engine.recognizer.transcribe
+
+        def slow(requests):  # type: ignore[no-untyped-def]
+            time.sleep(asr_delay_s)
+            return transcribe(requests)
+
+        engine.recognizer.transcribe = slow
     await engine.start()
     cfg = CallConfig("qa-1", AudioFormat("pcm16", 16000, 2), legs=("customer", "agent"))
     events = await run_call(engine, cfg, stereo_call())

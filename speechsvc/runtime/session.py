@@ -103,6 +103,7 @@ class CallSession:
             maxsize=self.options.max_pending_events
         )
         self._watermark_at = 0  # media ms of the last watermark
+        self._analysis_ended = False  # the analysis queue has its end marker: nothing more goes in
         self._analyzer_task = asyncio.get_running_loop().create_task(self._analyze(), name="analysis")
         audio = config.audio
         self._emit(Ready(config.legs, audio.encoding, audio.sample_rate, config.language, transport))
@@ -190,11 +191,13 @@ class CallSession:
             self._post_watermark()
 
     def _post_watermark(self) -> None:
-        """Tell the analysis how far each leg has no final still to come (best effort: skipped when busy)."""
+        """Tell the analysis how far each leg has no final still to come (best effort: skipped when busy). Also
+        while the call closes: the finals still being decoded then move the watermarks too, and rules they decide
+        are decided live, not only at the end."""
         marks = {leg.name: min(leg.undecoded[0] if leg.undecoded else leg.vad.earliest_start_ms(),
                                leg.vad.earliest_start_ms())
                  for leg in self._legs.values()}
-        if not self._closed:
+        if not self._analysis_ended:
             with contextlib.suppress(asyncio.QueueFull):
                 self._analysis.put_nowait(marks)
 
@@ -360,6 +363,7 @@ class CallSession:
                     cut_off.append(leg.name)  # still speaking when the call ended
             await leg.utterances.put(None)
         await asyncio.gather(*(leg.worker for leg in self._legs.values()))
+        self._analysis_ended = True
         await self._analysis.put(None)
         await self._analyzer_task
         for leg in self._legs.values():
@@ -375,6 +379,7 @@ class CallSession:
     def abort(self) -> None:
         """Client gone or broken: drop queued work now; no more events."""
         self._closed = True
+        self._analysis_ended = True
         self._analyzer_task.cancel()
         for leg in self._legs.values():
             leg.worker.cancel()
