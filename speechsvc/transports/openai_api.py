@@ -26,6 +26,7 @@ from speechsvc.batch.transcribe import FileSegment, FileTranscript, rewrite_segm
 from speechsvc.batch.writers import WRITERS
 from speechsvc.errors import SpeechsvcError
 from speechsvc.runtime.engine import Engine
+from speechsvc.security.access import access
 from speechsvc.speech.audio import decode_file
 
 router = APIRouter()
@@ -54,6 +55,7 @@ def model_id(engine: Engine) -> str:
 
 
 @router.get("/v1/models")
+@access("stream", "openai")
 async def list_models(request: Request) -> dict[str, Any]:
     engine: Engine = request.app.state.engine
     return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "speechsvc"}
@@ -61,6 +63,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 
 @router.post("/v1/audio/transcriptions", response_model=None)
+@access("stream", "openai")
 async def transcriptions(request: Request) -> Response:
     engine: Engine = request.app.state.engine
     try:
