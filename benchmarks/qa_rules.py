@@ -34,11 +34,11 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from speechsvc.analysis.assist import AssistEngine, AssistOptions
-from speechsvc.analysis.call import CallEnd, Utterance
 from speechsvc.analysis.embedding import encode
 from speechsvc.analysis.intent import TextModel, embedder
 from speechsvc.analysis.qa import QaEngine, QaReport
 from speechsvc.analysis.qa_rules import QaRules
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.evaluation.machine import describe
 from speechsvc.models import heads_dir
 

@@ -227,6 +227,7 @@ def cmd_emotion(args: argparse.Namespace) -> int:
     from speechsvc.analysis.analyzer import CallAnalyzer
     from speechsvc.analysis.base import CallInfo, Mode
     from speechsvc.analysis.emotion import Emotion, overall_label
+    from speechsvc.analysis.record import Utterance
     from speechsvc.batch.transcribe import legs_for, segment_audio
     from speechsvc.models import silero_vad_path
     from speechsvc.speech.audio import decode_file
@@ -247,7 +248,7 @@ def cmd_emotion(args: argparse.Namespace) -> int:
             for seg in segment_audio(audio[channel], leg, vad, settings.vad()):
                 stats = recognizer.encoder_stats([seg.audio])[0]
                 final = Transcript(leg, seg.index, seg.start_ms, seg.end_ms, "", "", True, 0.0)
-                utterances.append(CallAnalyzer.utterance(final, seg.audio, stats))
+                utterances.append(Utterance.of(final, seg.audio, stats))
         emotions = [e for e in await analyzer.analyze(utterances) if isinstance(e, Emotion)]
         segments = [{"leg": e.leg, "start_ms": e.start_ms, "end_ms": e.end_ms, "label": e.label,
                      "probabilities": dict(e.probabilities), "p_angry": e.p_angry, "arousal": e.arousal}
@@ -310,6 +311,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from speechsvc.analysis.analyzer import CallAnalyzer
     from speechsvc.analysis.base import CallInfo, Mode
     from speechsvc.analysis.intent import Intent, Sentiment
+    from speechsvc.analysis.record import Utterance
     from speechsvc.types import Transcript
 
     stages = _text_stages(args)
@@ -319,7 +321,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         async with started(stages):
             for i, text in enumerate(texts):
                 analyzer = CallAnalyzer(stages, CallInfo(f"classify-{i}", ("customer",), Mode.BATCH))
-                u = CallAnalyzer.utterance(Transcript("customer", 0, 0, 0, text, "zh", True, 1.0, text))
+                u = Utterance.of(Transcript("customer", 0, 0, 0, text, "zh", True, 1.0, text))
                 events = await analyzer.analyze([u])
                 intent = next(e for e in events if isinstance(e, Intent))
                 negativity = next(e.negativity for e in events if isinstance(e, Sentiment))
@@ -403,9 +405,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_qa(args: argparse.Namespace) -> int:
     """Re-score batch reports with a QA rules file, without re-running ASR: one JSON line per report."""
-    from speechsvc.analysis.call import call_end_from_report, utterances_from_report
     from speechsvc.analysis.qa import QaEngine, qa_aggregates
     from speechsvc.analysis.qa_rules import QaRules, QaRulesError
+    from speechsvc.analysis.record import call_end_from_report, utterances_from_report
 
     try:
         rules = QaRules.load(args.rules)

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, final
 
 import numpy as np
 import numpy.typing as npt
@@ -156,6 +156,7 @@ class Redacted:
     end_ms: int | None = None
 
 
+@final
 @dataclass(frozen=True)
 class Transcript(Event):
     """A partial or final hypothesis for one utterance of one leg."""
@@ -191,6 +192,7 @@ class ErrorEvent(Event):
     fatal: bool
 
 
+@final
 @dataclass(frozen=True)
 class Dtmf(Event):
     """A key pressed on a phone's keypad, as the platform reported it. ``digit`` is ``*`` masked when PII

@@ -101,8 +101,8 @@ async def test_qa_events_live_and_the_same_outcomes_for_the_recording(tmp_path: 
 
     stereo = stereo_call().reshape(-1, 2).T.astype(np.float32)
     report = await analyze_recording(engine, stereo, "call.wav", "zh")
-    assert report.qa is not None and report.qa["score"] == summary.score
-    assert {o["rule"]: o["status"] for o in report.qa["outcomes"]} == {
+    assert report.sections["qa"] is not None and report.sections["qa"]["score"] == summary.score
+    assert {o["rule"]: o["status"] for o in report.sections["qa"]["outcomes"]} == {
         q.rule: ("pass" if q.passed else "fail") for q in qa}
     assert any(r.type == "PHONE" for s in report.segments for r in s.redactions)
     await engine.stop()

@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from speechsvc.analysis.call import CallEnd, Utterance
 from speechsvc.analysis.embedding import Embed, encode
 from speechsvc.analysis.qa_ops import CallState, Matching, Node, QaEvidence, Utt, Verdict, build, speech_units
 from speechsvc.analysis.qa_rules import QaRules, Rule, Severity, match_form
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.types import Leg
 
 log = logging.getLogger(__name__)

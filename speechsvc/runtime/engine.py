@@ -17,9 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from speechsvc.analysis import load_stages
+from speechsvc.analysis import load_stages, stage_classes
 from speechsvc.analysis.base import Stage
-from speechsvc.analysis.redaction import check_request
 from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
@@ -69,6 +68,8 @@ class Engine:
         self.recognizer = recognizer
         self.vad_model = vad_model
         self.stages = list(stages)
+        # Every stage the package defines, on or off: each checks what a call asks of it at admission.
+        self._checks = stage_classes()
         self.vad_options: VadOptions = settings.vad()
         self.stream_options: StreamOptions = settings.stream()
         self.metrics = Metrics()
@@ -82,7 +83,7 @@ class Engine:
         # Every call's events, for the subscription endpoints and the webhook; the index keeps recent calls'
         # state and events for views that open mid-call.
         self.bus = EventBus(settings.subscriber_queue)
-        self.calls = CallIndex()
+        self.calls = CallIndex(self.stages)
         self.bus.listeners.append(self.calls)
         # Several replicas: events shared through Redis (SPEECHSVC_EVENT_BROKER); None = this process only.
         broker_options = settings.broker()
@@ -182,10 +183,11 @@ class Engine:
         if config.language != "auto" and config.language not in languages:
             raise UnsupportedFormat(f"language {config.language!r} is not supported; use one of "
                                     f"{[*languages, 'auto']}")
-        try:
-            check_request(config.redaction, self.settings)
-        except ValueError as e:
-            raise ProtocolError(f"redaction: {e}") from None
+        for stage in self._checks:
+            try:
+                stage.check(config, self.settings)
+            except ValueError as e:
+                raise ProtocolError(str(e)) from None
         return config
 
     def admit(self, config: CallConfig, transport: str) -> CallConfig:

@@ -29,7 +29,8 @@ import time
 from collections.abc import AsyncIterator
 
 from speechsvc.analysis.analyzer import CallAnalyzer
-from speechsvc.analysis.base import CallEnd, CallInfo, Mode, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Mode
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.errors import InternalError, InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.partials import PartialStabilizer
@@ -99,7 +100,7 @@ class CallSession:
         self.analyzer = CallAnalyzer(engine.stages, call, engine.metrics)
         # Finals wait here for analysis, in order; the stages see the call's utterances in sequence. A mapping
         # is a watermark: how far in media time each leg has no final still to come (for deadline decisions).
-        self._analysis: asyncio.Queue[UtteranceAnalysis | dict[Leg, int] | None] = asyncio.Queue(
+        self._analysis: asyncio.Queue[Utterance | dict[Leg, int] | None] = asyncio.Queue(
             maxsize=self.options.max_pending_events
         )
         self._watermark_at = 0  # media ms of the last watermark
@@ -159,11 +160,8 @@ class CallSession:
             raise InvalidAudio(f"dtmf on leg {leg!r}, which is not one of this call's legs {self.legs}")
         if len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
             raise InvalidAudio(f"dtmf digit {digit[:8]!r} is not one of 0-9 * # A-D")
-        settings = self.engine.settings
-        masked = (settings.pii_redaction and settings.pii_dtmf == "mask"
-                  and self.config.redaction.enabled is not False)
         at_ms = state.received_samples * 1000 // self.config.audio.sample_rate
-        self._emit(Dtmf(leg, "*" if masked else digit.upper(), at_ms, masked))
+        self._emit(self.analyzer.rewrite(Dtmf(leg, digit.upper(), at_ms)))  # e.g. masked by PII redaction
 
     def flush(self) -> None:
         """Finish every open utterance now (its final follows) without ending the call: the speaker's turn is
@@ -232,7 +230,7 @@ class CallSession:
                 final = self.analyzer.rewrite(final)  # e.g. PII redaction: nothing after this sees the clear text
                 self._emit(final)
                 try:
-                    self._analysis.put_nowait(CallAnalyzer.utterance(final, segment.audio, result.encoder_stats))
+                    self._analysis.put_nowait(Utterance.of(final, segment.audio, result.encoder_stats))
                 except asyncio.QueueFull:
                     self.engine.metrics.rejections.labels("analysis_backlog").inc()
             self._post_watermark()
@@ -246,7 +244,7 @@ class CallSession:
                 else:
                     events = await self.analyzer.analyze([item])
             except Exception as e:  # a bug in one stage loses one utterance's analysis, not the call (logged)
-                what = "time" if isinstance(item, dict) else f"utterance {item.utterance}"
+                what = "time" if isinstance(item, dict) else f"utterance {item.index}"
                 log.exception("analysis of %s failed", what)
                 self.report(InternalError(f"analysis of {what} failed: {type(e).__name__}"))
                 continue
