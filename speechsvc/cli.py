@@ -17,6 +17,7 @@ from speechsvc import __version__
 from speechsvc import log as logsetup
 from speechsvc.config import Settings
 from speechsvc.errors import SpeechsvcError
+from speechsvc.types import fixed_language
 
 if TYPE_CHECKING:
     from speechsvc.analysis.base import Stage
@@ -130,7 +131,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     recognizer = _recognizer(settings)
     vad = SileroModel(silero_vad_path())
     stages = load_stages(settings, only=("pii",))
-    language = None if args.language == "auto" else args.language
+    language = fixed_language(args.language)
     failures = 0
     for path in args.files:
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio"
@@ -193,7 +194,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         log.error("--redact-audio runs on the local engine; leave out --ray")
         return 2
     formats = sorted({"json", *args.format})
-    language = None if args.language == "auto" else args.language
+    language = fixed_language(args.language)
     out = OutputDir(args.out)
     if args.ray is not None:
         progress = run_ray(items, out, formats, language, settings, address=args.ray or None,

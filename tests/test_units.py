@@ -95,6 +95,8 @@ def test_output_names_are_unique_and_reports_round_trip(tmp_path) -> None:  # ty
     assert output_name("calls/x y.wav") != output_name("calls/x_y.wav")
     assert output_name("s3://b/a/b.wav") != output_name("/a/b.wav")
     assert "/" not in output_name("../../etc/passwd") and len(output_name("a" * 1000)) < 140
+    assert output_name("../x/y.wav").startswith("x_y.wav-") and output_name("./.hidden.wav").startswith("hidden.wav-")
+    assert output_name("calls/x y.wav").startswith("calls_x_y.wav-")  # names of earlier jobs stay (resume)
     out = OutputDir(tmp_path)
     summary = summarize(1.0, ("mixed",), [], [])
     rep = CallReport("calls/x y.wav", 1.0, ("mixed",), (), summary)

@@ -50,7 +50,7 @@ def encoder(spec: str) -> Callable[[list[str]], np.ndarray]:
         from speechsvc.analysis.intent import embedder
 
         return embedder().encode  # type: ignore[no-any-return]
-    from finetune_e5 import load_encoder  # training/, for a fine-tuned e5 directory
+    from e5_torch import load_encoder  # training/, for a fine-tuned e5 directory
 
     return load_encoder(Path(spec.split(":", 1)[1]))
 

@@ -33,18 +33,17 @@ from speechsvc.analysis.record import Utterance
 from speechsvc.config import Settings, WorkerOptions
 from speechsvc.errors import Overloaded, ShuttingDown
 from speechsvc.models import load_head
-from speechsvc.types import Event, Float32Array, Leg, ModelInfo
+from speechsvc.types import PIPELINE_RATE, Event, Float32Array, Leg, ModelInfo
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 HIGH_AROUSAL = ("angry", "happy")
-SAMPLE_RATE = 16000
-MIN_SAMPLES = SAMPLE_RATE // 4  # shorter segments carry too little voice to judge
+MIN_SAMPLES = PIPELINE_RATE // 4  # shorter segments carry too little voice to judge
 
 
 def egemaps(audio: Float32Array) -> Float32Array:
     from afx_audio.extractors.egemaps import extract_egemaps
 
-    values = extract_egemaps(audio.astype(np.float32), SAMPLE_RATE)["egemaps"][:, 0]
+    values = extract_egemaps(audio.astype(np.float32), PIPELINE_RATE)["egemaps"][:, 0]
     return np.nan_to_num(np.asarray(values, np.float32))
 
 

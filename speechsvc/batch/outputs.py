@@ -22,8 +22,10 @@ from speechsvc.batch.writers import WRITERS
 
 def output_name(item: str) -> str:
     """A file-system-safe name for an input's outputs, unique per input: the readable tail of the path plus a
-    digest of the whole of it (``x y.wav`` and ``x_y.wav`` would otherwise share a name)."""
-    stem = re.sub(r"[^\w.\-]+", "_", item.split("://")[-1].strip("/"))
+    digest of the whole of it (``x y.wav`` and ``x_y.wav`` would otherwise share a name). Never a hidden file:
+    ``.`` and ``..`` components are dropped and the name never starts with a dot (``../x/y.wav`` → ``x_y.wav-…``)."""
+    parts = [part for part in item.split("://")[-1].split("/") if part not in ("", ".", "..")]
+    stem = re.sub(r"[^\w.\-]+", "_", "_".join(parts)).lstrip(".-_") or "input"
     digest = hashlib.sha256(item.encode("utf-8")).hexdigest()[:10]
     return f"{stem[-120:]}-{digest}"
 

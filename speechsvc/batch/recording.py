@@ -21,8 +21,8 @@ from speechsvc.batch.chunks import decode_utterances_async
 from speechsvc.batch.report import CallReport, summarize
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, shift_words
-from speechsvc.types import Float32Array, RedactionRequest, SpeechSegment, Transcript
+from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
+from speechsvc.types import PIPELINE_RATE, Float32Array, RedactionRequest, SpeechSegment, Transcript
 from speechsvc.workers import Priority
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ async def analyze_recording(
         for s, r in kept
     ]
     await analyzer.analyze(utterances)
-    duration = audio.shape[1] / SAMPLE_RATE
+    duration = audio.shape[1] / PIPELINE_RATE
     duration_ms = int(duration * 1000)
     cut_off = cut_off_legs(((s.leg, s.end_ms) for s in segments), duration_ms)
     analyzer.end(CallEnd("recording", dict.fromkeys(legs, duration_ms), cut_off))

@@ -27,10 +27,10 @@ from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
 from speechsvc.runtime.calls import CallIndex
 from speechsvc.security import Guard, principal_var
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
+from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
 from speechsvc.speech.vad import SileroModel
-from speechsvc.types import CallConfig, ModelInfo
+from speechsvc.types import PIPELINE_RATE, CallConfig, ModelInfo
 from speechsvc.workers import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class Engine:
     def _run_asr(self, batch: list[AsrRequest]) -> list[AsrResult]:
         started = time.perf_counter()
         results = self.recognizer.transcribe(batch)
-        audio_s = sum(r.audio.size for r in batch) / SAMPLE_RATE
+        audio_s = sum(r.audio.size for r in batch) / PIPELINE_RATE
         if audio_s > 0:
             self.metrics.real_time_factor.observe((time.perf_counter() - started) / audio_s)
         return results

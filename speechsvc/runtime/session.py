@@ -36,8 +36,9 @@ from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.partials import PartialStabilizer
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
-from speechsvc.speech.vad import SAMPLE_RATE, SpeechEnded, VadStream
+from speechsvc.speech.vad import SpeechEnded, VadStream
 from speechsvc.types import (
+    PIPELINE_RATE,
     CallConfig,
     CallEnded,
     CallEvent,
@@ -51,6 +52,7 @@ from speechsvc.types import (
     Ready,
     SpeechSegment,
     Transcript,
+    fixed_language,
 )
 from speechsvc.workers import Priority
 
@@ -95,7 +97,7 @@ class CallSession:
         self._seq = -1
         self.failed: SpeechsvcError | None = None
         self.max_frame_bytes = config.audio.bytes_for_ms(self.options.max_frame_ms)
-        self._language = None if config.language == "auto" else config.language
+        self._language = fixed_language(config.language)
         call = CallInfo(self.call_id, config.legs, Mode.LIVE, config.metadata, config.redaction)
         self.analyzer = CallAnalyzer(engine.stages, call, engine.metrics)
         # Finals wait here for analysis, in order; the stages see the call's utterances in sequence. A mapping
@@ -266,14 +268,14 @@ class CallSession:
         return ("" if all(r.language == "zh" for r in heard) else " ").join(r.text for r in heard)
 
     def _maybe_partial(self, leg: _Leg) -> None:
-        interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000
+        interval = self.options.partial_interval_ms * PIPELINE_RATE // 1000
         if not self.config.partials or interval <= 0 or (leg.partial_task and not leg.partial_task.done()):
             return
         current = leg.vad.current()
         if current is None:
             return
         index, start_ms, audio = current
-        due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * SAMPLE_RATE // 1000
+        due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * PIPELINE_RATE // 1000
         if audio.size < due:
             return
         if self.engine.asr.queued(upto=Priority.PARTIAL) >= self.options.partial_skip_depth:
@@ -289,7 +291,7 @@ class CallSession:
         if index <= leg.finalized or not result.text or self._ended:
             return
         text, stable = leg.stabilizer.update(result.text)
-        end_ms = start_ms + audio.size * 1000 // SAMPLE_RATE
+        end_ms = start_ms + audio.size * 1000 // PIPELINE_RATE
         partial = self._transcript(leg.name, index, start_ms, end_ms, result, False, text=text, stable=stable)
         self._emit(self.analyzer.rewrite(partial))
 
@@ -402,7 +404,7 @@ class CallSession:
             LegSummary(
                 leg=leg.name,
                 audio_ms=leg.received_samples * 1000 // rate,
-                speech_ms=leg.vad.speech_samples * 1000 // SAMPLE_RATE,
+                speech_ms=leg.vad.speech_samples * 1000 // PIPELINE_RATE,
                 utterances=leg.finalized + 1,
             )
             for leg in self._legs.values()
