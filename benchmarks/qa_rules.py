@@ -37,7 +37,7 @@ from speechsvc.analysis.assist import AssistEngine, AssistOptions
 from speechsvc.analysis.embedding import encode
 from speechsvc.analysis.intent import TextModel, embedder
 from speechsvc.analysis.qa import QaEngine, QaReport
-from speechsvc.analysis.qa_rules import QaRules
+from speechsvc.analysis.qa.rules import QaRules
 from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.evaluation.machine import describe
 from speechsvc.models import heads_dir

@@ -165,7 +165,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     if args.grpc:
-        from speechsvc.clients.grpc import stream_grpc
+        from speechsvc.clients.grpc_client import stream_grpc
 
         asyncio.run(stream_grpc(args.grpc, audio, language=args.language, speed=args.speed, on_event=show))
     else:
@@ -407,7 +407,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_qa(args: argparse.Namespace) -> int:
     """Re-score batch reports with a QA rules file, without re-running ASR: one JSON line per report."""
     from speechsvc.analysis.qa import QaEngine, qa_aggregates
-    from speechsvc.analysis.qa_rules import QaRules, QaRulesError
+    from speechsvc.analysis.qa.rules import QaRules, QaRulesError
     from speechsvc.analysis.record import call_end_from_report, utterances_from_report
 
     try:
@@ -446,8 +446,8 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a text model from the operator's labelled TSV; per-intent cross-validated accuracy to stdout."""
-    from speechsvc.analysis.intent_data import IntentDataError, read_examples
-    from speechsvc.analysis.intent_train import SHIPPED_DATA, model_card, train
+    from speechsvc.training.intent_data import IntentDataError, read_examples
+    from speechsvc.training.intent_train import SHIPPED_DATA, model_card, train
 
     try:
         examples = read_examples(args.data)
@@ -480,7 +480,7 @@ def _progress(line: str) -> None:
 
 def cmd_intents(args: argparse.Namespace) -> int:
     """The labelling sheet: utterances from batch reports the model was least sure of, and a diverse sample."""
-    from speechsvc.analysis.intent_data import IntentDataError, candidates, select, write_sheet
+    from speechsvc.training.intent_data import IntentDataError, candidates, select, write_sheet
 
     try:
         found = candidates(args.reports, legs=tuple(args.legs.split(",")))

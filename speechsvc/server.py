@@ -185,7 +185,7 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings, engine)
     http = _Server(uvicorn_config(app, settings), engine, settings.shutdown_grace_s)
     if settings.grpc_port >= 0:
-        from speechsvc.transports.grpc import start_grpc_server
+        from speechsvc.transports.grpc_server import start_grpc_server
 
         grpc_server = await start_grpc_server(engine, settings)
         http.stops.append(lambda: grpc_server.stop(settings.shutdown_grace_s))

@@ -101,11 +101,11 @@ def test_both_languages_have_every_text() -> None:
 
 def test_a_failed_qa_rule_on_the_call_index_keeps_its_note_and_evidence() -> None:
     """The console's cards read why a rule failed from GET /v1/calls (a console-driven addition)."""
-    from speechsvc.analysis.inspection import InspectionStage, Qa
     from speechsvc.analysis.qa import QaEngine
-    from speechsvc.analysis.qa_ops import QaEvidence
-    from speechsvc.analysis.qa_rules import QaRules
-    from speechsvc.runtime.calls import CallIndex
+    from speechsvc.analysis.qa.ops import QaEvidence
+    from speechsvc.analysis.qa.rules import QaRules
+    from speechsvc.analysis.qa.stage import InspectionStage, Qa
+    from speechsvc.runtime.call_index import CallIndex
     from speechsvc.types import CallEvent, Ready
 
     pack = """version = 1

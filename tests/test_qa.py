@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from speechsvc.analysis.qa import QaEngine, QaOutcome, QaReport, qa_aggregates
-from speechsvc.analysis.qa_rules import DEFAULT_RULES, QaRules, QaRulesError
+from speechsvc.analysis.qa.rules import DEFAULT_RULES, QaRules, QaRulesError
 from speechsvc.analysis.record import CallEnd, Utterance, call_end_from_report, utterances_from_report
 
 DATA = Path(__file__).parent / "data"

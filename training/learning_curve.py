@@ -32,8 +32,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from speechsvc.analysis.intent_train import SHIPPED_DATA
 from speechsvc.analysis.text import char_ngrams, normalize
+from speechsvc.training.intent_train import SHIPPED_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (5, 10, 20, 50)

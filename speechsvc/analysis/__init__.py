@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def stage_classes() -> list[type[Stage]]:
-    """Every :class:`Stage` subclass defined in this package, in phase order."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    """Every :class:`Stage` subclass defined in this package (its modules and the modules of its sub-packages: a
+    stage of several modules has a folder of its own), in phase order."""
+    for module in pkgutil.walk_packages(__path__, f"{__name__}."):
+        importlib.import_module(module.name)
     return sorted(Stage.registry, key=lambda cls: (cls.phase, cls.name))
 
 

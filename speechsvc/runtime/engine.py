@@ -25,7 +25,7 @@ from speechsvc.metrics import Metrics
 from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
-from speechsvc.runtime.calls import CallIndex
+from speechsvc.runtime.call_index import CallIndex
 from speechsvc.security import Guard, principal_var
 from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from speechsvc.analysis.embedding import Embed, encode
-from speechsvc.analysis.qa_rules import match_form
+from speechsvc.analysis.qa.rules import match_form
 from speechsvc.analysis.record import Utterance
 
 DEFAULT_KNOWLEDGE = Path(__file__).with_name("assist_default.toml")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from speechsvc.analysis.assist import AssistCall, AssistEngine, Knowledge
+from speechsvc.analysis.assist.engine import AssistCall, AssistEngine, Knowledge
 from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall
 from speechsvc.analysis.record import Utterance
 from speechsvc.config import Settings

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from speechsvc.analysis import qa_rules as spec
+from speechsvc.analysis.qa import rules as spec
 from speechsvc.analysis.record import CallEnd, Role, Utterance
 from speechsvc.types import Leg
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from speechsvc.analysis.base import CallInfo, Stage, StageCall
-from speechsvc.analysis.qa import QaCall, QaEngine, QaOutcome, qa_aggregates
-from speechsvc.analysis.qa_ops import QaEvidence
-from speechsvc.analysis.qa_rules import QaRules
+from speechsvc.analysis.qa.engine import QaCall, QaEngine, QaOutcome, qa_aggregates
+from speechsvc.analysis.qa.ops import QaEvidence
+from speechsvc.analysis.qa.rules import QaRules
 from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.config import Settings
 from speechsvc.types import Event, Leg
