@@ -153,3 +153,18 @@ async def test_a_one_module_stage_reaches_every_surface(silence_stage: type[Stag
     assert row["silence_events"] == len(found)
     job = json.loads((tmp_path / "out" / "silence_summary.json").read_text())
     assert job == {"recordings": 1, "events": {"silence": len(found)}}
+
+
+def test_the_console_shows_an_event_of_a_stage_it_does_not_know(silence_stage: type[Stage]) -> None:
+    """The call view has no code for this stage; it still shows its events (type and fields) where they happened."""
+    from tests.test_console import chromium, js_errors, wait_css
+
+    server = FakeServer()
+    server.engine.stages.extend(load_stages(server.settings, only=("silence",)))
+    with server as s, chromium() as browser:
+        events, _ = asyncio.run(ws_call(s.ws("/v1/stream"), pcm16(AUDIO), call_id="quiet-ui"))
+        gaps = _gaps(events)
+        browser.get(f"{s.http_url}/console#/calls/quiet-ui")
+        shown = wait_css(browser, '.inline.other[data-type="silence"]', "the silence events inline")
+        assert len(shown) == len(gaps) and f"gap_ms: {gaps[0]}" in shown[0].text
+        assert not js_errors(browser)
