@@ -106,6 +106,7 @@ def test_a_failed_qa_rule_on_the_call_index_keeps_its_note_and_evidence() -> Non
     from speechsvc.analysis.qa.rules import QaRules
     from speechsvc.analysis.qa.stage import InspectionStage, Qa
     from speechsvc.runtime.call_index import CallIndex
+    from speechsvc.security.principal import ANONYMOUS
     from speechsvc.types import CallEvent, Ready
 
     pack = """version = 1
@@ -122,7 +123,7 @@ when = { op = "keyword", role = "agent", any = ["不归我管"] }
     index(CallEvent("c1", 0, Ready(("customer", "agent"), "pcm16", 16000, "zh", "ws")))
     evidence = (QaEvidence(2, "agent", 1000, 2000, "这个不归我管", "forbidden"),)
     index(CallEvent("c1", 5, Qa("forbidden", "attitude", "critical", False, -20.0, evidence, "live", "said it")))
-    (call,) = index.calls()
+    (call,) = index.calls(ANONYMOUS)
     (failed,) = call["qa_failed"]
     assert (failed["rule"], failed["note"], failed["text"]) == ("forbidden", "said it", "这个不归我管")
     assert call["risk"] == 2.0  # a critical rule, as the rules pack weighs it
