@@ -1,6 +1,7 @@
 """What is known of recent calls, for views that open mid-call (the supervisor console, a CRM): a snapshot of
-every active call (transport, legs, platform ids, duration, current emotion, last intent, escalations, failed
-QA rules, a risk score to sort by) and each call's events so far.
+every active call (transport, legs, platform ids, duration, last words, what each analysis stage shows of it on
+the call's card: current emotion, last intent, escalations, failed QA rules..., and a risk score to sort by, the
+sum of the stages' own) and each call's events so far.
 
 Calls are kept per tenant (keyed by ``(tenant, call_id)``: two tenants may use the same call id) and every view is
 filtered by the caller: a tenant sees its own calls, an admin every tenant's.
@@ -16,22 +17,15 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from speechsvc.analysis.emotion import Emotion
-from speechsvc.analysis.escalation import Escalation
-from speechsvc.analysis.inspection import Qa, QaSummary
-from speechsvc.analysis.intent import Intent
+from speechsvc.analysis.base import Stage
 from speechsvc.security.principal import Principal
 from speechsvc.types import CallEnded, CallEvent, Ready, Transcript
 
 CallKey = tuple[str, str]  # (tenant, call_id)
-
-# How much an escalation or a failed QA rule weighs when calls are sorted by risk.
-RISK = {"regulator_threat": 5.0, "angry_caller": 4.0, "complaint": 3.0, "human_requested": 2.0,
-        "cancellation_risk": 2.0}
-QA_SEVERITY_RISK = {"critical": 2.0, "major": 1.0, "minor": 0.3, "info": 0.0}
 
 
 @dataclass
@@ -46,24 +40,19 @@ class CallView:
     started_at: float = 0.0
     ended_at: float | None = None
     end_reason: str | None = None
-    # Per leg: the latest emotion label and smoothed P(angry).
-    emotion: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The latest intent of the customer (or mixed) leg.
-    intent: dict[str, Any] | None = None
-    escalations: list[dict[str, Any]] = field(default_factory=list)
-    qa_failed: list[dict[str, Any]] = field(default_factory=list)
-    qa_score: float | None = None
     last_text: dict[str, str] = field(default_factory=dict)
+    # What the analysis stages show of the call (``Stage.card``: emotion, intent, escalations, qa_failed...),
+    # and each stage's risk score for it.
+    card: dict[str, Any] = field(default_factory=dict)
+    risks: dict[str, float] = field(default_factory=dict)
     events: collections.deque[CallEvent] = field(default_factory=collections.deque, repr=False)
     partials: dict[str, CallEvent] = field(default_factory=dict, repr=False)
 
     @property
     def risk(self) -> float:
-        """Escalations and failed QA rules, weighted; the voice's P(angry) breaks ties."""
-        score = sum(RISK.get(e["kind"], 1.0) for e in self.escalations)
-        score += sum(QA_SEVERITY_RISK.get(q["severity"], 0.5) for q in self.qa_failed)
-        p_angry = max((e.get("p_angry_smoothed") or 0.0 for e in self.emotion.values()), default=0.0)
-        return round(score + p_angry, 3)
+        """The stages' risk scores summed (escalations and failed QA rules weighted by their rules files; the
+        voice's P(angry) breaks ties)."""
+        return round(sum(self.risks.values()), 3)
 
     def summary(self, now: float) -> dict[str, Any]:
         end = self.ended_at or now
@@ -72,13 +61,14 @@ class CallView:
             "metadata": self.metadata,
             "started_at": self.started_at, "ended_at": self.ended_at, "end_reason": self.end_reason,
             "active": self.ended_at is None, "duration_s": round(max(0.0, end - self.started_at), 1),
-            "emotion": self.emotion, "intent": self.intent, "escalations": self.escalations,
-            "qa_failed": self.qa_failed, "qa_score": self.qa_score, "last_text": self.last_text, "risk": self.risk,
+            **self.card, "last_text": self.last_text, "risk": self.risk,
         }
 
 
 class CallIndex:
-    def __init__(self, max_events: int = 2000, max_calls: int = 500, keep_ended_s: float = 600.0) -> None:
+    def __init__(self, stages: Sequence[Stage] = (), max_events: int = 2000, max_calls: int = 500,
+                 keep_ended_s: float = 600.0) -> None:
+        self.stages = stages
         self.max_events = max_events
         self.max_calls = max_calls
         self.keep_ended_s = keep_ended_s
@@ -141,19 +131,11 @@ class CallIndex:
         elif isinstance(e, CallEnded):
             view.ended_at, view.end_reason = e.emitted_at, e.reason
             view.partials.clear()
-        elif isinstance(e, Emotion):
-            view.emotion[e.leg] = {"label": e.label, "p_angry_smoothed": e.p_angry_smoothed}
-        elif isinstance(e, Intent) and e.leg in ("customer", "mixed"):
-            view.intent = {"label": e.label, "probability": e.probability, "utterance": e.utterance}
-        elif isinstance(e, Escalation):
-            view.escalations.append({"kind": e.kind, "score": e.score, "reasons": list(e.reasons),
-                                     "at": e.emitted_at, "text": e.evidence[0].text if e.evidence else ""})
-        elif isinstance(e, Qa) and e.passed is False:
-            view.qa_failed.append({"rule": e.rule, "severity": e.severity, "category": e.category,
-                                   "at": e.emitted_at, "note": e.note,
-                                   "text": e.evidence[0].text if e.evidence else ""})
-        elif isinstance(e, QaSummary):
-            view.qa_score = e.score
+        else:
+            for stage in self.stages:
+                risk = stage.card(view.card, e)
+                if risk is not None:
+                    view.risks[stage.name] = risk
 
     def _forget_old(self, now: float | None = None) -> None:
         now = now or time.time()
