@@ -22,7 +22,7 @@ import openai
 import pytest
 import websockets
 
-from speechsvc.clients.grpc import stream_grpc
+from speechsvc.clients.grpc_client import stream_grpc
 from speechsvc.clients.ws import StreamAudio, stream_ws, to_pcm16
 from speechsvc.evaluation.scoring import error_rate
 from speechsvc.speech.audio import decode_file, encode_file, mulaw_encode, resample
