@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 VOICE = "cmn-latn-pinyin"  # reads Chinese characters as Mandarin ("cmn" reads them with English rules)
 SPEED = 130  # words per minute; slower than the default 175 is easier to recognise
 CLIPS = {
-    "espeak_zh_greeting": "您好，请问有什么可以帮您？",
+    "espeak_zh_network": "我的网络一直连不上，请帮我看一下。",
     "espeak_zh_bill": "我想查询一下这个月的话费账单。",
 }
 
