@@ -240,22 +240,3 @@ async def test_batch_cli_and_rest_job_on_a_recorded_call(server: LiveServer, tmp
         (result,) = (await http.get(f"/v1/jobs/{job_id}/results")).json()["results"]
     check_report(result["report"])
     assert [s["text"] for s in result["report"]["segments"]] == [s["text"] for s in report["segments"]]
-
-
-@pytest.mark.model
-async def test_dictated_digits_are_redacted_live() -> None:
-    """A caller says "one two three" twice; with a one-digit PII threshold no event carries a digit in the
-    clear, and each redaction has its place in the utterance."""
-    gap = np.zeros(int(RATE * 0.15), np.float32)
-    digits = [clip16k(f"asterisk_digits-{d}") for d in (1, 2, 3, 1, 2, 3)]
-    audio = np.concatenate([x for d in digits for x in (d, gap)] + [np.zeros(RATE, np.float32)])
-    with LiveServer(pii_min_digits=1, pii_names_addresses=False) as server:
-        events = await stream_ws(server.url, stream(audio), language="en", speed=0, words=True,
-                                 call_id="fixture-pii")
-    finals = finals_of(events)  # e.g. "1, 2, 3, 1, 2" then "Three." (a word, nothing to redact)
-    assert any(f["redactions"] for f in finals), [f["text"] for f in finals]
-    for f in finals:
-        assert "".join(w["text"] for w in f["words"]) == f["text"]
-        assert all(f["start_ms"] - 100 <= r["start_ms"] < r["end_ms"] <= f["end_ms"] + 100 for r in f["redactions"])
-    for e in events:
-        assert not re.search(r"[0-9]", str(e.get("text", "")) + str(e.get("stable_text", ""))), e
