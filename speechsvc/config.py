@@ -90,8 +90,11 @@ class StreamOptions:
     partial_interval_ms: int
     # ... and the first one as soon as the utterance has this much audio (pre-roll included).
     first_partial_ms: int
-    # Skip a partial when the ASR queue already holds this many items (finals keep their latency).
-    partial_skip_depth: int
+    # A partial that the ASR worker could not start within this many ms is not decoded (it would arrive stale),
+    # and the leg's cadence stretches: interval x 2, x 4 ... up to partial_max_stretch, back as partials come
+    # promptly again.
+    partial_stale_ms: int
+    partial_max_stretch: int
     # Largest binary frame accepted, in ms of audio at the declared format.
     max_frame_ms: int
     # Bound on queued outgoing events per call; a client that does not read is disconnected.
@@ -108,6 +111,9 @@ class WorkerOptions:
 
     # Most items run in one model call (cross-call batching).
     max_batch: int
+    # ... and at most this much estimated model work (the items' ``cost_s`` summed; 0 = no bound), so an urgent
+    # item waits for at most one short batch.
+    max_batch_cost_s: float
     # Queued items beyond this are refused with Overloaded.
     max_queue: int
 
@@ -305,6 +311,9 @@ class Settings(BaseSettings):
     languages: tuple[str, ...] = ("zh", "en")
     default_language: Literal["zh", "en", "auto"] = "zh"
     asr_max_batch: int = Field(8, ge=1, le=64)
+    # A batch's estimated cost: the seconds of audio its items encode (each item's speech + 2 s), summed; a final
+    # that arrives while a batch runs waits for at most this much work (0 = bounded by items only).
+    asr_max_batch_cost_s: float = Field(30.0, ge=0)
     asr_max_queue: int = Field(256, ge=1)
 
     # ---- VAD ---------------------------------------------------------------------------------------------
@@ -324,7 +333,8 @@ class Settings(BaseSettings):
     max_frame_ms: int = Field(1000, ge=20, le=10000)
     partial_interval_ms: int = Field(1000, ge=0)
     first_partial_ms: int = Field(600, ge=100)
-    partial_skip_depth: int = Field(2, ge=0)
+    partial_stale_ms: int = Field(1000, ge=50)
+    partial_max_stretch: int = Field(4, ge=1, le=64)
     max_pending_events: int = Field(1000, ge=10)
     max_pending_utterances: int = Field(32, ge=1)
     # Previous finals of a leg given to the decoder with its next final (eval/long: CER 0.206 -> 0.170 with 2),
@@ -470,7 +480,8 @@ class Settings(BaseSettings):
         return StreamOptions(
             partial_interval_ms=self.partial_interval_ms,
             first_partial_ms=self.first_partial_ms,
-            partial_skip_depth=self.partial_skip_depth,
+            partial_stale_ms=self.partial_stale_ms,
+            partial_max_stretch=self.partial_max_stretch,
             max_frame_ms=self.max_frame_ms,
             max_pending_events=self.max_pending_events,
             max_pending_utterances=self.max_pending_utterances,
@@ -486,9 +497,10 @@ class Settings(BaseSettings):
                              self.event_publish_queue, replica, self.event_claim_idle_s)
 
     def asr_worker(self) -> WorkerOptions:
-        return WorkerOptions(max_batch=self.asr_max_batch, max_queue=self.asr_max_queue)
+        return WorkerOptions(max_batch=self.asr_max_batch, max_batch_cost_s=self.asr_max_batch_cost_s,
+                             max_queue=self.asr_max_queue)
 
     def analysis_worker(self) -> WorkerOptions:
         """Bounds of the analysis stages' workers (text, emotion): they see every final of every call."""
-        return WorkerOptions(max_batch=self.text_max_batch, max_queue=self.asr_max_queue * 2)
+        return WorkerOptions(max_batch=self.text_max_batch, max_batch_cost_s=0.0, max_queue=self.asr_max_queue * 2)
 

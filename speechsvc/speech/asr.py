@@ -63,6 +63,11 @@ class AsrRequest:
     # What the speaker said just before (a live leg's previous finals), given to the decoder as previous text.
     context: str = ""
 
+    @property
+    def cost_s(self) -> float:
+        """Estimated work, for the worker's bound on a batch: seconds of audio to encode (speech + 2 s margin)."""
+        return self.audio.size / SAMPLE_RATE + 2.0
+
 
 @dataclass(frozen=True)
 class AsrResult:
