@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import enum
 import heapq
@@ -34,7 +35,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -65,15 +66,29 @@ class _Job(Generic[In, Out]):
     deadline: float = field(compare=False, default=math.inf)  # not run when its turn comes after this
 
 
-def name_os_thread(name: str) -> None:
-    """Give the calling thread ``name`` in the OS too (``/proc/PID/task/*/comm``, top -H, py-spy), so CPU per
-    thread can be told apart; the threads a native library starts from this thread inherit it. Best effort:
-    only Linux has ``prctl``."""
+def name_os_thread(name: str) -> str:
+    """Give the calling thread ``name`` in the OS too (``/proc/PID/task/*/comm``, top -H), so CPU per thread
+    can be told apart; threads a native library starts from this thread inherit it. Returns the previous name.
+    Best effort: only Linux has ``prctl``."""
     try:
         libc = ctypes.CDLL(None)
+        old = ctypes.create_string_buffer(16)
+        libc.prctl(16, old, 0, 0, 0)  # PR_GET_NAME
         libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        return old.value.decode(errors="replace")
     except (OSError, AttributeError):
-        pass
+        return name
+
+
+@contextlib.contextmanager
+def os_thread_named(name: str) -> Iterator[None]:
+    """The calling thread is called ``name`` meanwhile: a native library's thread pool created inside (e.g.
+    CTranslate2's compute threads at the first decode) carries that name."""
+    old = name_os_thread(name)
+    try:
+        yield
+    finally:
+        name_os_thread(old)
 
 
 def cost_of(item: object) -> float:

@@ -215,8 +215,11 @@ class WhisperRecognizer:
 
     def warm_up(self) -> None:
         """One decode of a short tone so the first call does not pay for lazy initialisation."""
+        from speechsvc.workers import os_thread_named
+
         t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
-        self.transcribe([AsrRequest(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32), "zh")])
+        with os_thread_named("asr-ct2"):  # CTranslate2's compute threads start here: named for CPU accounting
+            self.transcribe([AsrRequest(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32), "zh")])
 
     def log_mel(self, audio: Float32Array) -> Float32Array:
         """Log-mel features of up to 30 s of audio, shape (n_mels, frames)."""
