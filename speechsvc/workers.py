@@ -34,6 +34,8 @@ import heapq
 import itertools
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +93,16 @@ def os_thread_named(name: str) -> Iterator[None]:
         name_os_thread(old)
 
 
+def _thread_setup(name: str, nice: int) -> None:
+    """A worker thread's OS name, and its niceness on top of the process's (Linux: per thread)."""
+    name_os_thread(name)
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        except OSError as e:
+            log.warning("cannot lower the priority of the %s thread: %s", name, e)
+
+
 def cost_of(item: object) -> float:
     """Estimated model seconds of an item: its ``cost_s`` when it has one, else 0 (bounded by count only)."""
     cost = getattr(item, "cost_s", 0.0)
@@ -114,7 +126,7 @@ class InferenceWorker(Generic[In, Out]):
         self._wake = asyncio.Event()
         self._counter = itertools.count()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}",
-                                            initializer=name_os_thread, initargs=(f"infer-{name}",))
+                                            initializer=_thread_setup, initargs=(f"infer-{name}", options.nice))
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._on_batch = on_batch

@@ -33,6 +33,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ import numpy as np
 
 from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws
 from speechsvc.evaluation.machine import describe
-from speechsvc.evaluation.scoring import error_rate
+from speechsvc.evaluation.scoring import error_counts, error_rate
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (../shared/eval beside it)
 
@@ -74,6 +75,8 @@ class CallResult:
     refused: str = ""
     partials: int = 0  # partial events received
     stable_changed: int = 0  # partials whose stable_text does not extend the previous one's (must stay 0)
+    # (edits, chars) of each utterance's last partial against its final: how near the last caption came.
+    partial_edits: list[tuple[int, int]] = field(default_factory=list)
     speech_s: float = 0.0  # reference speech streamed
 
 
@@ -113,6 +116,10 @@ def score_call(call: int, events: list[dict[str, Any]], utterances: list[Utteran
                   if p["start_ms"] / 1000 < u.end_s and p["end_ms"] / 1000 > u.start_s]
         if firsts:
             result.first_partial_s.append(min(firsts) - (t0 + u.start_s))
+    for f in finals:
+        mine = [p for p in partials if p.get("leg") == f.get("leg") and p.get("utterance") == f.get("utterance")]
+        if mine and f["text"]:
+            result.partial_edits.append(error_counts(f["text"], mine[-1]["text"], "zh"))
     return result
 
 
@@ -151,8 +158,10 @@ def rotated(audio: StreamAudio, utterances: list[Utterance], offset_s: float) ->
 async def one_call(call: int, args: argparse.Namespace, audio: StreamAudio, utterances: list[Utterance],
                    partials: bool = True) -> CallResult:
     audio, utterances = rotated(audio, utterances, call * args.rotate)
-    # Arrivals: every --stagger seconds on average, with a seeded random jitter (Poisson-like, reproducible).
-    await asyncio.sleep(call * args.stagger * (1 + args.jitter * (random.Random(call).random() - 0.5)))
+    # Arrivals: every --stagger seconds on average (or all within --spread seconds), with a seeded random jitter
+    # (Poisson-like, reproducible).
+    stagger = args.spread / max(1, args.level_calls) if args.spread else args.stagger
+    await asyncio.sleep(call * stagger * (1 + args.jitter * (random.Random(call).random() - 0.5)))
     t0 = time.time()
     try:
         if args.transport == "grpc":
@@ -236,7 +245,12 @@ class ServerProcess:
         if args.compute_type:
             cmd += ["--compute-type", args.compute_type]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        if args.server_cwd:  # another checkout's server (before/after comparisons with one client)
+            env["PYTHONPATH"] = str(args.server_cwd)
+        # The server's log goes to a file: a pipe nobody reads fills up and blocks the server mid-run.
+        self.log = tempfile.NamedTemporaryFile("w", prefix="speechsvc-bench-server-", suffix=".log", delete=False)
+        say(f"server log: {self.log.name}")
+        self.proc = subprocess.Popen(cmd, env=env, stderr=self.log, text=True, cwd=args.server_cwd)
         deadline = time.time() + 180
         while time.time() < deadline:
             try:
@@ -276,6 +290,7 @@ async def run_level(n: int, args: argparse.Namespace, audio: StreamAudio, uttera
     metrics_url = args.url.replace("ws://", "http://").split("/v1/")[0] + "/metrics"
     batches0 = scrape_batches(metrics_url)
     wall0 = time.time()
+    args.level_calls = n
     results = await asyncio.gather(*(one_call(i, args, audio, utterances, partials) for i in range(n)))
     wall = time.time() - wall0
     batches = {k: round(v - batches0.get(k, 0.0), 2) for k, v in scrape_batches(metrics_url).items()
@@ -300,6 +315,9 @@ async def run_level(n: int, args: argparse.Namespace, audio: StreamAudio, uttera
         # Partials actually delivered per second of speech (the cadence asks for about one).
         "partials_per_speech_s": round(sum(r.partials for r in held) / max(1e-9, speech_s), 2),
         "stable_text_changed": sum(r.stable_changed for r in held),
+        # CER of each utterance's last partial against its final (partial accuracy; lower is nearer).
+        "last_partial_cer": round(sum(e for r in held for e, _ in r.partial_edits)
+                                  / max(1, sum(c for r in held for _, c in r.partial_edits)), 4),
         "wall_s": round(wall, 1),
         "server_batches": batches,
         # The benchmark's own process shares the machine: its CPU is reported beside the server's.
@@ -342,6 +360,7 @@ def summarize(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "first_partial_p95_s": median(lambda lv: lv["first_partial_s"]["p95"]),
                 "partials_per_speech_s": median(lambda lv: lv["partials_per_speech_s"]),
                 "cer": median(lambda lv: lv["cer"]),
+                "last_partial_cer": median(lambda lv: lv.get("last_partial_cer") if lv["partials"] else None),
                 "server_cpu_percent": median(lambda lv: lv.get("server_cpu_percent")),
                 "missed_utterances": sum(lv["missed_utterances"] for lv in runs),
                 "refused": sum(lv["refused"] for lv in runs),
@@ -373,6 +392,8 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "audio": f"{args.file}{' (telephone 8 kHz)' if args.telephone else ''}, first {args.seconds} s",
         "arrivals": f"every {args.stagger} s, jitter {args.jitter}, call k starts {args.rotate} x k s into the audio",
         "server_settings": {k: v for k, v in os.environ.items() if k.startswith("SPEECHSVC_")},
+        "server_checkout": str(args.server_cwd or ROOT),
+        "note": args.note,
     }
 
 
@@ -421,6 +442,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--transport", choices=["ws", "grpc"], default="ws")
     p.add_argument("--frame-ms", type=int, default=100)
     p.add_argument("--stagger", type=float, default=0.37, help="mean seconds between call starts")
+    p.add_argument("--spread", type=float, default=0.0,
+                   help="start the N calls of a level within this many seconds (stagger = SPREAD / N) instead of "
+                        "every --stagger seconds: large N on a GPU")
+    p.add_argument("--budget-s", type=float, default=0.0,
+                   help="stop a sweep before a level that would start after this many seconds (0: no limit)")
     p.add_argument("--jitter", type=float, default=0.0,
                    help="spread of each start around its slot, as a fraction of --stagger (e.g. 1 = ±50 %%)")
     p.add_argument("--rotate", type=float, default=0.0,
@@ -432,6 +458,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-calls", type=int, default=256)
     p.add_argument("--port", type=int, default=18300)
     p.add_argument("--url", help="measure a running server instead of starting one")
+    p.add_argument("--server-cwd", type=Path, help="start the server from this checkout (before/after runs)")
+    p.add_argument("--note", default="", help="recorded in the results (e.g. what else ran on the machine)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "stream_latency.json")
     args = p.parse_args(argv)
     return args
@@ -456,7 +484,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             while n <= args.max_sweep:
                 counts.append(n)
                 n *= 2
+        started = time.time()
         for n in counts:
+            if args.budget_s and levels and time.time() - started > args.budget_s:
+                say(f"time budget of {args.budget_s:.0f} s spent: stopping before {n} calls")
+                break
             for _ in range(args.repeat):
                 for mode in modes:
                     level = await run_level(n, args, audio, utterances, server, mode)
