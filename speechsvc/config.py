@@ -296,7 +296,7 @@ class Settings(BaseSettings):
     compute_type: str = "default"
     cpu_threads: int = Field(2, ge=0, le=256)
     asr_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
-    asr_partial_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
+    asr_partial_min_window_s: float = Field(5.0, ge=1.0, le=30.0)
     asr_beam_size: int = Field(1, ge=1, le=10)
     asr_tokens_per_second: float = Field(10.0, gt=0)
     asr_extra_tokens: int = Field(12, ge=0)
