@@ -4,6 +4,7 @@ the analysis seam, what subscribers see, the end of a call, and failures that st
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -302,7 +303,7 @@ async def test_partials_while_speaking_only_and_their_committed_text_never_chang
     assert kinds.count("transcript.final") == 1 and kinds.index("transcript.final") == len(kinds) - 1
     partials = [e.event for e in events if e.event.type == "transcript.partial"]
     assert 3 <= len(partials) <= 6  # every ~0.5 s of the 3 s of speech, none in the pause before the final
-    for before, after in zip(partials, partials[1:], strict=False):
+    for before, after in itertools.pairwise(partials):
         assert after.stable_text.startswith(before.stable_text)
 
 
