@@ -182,14 +182,17 @@ class WhisperRecognizer:
         compute_type = options.compute_type
         if compute_type == "default":
             compute_type = "float16" if device == "cuda" else "int8"
+        from speechsvc.workers import os_thread_named
+
         try:
-            self._model = WhisperModel(
-                str(model_dir),
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=options.cpu_threads,
-                local_files_only=True,
-            )
+            with os_thread_named("asr-ct2"):  # CTranslate2's compute threads start here: named for CPU accounting
+                self._model = WhisperModel(
+                    str(model_dir),
+                    device=device,
+                    compute_type=compute_type,
+                    cpu_threads=options.cpu_threads,
+                    local_files_only=True,
+                )
         except (RuntimeError, ValueError, OSError) as e:
             raise ModelUnavailable(f"cannot load Whisper model from {model_dir}: {e}") from e
         self.options = options
