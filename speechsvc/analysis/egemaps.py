@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 from afx_audio.extractors import egemaps as ref
 
-from speechsvc.types import Float32Array
+from speechsvc.types import PIPELINE_RATE, Float32Array
 
 Array = np.ndarray[Any, Any]
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = PIPELINE_RATE
 
 
 def egemaps(audio: Float32Array, sr: int = SAMPLE_RATE) -> Float32Array:

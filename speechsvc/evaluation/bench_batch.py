@@ -28,8 +28,9 @@ from speechsvc.config import Settings
 from speechsvc.evaluation.machine import describe
 from speechsvc.evaluation.scoring import error_counts
 from speechsvc.models import whisper_dir
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, WhisperRecognizer
+from speechsvc.speech.asr import AsrRequest, WhisperRecognizer
 from speechsvc.speech.audio import decode_file
+from speechsvc.types import PIPELINE_RATE
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (../shared/eval beside it)
 FILE = "aishellsample_S0150_S0252_concat_read"
@@ -37,11 +38,11 @@ FILE = "aishellsample_S0150_S0252_concat_read"
 
 def utterances(eval_dir: Path, n: int) -> list[tuple[np.ndarray, str]]:
     audio, rate = decode_file(eval_dir / "long" / "audio" / f"{FILE}.wav")
-    assert rate == SAMPLE_RATE
+    assert rate == PIPELINE_RATE
     mono = audio[0].astype(np.float32)
     segments = json.loads((eval_dir / "long" / "segments" / f"{FILE}.json").read_text())[:n]
-    pad = int(0.2 * SAMPLE_RATE)  # the VAD keeps 200 ms around speech
-    return [(mono[max(0, int(s["start"] * SAMPLE_RATE) - pad): int(s["end"] * SAMPLE_RATE) + pad], s["text"])
+    pad = int(0.2 * PIPELINE_RATE)  # the VAD keeps 200 ms around speech
+    return [(mono[max(0, int(s["start"] * PIPELINE_RATE) - pad): int(s["end"] * PIPELINE_RATE) + pad], s["text"])
             for s in segments]
 
 
@@ -53,14 +54,15 @@ def short_clips(eval_dir: Path, n: int) -> list[tuple[np.ndarray, str]]:
     out = []
     for r in rows:
         audio, rate = decode_file(folder / r["file"])
-        assert rate == SAMPLE_RATE
-        out.append((audio[0].astype(np.float32)[: 30 * SAMPLE_RATE], r["reference_text"]))
+        assert rate == PIPELINE_RATE
+        out.append((audio[0].astype(np.float32)[: 30 * PIPELINE_RATE], r["reference_text"]))
     return out
 
 
 def run(recognizer: WhisperRecognizer, items: list[tuple[np.ndarray, str]], batch: int, partial: bool,
         language: str = "zh") -> dict[str, Any]:
-    requests = [AsrRequest(a[: int(1.5 * SAMPLE_RATE)] if partial else a, language, partial=partial) for a, _ in items]
+    cut = int(1.5 * PIPELINE_RATE)  # a partial: the first 1.5 s
+    requests = [AsrRequest(a[:cut] if partial else a, language, partial=partial) for a, _ in items]
     texts: list[str] = []
     batch_s: list[float] = []
     t0 = time.perf_counter()
