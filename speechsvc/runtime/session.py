@@ -80,6 +80,7 @@ class _Leg:
         self.cadence = PartialCadence(options.partial_interval_ms * PIPELINE_RATE // 1000,
                                       options.first_partial_ms * PIPELINE_RATE // 1000, options.partial_max_stretch)
         self.partial_check_at = 0  # received samples before which no partial can be due (saves copying audio)
+        self.partial_index = -1  # the utterance the cadence is counting
         self.finalized = -1  # index of the last utterance whose final was emitted
         self.received_samples = 0
         # Start times of utterances cut by the VAD whose final has not been emitted yet (oldest first).
@@ -285,6 +286,10 @@ class CallSession:
         if current is None:
             return
         index, start_ms, audio = current
+        if index != leg.partial_index:  # a new utterance (the previous one may have been dropped as a blip)
+            if leg.partial_index >= 0 and leg.cadence.at:
+                leg.cadence.reset(time.perf_counter())
+            leg.partial_index = index
         due = leg.cadence.due()
         if audio.size < due:
             # Not due before this much more audio arrives (at the call's rate): skip the copy until then.
