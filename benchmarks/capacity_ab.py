@@ -51,6 +51,10 @@ def side(paths: list[Path]) -> dict[int, dict[str, Any]]:
             "server_batches_on": on[-1].get("server_batches") if on else None,
             "per_run_final_p95_on_s": [lv["final_latency_s"]["p95"] for lv in on],
             "per_run_final_p95_off_s": [lv["final_latency_s"]["p95"] for lv in off],
+            # How much CPU the server got, and what an ASR item cost: the machine was shared, so runs differ.
+            "per_run_server_cpu_on_percent": [lv.get("server_cpu_percent") for lv in on],
+            "per_run_asr_s_per_item_on": [round(b["asr.model_s"] / b["asr.items"], 3) for b in
+                                          (lv.get("server_batches", {}) for lv in on) if b.get("asr.items")],
         }
     return out
 
