@@ -13,7 +13,7 @@ import pytest
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
 from speechsvc.analysis.inspection import InspectionStage, Qa, QaSummary
-from speechsvc.analysis.redaction import RedactionStage
+from speechsvc.analysis.pii.stage import RedactionStage
 from speechsvc.analysis.suggestions import AssistStage
 from speechsvc.batch.recording import analyze_recording
 from speechsvc.config import Settings

@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (data templates: one phrasing per line reads better than wrapped)
+# ruff: noqa: E501, E741, RUF059  (data templates: one phrasing per line; short throwaway names)
 """Writes data/pii_dev_own.tsv: PII dev rows written for this project, six industries, each its own source.
 
 Every sentence template, name, number and address here was written for this project (numbers drawn at random

@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, lac_model
-from speechsvc.analysis.pii_rules import ALL_TYPES
-
+from speechsvc.analysis.pii.rules import ALL_TYPES
 
 Part = Literal["tune", "holdout"]
 # Sources held out from tuning (data/pii_dev.md); every other source is tune.

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from speechsvc.analysis import load_stages
 from speechsvc.analysis.base import Stage
-from speechsvc.analysis.redaction import check_request
+from speechsvc.analysis.pii.stage import check_request
 from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics

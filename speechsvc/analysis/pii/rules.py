@@ -1,6 +1,6 @@
 """The PII detector's hand-written knowledge: cue words, unit words, checksums and value shapes.
 
-Kept apart from the detector (`pii.py`) so the rules can be read, reviewed and extended as data. Everything
+Kept apart from the detector and its families so the rules can be read, reviewed and extended as data. Everything
 here is written for this project from the public rules of the identifiers (GB 11643 resident ID check digit,
 ISO/IEC 7812 Luhn, MIIT mobile prefixes, GA 36 plates, service-number ranges); nothing is taken from
 evaluation data.
@@ -232,4 +232,13 @@ LEAD_IN = re.compile(
 )
 TRAILING = re.compile(
     r"^[\s,，。.、!！?？:：]*(?:(?:呃|嗯|啊|额|哦|噢|对|吧|呢|吗|哈|啦|了|的|是|这样|然后|就这些|就是这个)[\s,，。.、!！?？]*)*$"
+)
+
+# Common surnames (a fallback only when LAC does not tag a name right after 我叫 / 名字是).
+SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭"
+    "陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易"
+    "乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管"
+    "柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟"
+    "邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
 )
