@@ -479,7 +479,8 @@ def telecom(w: Writer) -> None:
         w.one(pick(w, "我要查一下", "帮我看下", "宽带绑定的是", "副卡号码", "给这个号 ", "我家座机 "), ("PHONE", w.say.phone(d)), pick(w, " 的话费", " 这个号码", " 欠费停机了", "", " 为什么扣钱"), note="phone")
     for _ in range(3):
         d = w.v.mobile()
-        w.one(pick(w, "电话号码是+86 ", "号码是 0086"), ("PHONE", w.say.phone(d, "grouped")), note="phone country code in cue")
+        cc = pick(w, "+86 ", "0086")
+        w.one(pick(w, "电话号码是", "号码是 "), ("PHONE", cc + w.say.phone(d, "grouped")), note="phone with country code (in the span)")
     for _ in range(2):
         d = w.v.mobile()
         w.one(pick(w, "我手機是", "電話號碼 "), ("PHONE", w.say.phone(d)), note="phone traditional cue")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from speechsvc.analysis.pii import rules as R
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.pii.context import HAN, Found, Pending, Span, trailing
 from speechsvc.analysis.pii.model import Token
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.itn import DIGITS, DigitRun
-from speechsvc.analysis.pii import rules as R
 from speechsvc.analysis.pii.model import Token
 
 

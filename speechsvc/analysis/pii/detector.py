@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.itn import digit_runs, fold
-from speechsvc.analysis.pii import rules as R
 from speechsvc.analysis.pii.addresses import addresses
 from speechsvc.analysis.pii.context import (
     LEAD_RE,
@@ -28,10 +28,10 @@ from speechsvc.analysis.pii.context import (
     trailing,
 )
 from speechsvc.analysis.pii.model import Tagger, tokens
-from speechsvc.analysis.pii.names import names
+from speechsvc.analysis.pii.names import ends_with_name_cue, leading_name, names
 from speechsvc.analysis.pii.numbers import number_spans
 from speechsvc.analysis.pii.policy import PiiPolicy
-from speechsvc.analysis.pii.shapes import email_tail, emails, passports, plate_tail, plates
+from speechsvc.analysis.pii.shapes import alnum_codes, email_tail, emails, passports, plate_tail, plates
 
 _HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
 
@@ -82,17 +82,16 @@ class Detector:
         return True
 
     def _shapes(self, u: Utterance, found: Findings) -> None:
-        for span, nxt in [*emails(u.text, u.cues), *plates(u.text, u.cues), *passports(u.text, u.cues)]:
+        shaped = [*emails(u.text, u.cues), *plates(u.text, u.cues), *passports(u.text, u.cues)]
+        for span, nxt in [*shaped, *alnum_codes(u.text, u.cues)]:
             if not found.overlaps(span.start, span.end):
                 found.add(span, nxt, u)
 
     def _model_families(self, u: Utterance, found: Findings) -> None:
-        if not u.tokens:
-            return
-        if R.ADDRESS in self.policy.types:
+        if u.tokens and R.ADDRESS in self.policy.types:
             for span, nxt in addresses(u.text, u.tokens, found.taken):
                 found.add(span, nxt, u)
-        if R.NAME in self.policy.types:
+        if R.NAME in self.policy.types:  # without the model (no tokens): names by the rules alone
             for span in names(u.text, u.tokens, found.taken):
                 found.add(span, None, explains=False)
 
@@ -113,6 +112,8 @@ class Detector:
                 new_pending = p
         if new_pending is None:
             new_pending = _bare_cue_pending(u)
+        if new_pending is None and R.NAME in self.policy.types and ends_with_name_cue(u.text):
+            new_pending = Pending(R.NAME, "", u.turn, u.at_ms)
         if new_pending is None and pending is not None and not spans:
             new_pending = pending  # a context turn inside a dictation (等一下 我看一下卡上面)
         topic = ctx.topic
@@ -141,6 +142,9 @@ def continuation(u: Utterance, p: Pending) -> Found | None:
         return email_tail(t, start, u.turn, u.at_ms)
     if p.type == R.LICENSE_PLATE:
         return plate_tail(t, start)
+    if p.type == R.NAME:
+        name = leading_name(t, start)
+        return None if name is None else (name, None)
     if p.type == R.ADDRESS and u.tokens:
         for span, _ in addresses(t, u.tokens, [], continuing=True):
             if R.LEAD_IN.match(t[: span.start]) is not None:

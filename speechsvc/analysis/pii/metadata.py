@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Mapping
 
-from speechsvc.analysis.pii import rules as R
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.pii.policy import PiiPolicy
 from speechsvc.analysis.pii.redactor import PiiRedactor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from speechsvc.analysis.pii import rules as R
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.pii.context import HAN, Span
 from speechsvc.analysis.pii.model import Token
 
@@ -21,9 +21,9 @@ _TITLED_RE = re.compile(f"[{''.join(sorted(R.SURNAMES))}](?:{'|'.join(R.CALLER_T
 
 
 def names(t: str, tokens: list[Token], taken: list[tuple[int, int]]) -> list[Span]:
-    """NAME spans of an utterance (folded text ``t``, LAC ``tokens``), outside the ``taken`` regions."""
+    """NAME spans of an utterance (folded text ``t``, LAC ``tokens`` or none), outside the ``taken`` regions."""
     out: list[Span] = []
-    for name, tag, s in _candidates(t, tokens):
+    for name, tag, s in [*_candidates(t, tokens), *_rule_candidates(t, tokens)]:
         e = s + len(name)
         if any(a < e and s < b for a, b in [*taken, *((x.start, x.end) for x in out)]):
             continue
@@ -44,7 +44,69 @@ def _candidates(t: str, tokens: list[Token]) -> list[tuple[str, str, int]]:
     return out
 
 
+def read_name(t: str, s: int) -> str | None:
+    """A surname at ``s`` and one or two given-name characters after it (no model), else None."""
+    surname = next((c for c in R.COMPOUND_SURNAMES if t.startswith(c, s)), None)
+    if surname is None:
+        surname = t[s] if s < len(t) and t[s] in R.SURNAMES else None
+    if surname is None:
+        return None
+    e = s + len(surname)
+    given = ""
+    while e < len(t) and len(given) < 2 and re.match(r"[\u4e00-\u9fff]", t[e]) and t[e] not in R.GIVEN_STOP:
+        given += t[e]
+        e += 1
+    name = surname + given
+    if not given or R.NOT_NAMES.match(t[s:]) or re.match(r"[省市区县路街镇村号]", t[e : e + 1]):
+        return None
+    return name
+
+
+def _rule_candidates(t: str, tokens: list[Token]) -> list[tuple[str, str, int]]:
+    """Names read without the model right after a strong cue (我叫 / 收货人 / 机主是 …); not where LAC
+    says the word is a place or an organisation."""
+    places = [(tok.start, tok.end) for tok in tokens if tok.tag in ("LOC", "ORG", "TIME")]
+    out: list[tuple[str, str, int]] = []
+    for m in re.finditer(r"\S", t):
+        s = m.start()
+        if not _strong_cue(t[max(0, s - 16) : s]) or any(a <= s < b for a, b in places):
+            continue
+        name = read_name(t, s)
+        if name is not None:
+            out.append((name, "RULE", s))
+    return out
+
+
+def _strong_cue(before: str) -> bool:
+    b = before.rstrip(" ：:，,")
+    for _ in range(3):
+        if R.STRONG_NAME_CUE.search(b):
+            return True
+        m = _RELATION_RE.search(b)
+        if m is None or m.group(0) in ("是", "叫", "的", "为"):
+            return False
+        b = b[: m.start()].rstrip(" ：:，,")
+    return False
+
+
+def ends_with_name_cue(t: str) -> bool:
+    """The utterance ends in a strong name cue (持卡人姓名是 / 收件人写): the name comes in the next one."""
+    return _strong_cue(R.TRAILING_PARTICLES.sub("", t)) and not t.rstrip().endswith("给")
+
+
+def leading_name(t: str, start: int) -> Span | None:
+    """A name at the start of an utterance (after fillers), continuing a name cue of the previous one."""
+    name = read_name(t, start)
+    if name is None:
+        return None
+    return Span(R.NAME, start, start + len(name), 0.8)
+
+
 def _judge(t: str, name: str, tag: str, s: int, e: int) -> Span | None:
+    if tag == "RULE":
+        if name.endswith(R.STAFF_TITLES) or t[max(0, s - 14) : s].rstrip().endswith(R.STAFF_BEFORE):
+            return None
+        return Span(R.NAME, s, e, 0.85)
     if tag != "PER" and not (
         # LAC may miss a rare name right after 我叫 / 名字是: a 2–3 character Han word there.
         2 <= len(name) <= 3 and HAN.match(name) and name[0] in R.SURNAMES and _STRONG_NAME_CUE.search(t[:s])

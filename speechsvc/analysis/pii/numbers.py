@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.itn import DigitRun
-from speechsvc.analysis.pii import rules as R
 from speechsvc.analysis.pii.context import Context, Cue, Found, Pending, Span, Utterance, incomplete, trailing
 from speechsvc.analysis.pii.policy import PiiPolicy
 
@@ -49,6 +49,8 @@ def _with_cue(u: Utterance, run: DigitRun, kind: str, piece: bool) -> tuple[str,
     shape = shape_of(run)
     if shape is not None and shape != kind and kind == R.PHONE and not piece:
         return shape, 0.8, False  # 电话 … then an 18-digit ID: the shape is the better witness
+    if shape == R.PHONE and kind == R.BANK_CARD and not piece:
+        return shape, 0.8, False  # 副卡号码 + a mobile number: a card number is never 11 digits
     return kind, 0.9 if shape == kind else 0.8, False
 
 

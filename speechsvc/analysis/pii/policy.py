@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from speechsvc.analysis.pii import rules as R
+import speechsvc.analysis.pii.rules as R
 
 PiiType = str
 Style = Literal["tag", "mask"]

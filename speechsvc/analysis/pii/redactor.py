@@ -5,8 +5,8 @@ the current partial hypothesis at any time (`redact_partial`, which reads the st
 
 from __future__ import annotations
 
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.itn import DIGITS
-from speechsvc.analysis.pii import rules as R
 from speechsvc.analysis.pii.context import Context, Span
 from speechsvc.analysis.pii.detector import Detector
 from speechsvc.analysis.pii.model import Tagger, lac_model

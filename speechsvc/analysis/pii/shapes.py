@@ -1,12 +1,12 @@
 """Values known by their shape: EMAIL (艾特 / 点 com in any spoken form), LICENSE_PLATE (province + letter +
-5–6 characters), PASSPORT (E/G/C + 8 digits, E + letter + 7 digits), over a digit-folded text; and the tail of
-each when it was begun in the previous utterance."""
+5–6 characters), PASSPORT (E/G/C + 8 digits, E + letter + 7 digits), letter-and-digit VERIFICATION_CODEs after
+a code cue, over a digit-folded text; and the tail of each when it was begun in the previous utterance."""
 
 from __future__ import annotations
 
 import re
 
-from speechsvc.analysis.pii import rules as R
+import speechsvc.analysis.pii.rules as R
 from speechsvc.analysis.pii.context import Cue, Found, Pending, Span, digit_fold, units_of, window_has
 
 
@@ -54,6 +54,20 @@ def passports(t: str, cues: list[Cue]) -> list[Found]:
             s, e = head.start(1), head.start(1) + len(head.group(0).rstrip())
             value = re.sub(r"\s", "", f[s:e])
             out.append((Span(R.PASSPORT, s, e, 0.8, whole=False), Pending(R.PASSPORT, value, 0, None)))
+    return out
+
+
+def alnum_codes(t: str, cues: list[Cue]) -> list[Found]:
+    """Verification codes of letters and digits (EQ28F, 3 Y 4 W W) right after a code cue; codes of digits
+    only are the number family's."""
+    f = digit_fold(t)
+    out: list[Found] = []
+    for m in R.ALNUM_CODE.finditer(f):
+        value = m.group(1).replace(" ", "")
+        if value.isdigit() or value.isalpha() or not window_has(cues, R.VERIFICATION_CODE, m.start(1), 6):
+            continue
+        s, e = m.start(1), m.end(1)
+        out.append((Span(R.VERIFICATION_CODE, s, e, 0.85, units_of(t, s, e)), None))
     return out
 
 
