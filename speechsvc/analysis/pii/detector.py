@@ -34,6 +34,14 @@ from speechsvc.analysis.pii.policy import PiiPolicy
 from speechsvc.analysis.pii.shapes import alnum_codes, email_tail, emails, passports, plate_tail, plates
 
 _HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
+# 幺 (the digit 1 read aloud) is often written 要 by the recognizer: read it as a digit where two more digits
+# follow directly (号码是要八八九… but not 我要三个 or 要两百).
+_YAO_HEARD = re.compile(r"要(?=[零〇一二两三四五六七八九幺洞0-9]{2})")
+
+
+def heard_digits(text: str) -> str:
+    """``text`` with the recognizer's homophones of digits replaced, one character for one."""
+    return _YAO_HEARD.sub("幺", text)
 
 
 class Detector:
@@ -59,9 +67,10 @@ class Detector:
     # ------------------------------------------------------------ steps
 
     def _read(self, text: str, ctx: Context, at_ms: int | None) -> Utterance:
-        t = fold(text)
+        # Folding to Simplified must not rewrite a Simplified surname (OpenCC's t2s turns 沈 into 沉).
+        t = "".join(c if c in R.SURNAMES else f for c, f in zip(text, fold(text), strict=True))
         toks = tokens(self.tagger, t) if self.tagger is not None and _HAN_CHAR.search(t) else []
-        return Utterance(t, ctx.turn + 1, at_ms, digit_runs(text), find_cues(t), toks)
+        return Utterance(t, ctx.turn + 1, at_ms, digit_runs(heard_digits(text)), find_cues(t), toks)
 
     def _alive(self, pending: Pending | None, u: Utterance) -> Pending | None:
         """The pending value, unless it waited too many utterances or too long."""
