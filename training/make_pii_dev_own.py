@@ -696,9 +696,81 @@ def travel(w: Writer) -> None:
         w.one(t, note="negative")
 
 
+def healthcare(w: Writer) -> None:
+    """Hospitals and clinics (a tune source added after the first six; its own phrasings)."""
+    for _ in range(8):
+        s, n = w.v.name()
+        w.one(pick(w, "患者姓名", "病人叫", "就诊人是我儿子 ", "挂号的是", "陪护家属", "我替我奶奶挂号 她叫", "主治医生开的是给"), ("NAME", n), pick(w, "", " 的", " 今天的号", " 住几床"), note="name")
+    for _ in range(3):
+        s, spelled, n = w.v.spelled_name()
+        w.one("患者", ("NAME", n), " ", spelled, " 的", s, note="spelled surname")
+    w.one("我就是", ("NAME", w.v.name()[1]), " 本人", note="name")
+    w.one("您好我是", ("NAME", w.v.name()[0] + "小姐"), note="caller title")
+    for _ in range(5):
+        d = w.v.mobile()
+        w.one(pick(w, "家属联系电话 ", "回访打这个", "预约手机号"), ("PHONE", w.say.phone(d)), note="phone")
+    for _ in range(4):
+        d = w.v.id_card()
+        w.one(pick(w, "医保登记的身份证 ", "就诊卡绑定的身份证号", "患者证件号"), ("ID_CARD", w.say.id_card(d)), note="id")
+    for _ in range(3):
+        w.one(pick(w, "报告寄到", "药寄到 "), ("ADDRESS", w.v.address()), note="address")
+    for _ in range(3):
+        w.one(pick(w, "预约的验证码", "挂号验证码是", "短信验证码"), ("VERIFICATION_CODE", w.say.code(w.v.code())), note="code")
+    w.one("停车场那辆", ("LICENSE_PLATE", w.say.plate(*w.v.plate())), " 是我的", note="plate")
+    every_style(w, ("病人家属电话", "联系方式", "打给我女儿", "复诊提醒发到"), ("谢谢", "那个号码", "她白天都在", "下午有人接"))
+    s, n = w.v.name()
+    w.call([["患者名字"], [("NAME", n), " 今年七十了"]], "split NAME")
+    split_number(w, "PHONE", w.v.mobile(), "紧急联系人电话", 2, (3, 4, 4))
+    for t in ("挂号费五十元", "住院押金三千", "门诊时间早上八点到十二点", "床号是三十二床", "就诊卡号 0008 2231 7756",
+              "医保报销百分之七十", "我打过120了", "复诊在下周三", "医生工号 3307", "药一天三次 每次两片", "我姓刘 刘备的刘",
+              "张医生今天不坐诊", "住在二号楼六层", "病历号 M20240518013", "体温三十八度五", "预约了十五号下午"):
+        w.one(t, note="negative")
+
+
+def every_style(w: Writer, cues: tuple[str, ...], tails: tuple[str, ...]) -> None:
+    """One phone number per dictation style, glued to its cue and to what follows or spaced (a stress block)."""
+    for style in ("arabic", "grouped", "zh", "zh_grouped", "filler", "spaced", "mixed", "comma", "radio", "fullwidth", "repeat"):
+        for glued in (True, False):
+            d = w.v.mobile() if w.r.random() < 0.8 else w.v.landline()
+            sep = "" if glued else " "
+            w.one(pick(w, *cues) + sep, ("PHONE", w.say.phone(d, style)), sep + pick(w, *tails), note=f"phone, {style}, {'glued' if glued else 'spaced'}")
+
+
+def government(w: Writer) -> None:
+    """Public services and utilities (a tune source added after the first six; its own phrasings)."""
+    for _ in range(6):
+        s, n = w.v.name()
+        w.one(pick(w, "户主姓名", "缴费户名是", "申请人", "房东叫", "委托人是我舅舅 "), ("NAME", n), pick(w, "", " 名下的", " 那边"), note="name")
+    w.one("我是", ("NAME", w.v.name()[0] + "先生"), " 电费的事", note="caller title")
+    for _ in range(2):
+        s, spelled, n = w.v.spelled_name()
+        w.one("户名", ("NAME", n), " ", spelled, note="spelled surname")
+    for _ in range(5):
+        d = w.v.mobile() if w.r.random() < 0.7 else w.v.landline()
+        w.one(pick(w, "预留电话", "联系我 ", "办事人手机"), ("PHONE", w.say.phone(d)), note="phone")
+    for _ in range(4):
+        d = w.v.id_card()
+        w.one(pick(w, "申请人身份证", "社保登记的身份证号码 ", "户主身份证"), ("ID_CARD", w.say.id_card(d)), note="id")
+    for _ in range(4):
+        p, l, rest = w.v.plate()
+        w.one(pick(w, "违章的车牌", "我的车 ", "年检的车牌号是", "挪车的那辆"), ("LICENSE_PLATE", w.say.plate(p, l, rest)), note="plate")
+    for _ in range(3):
+        w.one(pick(w, "用电地址 ", "燃气开户地址", "房子在"), ("ADDRESS", w.v.address()), note="address")
+    for _ in range(3):
+        w.one(pick(w, "办理验证码", "动态验证码是", "网上办事的校验码"), ("VERIFICATION_CODE", w.say.code(w.v.code() if w.r.random() < 0.7 else w.v.alnum_code())), note="code")
+    w.one("退费到银行卡 ", ("BANK_CARD", w.say.number(w.v.card())), note="card")
+    w.one("港澳通行证号", ("PASSPORT", w.say.passport("C" + w.v.digits(8))), note="passport")
+    split_number(w, "ID_CARD", w.v.id_card(), "身份证号码", 2, (6, 8, 4))
+    for t in ("户号 3301 0088 2231", "电费一百八十七块三", "燃气表读数 0452", "水费每吨三块五", "12345热线", "办理时间工作日九点到五点",
+              "违章罚款两百扣三分", "社保缴费基数五千", "窗口号是十八号", "公积金余额两万三", "营业执照号 91330100MA2KXXXX0L",
+              "去年十二月办的", "王师傅说下午过来抄表", "排队号A032", "限行尾号四和九"):
+        w.one(t, note="negative")
+
+
 INDUSTRIES: list[tuple[str, Callable[[Writer], None]]] = [
     ("bank", bank), ("telecom", telecom), ("ecommerce", ecommerce),
     ("insurance", insurance), ("logistics", logistics), ("travel", travel),
+    ("healthcare", healthcare), ("government", government),  # tune sources added after the first six
 ]
 
 
