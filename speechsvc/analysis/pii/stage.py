@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from speechsvc.analysis.base import CallInfo, Stage, StageCall
+from speechsvc.analysis.base import CallInfo, Said, Stage, StageCall
 from speechsvc.analysis.pii.audio import entity_spans_ms
 from speechsvc.analysis.pii.model import lac_model
 from speechsvc.analysis.pii.policy import PiiPolicy, Redaction
 from speechsvc.analysis.pii.redactor import PiiRedactor, PiiState
 from speechsvc.analysis.pii.rules import ADDRESS, ALL_TYPES, NAME
 from speechsvc.config import Settings
-from speechsvc.types import Leg, Redacted, RedactionRequest, Transcript, Word
+from speechsvc.types import CallConfig, Leg, Redacted, RedactionRequest, Transcript, Word
 
 # Word timings are approximate: widen the audio span of a redacted value by this much on each side, and the end
 # of a value that ends on a digit by DIGIT_TAIL_MS more (a number's last digit often outlasts its timestamp).
@@ -61,8 +61,17 @@ class RedactionStage(Stage):
     name = "pii"
     phase = 0
 
-    def __init__(self, policy: PiiPolicy) -> None:
+    def __init__(self, policy: PiiPolicy, mask_dtmf: bool = True) -> None:
         self.policy = policy
+        self.mask_dtmf = mask_dtmf
+
+    @classmethod
+    def check(cls, config: CallConfig, settings: Settings) -> None:
+        """A call's redaction request (admission; see :func:`check_request`)."""
+        try:
+            check_request(config.redaction, settings)
+        except ValueError as e:
+            raise ValueError(f"redaction: {e}") from None
 
     @classmethod
     def load(cls, settings: Settings) -> RedactionStage | None:
@@ -76,18 +85,26 @@ class RedactionStage(Stage):
         )
         if policy.use_model and {NAME, ADDRESS} & policy.types:
             lac_model()  # load at start-up, not on the first call
-        return cls(policy)
+        return cls(policy, settings.pii_dtmf == "mask")
 
     def open(self, call: CallInfo) -> StageCall[None]:
-        return _RedactionCall(PiiRedactor(call_policy(self.policy, call.redaction)))
+        policy = call_policy(self.policy, call.redaction)
+        return _RedactionCall(PiiRedactor(policy), self.mask_dtmf and policy.enabled)
 
 
 class _RedactionCall(StageCall[None]):
-    def __init__(self, redactor: PiiRedactor) -> None:
+    def __init__(self, redactor: PiiRedactor, mask_dtmf: bool) -> None:
         self.redactor = redactor
+        self.mask_dtmf = mask_dtmf
         self.states: dict[Leg, PiiState] = {}
 
-    def rewrite(self, transcript: Transcript) -> Transcript:
+    def rewrite(self, said: Said) -> Said:
+        if isinstance(said, Transcript):
+            return self._redact(said)
+        # Keypad input: card numbers and PINs are typed as often as they are said.
+        return replace(said, digit="*", masked=True) if self.mask_dtmf else said
+
+    def _redact(self, transcript: Transcript) -> Transcript:
         state = self.states.get(transcript.leg)
         if state is None:
             state = self.states[transcript.leg] = self.redactor.new_state()
