@@ -88,3 +88,17 @@ def test_business_numbers_stay_clear(text: str) -> None:
 
 def test_folding_keeps_a_simplified_surname() -> None:
     assert one("收货人沈思远") == [("NAME", "沈思远")]  # OpenCC's t2s would read 沈 as 沉
+
+
+def test_dev_rows_split_by_source_into_tune_and_holdout() -> None:
+    from pathlib import Path
+
+    from speechsvc.evaluation.pii_eval import HOLDOUT_SOURCES, read_rows, split_of
+
+    own = Path(__file__).resolve().parent.parent / "data" / "pii_dev_own.tsv"
+    tune, holdout = read_rows(own, "tune"), read_rows(own, "holdout")
+    assert len(tune) + len(holdout) == len(read_rows(own)) and len(holdout) >= 200
+    assert {r.source for r in holdout} == HOLDOUT_SOURCES  # whole sources, never a source on both sides
+    assert not {r.source for r in tune} & HOLDOUT_SOURCES
+    assert split_of("dev") == split_of("pii_examples") == "tune"  # the sets the rules were fitted to
+    assert all(r.gold or "negative" in r.note or r.note.startswith("split") for r in tune + holdout)
