@@ -108,6 +108,10 @@ def address_kind(tok: Token) -> str:
         return "letter"
     if w in ("东", "西", "南", "北", "中") or re.fullmatch(r"[一二三四五六七八九十0-9]+段", w):
         return "dir"
+    return _place_kind(tok, w)
+
+
+def _place_kind(tok: Token, w: str) -> str:
     if R.ROAD_SUFFIX.match(w) or (tok.tag == "LOC" and R.HOUSE_NUMBER.search(w)):
         return "road"
     if R.ADMIN_SUFFIX.match(w):

@@ -136,16 +136,7 @@ def continuation(u: Utterance, p: Pending) -> Found | None:
     """The piece of a pending value at the start of this utterance, and what it still leaves open."""
     t = u.text
     if p.type in R.NUMBER_TYPES or p.type == R.PASSPORT:
-        if not u.runs or R.LEAD_IN.match(t[: u.runs[0].start]) is None:
-            return None
-        if p.type == R.PASSPORT and not p.value:
-            return None
-        run = u.runs[0]
-        value = p.value + run.digits
-        span = Span(p.type, run.start, run.end, 0.5 if p.guessed else 0.85, run.char_spans, whole=False)
-        if trailing(t, run.end) and incomplete(p.type, value):
-            return span, Pending(p.type, value, u.turn, u.at_ms, p.guessed)
-        return span, None
+        return _digits_continuation(u, p)
     start = LEAD_RE.match(t).end()  # type: ignore[union-attr]
     if p.type == R.EMAIL:
         return email_tail(t, start, u.turn, u.at_ms)
@@ -160,6 +151,19 @@ def continuation(u: Utterance, p: Pending) -> Found | None:
                 nxt = Pending(R.ADDRESS, "x", u.turn, u.at_ms) if trailing(t, span.end) else None
                 return replace(span, whole=False), nxt
     return None
+
+
+def _digits_continuation(u: Utterance, p: Pending) -> Found | None:
+    """The next digits of a number (or a passport's) begun before: the utterance's first digit run, after at
+    most a few lead-in words (对 后面是 …)."""
+    if not u.runs or R.LEAD_IN.match(u.text[: u.runs[0].start]) is None or (p.type == R.PASSPORT and not p.value):
+        return None
+    run = u.runs[0]
+    value = p.value + run.digits
+    span = Span(p.type, run.start, run.end, 0.5 if p.guessed else 0.85, run.char_spans, whole=False)
+    if trailing(u.text, run.end) and incomplete(p.type, value):
+        return span, Pending(p.type, value, u.turn, u.at_ms, p.guessed)
+    return span, None
 
 
 def _bare_cue_pending(u: Utterance) -> Pending | None:
