@@ -29,7 +29,6 @@ belongs to one leg and must be used from one thread at a time.
 from __future__ import annotations
 
 from speechsvc.analysis.pii.audio import BEEP_HZ, BEEP_LEVEL, SAMPLE_RATE, entity_spans_ms, redact_audio
-from speechsvc.analysis.pii.metadata import redact_metadata
 from speechsvc.analysis.pii.model import lac_model
 from speechsvc.analysis.pii.policy import Entity, PiiPolicy, PiiType, Redaction, Style
 from speechsvc.analysis.pii.redactor import PiiRedactor, PiiState
@@ -39,5 +38,5 @@ from speechsvc.analysis.pii.stage import RedactionStage, call_policy, check_requ
 __all__ = [
     "ALL_TYPES", "BEEP_HZ", "BEEP_LEVEL", "SAMPLE_RATE", "Entity", "PiiPolicy", "PiiRedactor", "PiiState", "PiiType",
     "Redaction", "RedactionStage", "Style", "call_policy", "check_request", "entity_spans_ms", "lac_model",
-    "redact_audio", "redact_metadata",
+    "redact_audio",
 ]
