@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 # Feed the VAD in 0.5 s blocks (the VAD's own windows are 32 ms).
 VAD_BLOCK = SAMPLE_RATE // 2
+# Recorded audio has no live latency to bound: a turn is cut by force only when it would not fit Whisper's 30 s
+# window with its 2 s margin, so a long turn is decoded whole instead of in pieces cut mid-thought (a 12-28 s
+# spontaneous turn cut at 15 s lost most to faster-whisper decoding it whole: shared/ASR_NOTES.md, issue 27).
+RECORDED_MAX_SEGMENT_S = 28.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,15 @@ def legs_for(channels: int) -> tuple[Leg, ...]:
     return ("mixed",) if channels == 1 else ("customer", "agent")
 
 
+def recorded_vad(options: VadOptions) -> VadOptions:
+    """The endpointing options for recorded audio: the live ones, with utterances cut by force only past
+    ``RECORDED_MAX_SEGMENT_S``."""
+    return replace(options, max_segment_s=max(options.max_segment_s, RECORDED_MAX_SEGMENT_S))
+
+
 def segment_audio(audio: Float32Array, leg: Leg, model: SileroModel, options: VadOptions) -> list[SpeechSegment]:
-    stream = VadStream(model, options, leg)
+    """Utterances of one leg of a recording (``options`` as for live calls; see :func:`recorded_vad`)."""
+    stream = VadStream(model, recorded_vad(options), leg)
     segments: list[SpeechSegment] = []
     for i in range(0, audio.size, VAD_BLOCK):
         segments.extend(e.segment for e in stream.feed(audio[i : i + VAD_BLOCK]) if isinstance(e, SpeechEnded))

@@ -1,0 +1,37 @@
+"""Recorded audio: a long spontaneous turn is one utterance (decoded whole), not pieces cut at the live limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from speechsvc.batch.transcribe import RECORDED_MAX_SEGMENT_S, recorded_vad, segment_audio
+from speechsvc.config import Settings
+from speechsvc.speech.audio import decode_file
+from speechsvc.speech.vad import SileroModel
+from tests.conftest import eval_path
+
+
+def test_recorded_audio_is_cut_by_force_only_past_the_window() -> None:
+    live = Settings().vad()
+    assert live.max_segment_s < RECORDED_MAX_SEGMENT_S  # live calls keep their latency bound
+    recorded = recorded_vad(live)
+    assert recorded.max_segment_s == RECORDED_MAX_SEGMENT_S <= 28.0
+    assert recorded_vad(Settings(vad_max_segment_s=28.0).vad()).max_segment_s == 28.0
+    assert {k: v for k, v in vars(recorded).items() if k != "max_segment_s"} == {
+        k: v for k, v in vars(live).items() if k != "max_segment_s"}
+
+
+@pytest.mark.model
+def test_a_26_second_turn_of_a_talk_is_one_utterance(vad_model: SileroModel) -> None:
+    """The magicdata talk's slices are joined with 0.25 s gaps: no pause ends an utterance there, so live
+    endpointing cuts the turn by force at 15 s; a recording keeps it whole."""
+    talk = eval_path("long", "audio", "magicdata_viewer_guava_talk_monologue.wav")
+    slices = json.loads(eval_path("long", "segments", "magicdata_viewer_guava_talk_monologue.json").read_text())
+    audio = decode_file(talk)[0][0]
+    start, end = slices[0]["start"], next(s["end"] for s in slices if s["end"] - slices[0]["start"] > 24)
+    turn = audio[int(start * 16000) : int(end * 16000)]
+    segments = segment_audio(turn, "mixed", vad_model, Settings().vad())
+    assert not any(s.forced for s in segments)
+    assert max(s.audio.size for s in segments) > 16 * 16000
