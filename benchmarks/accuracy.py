@@ -79,16 +79,18 @@ class FasterWhisperRecipe:
         return ("" if language == "zh" else " ").join(s.text.strip() for s in segments)
 
 
-VARIANTS = ("ours", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop", "fw_decode")
+VARIANTS = ("ours", "gaps", "pad400", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
+            "fw_decode")
 
 
 def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, variant: str,
          peer: FasterWhisperRecipe | None) -> Transcriber:
     """speechsvc's file path, or (for finding where it loses) the same with one stage changed: ``seg15`` recorded
-    turns cut by force at 15 s (as before issue 27), ``chunk28`` chunks of up to 28 s; or swapped for faster-whisper's:
-    ``fw_audio`` its resampler, ``fw_vad`` its VAD segmentation (2 s pauses, 400 ms pads), ``whole`` none (the file
-    as one chunk), ``win30`` its 30 s encoder window, ``no_drop`` no no-speech drop, ``fw_decode`` its decoder on
-    our chunks."""
+    turns cut by force at 15 s (as before issue 27), ``gaps`` 0.3 s silences between a chunk's utterances instead
+    of the recorded pauses (as before), ``pad400`` 400 ms speech pads, ``chunk28`` chunks of up to 28 s; or
+    swapped for faster-whisper's: ``fw_audio`` its resampler, ``fw_vad`` its VAD segmentation (2 s pauses, 400 ms
+    pads), ``whole`` none (the file as one chunk), ``win30`` its 30 s encoder window, ``no_drop`` no no-speech
+    drop, ``fw_decode`` its decoder on our chunks."""
     from dataclasses import replace
 
     from speechsvc.batch.chunks import CHUNK_S, plan_chunks
@@ -133,10 +135,12 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
         elif variant == "whole":
             segments = [SpeechSegment("mixed", 0, 0, audio.size // 16, audio[: 30 * 16000])]
         else:
-            segments = segment_audio(audio, "mixed", vad, settings.vad())
+            pad = 400 if variant == "pad400" else settings.vad_speech_pad_ms
+            segments = segment_audio(audio, "mixed", vad, replace(settings.vad(), speech_pad_ms=pad))
         if variant == "fw_decode" and peer is not None:
             return "".join(peer.decode(c.audio, language) for c in plan_chunks(segments))
-        out = transcribe_segments(segments, recognize, language, chunk_s=28.0 if variant == "chunk28" else CHUNK_S)
+        out = transcribe_segments(segments, recognize, language, chunk_s=28.0 if variant == "chunk28" else CHUNK_S,
+                                  recording=None if variant == "gaps" else {"mixed": audio})
         return ("" if language == "zh" else " ").join(s.text for s in out)
 
     return transcribe

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -86,11 +86,13 @@ def transcribe_segments(
     hotwords: tuple[str, ...] = (),
     punctuation: bool = True,
     chunk_s: float = CHUNK_S,
+    recording: Mapping[str, Float32Array] | None = None,
 ) -> list[FileSegment]:
-    """Decode segments in merged chunks (:mod:`speechsvc.batch.chunks`), ``batch_size`` chunks at a time;
-    results per segment, in time order."""
+    """Decode segments in merged chunks (:mod:`speechsvc.batch.chunks`; ``recording``: each leg's audio, so
+    short pauses stay as recorded), ``batch_size`` chunks at a time; results per segment, in time order."""
     results = decode_utterances(segments, recognize, language, punctuation=punctuation, words=words,
-                                hotwords=hotwords, batch_size=batch_size, progress=progress, chunk_s=chunk_s)
+                                hotwords=hotwords, batch_size=batch_size, progress=progress, chunk_s=chunk_s,
+                                recording=recording)
     return file_segments(segments, results)
 
 
@@ -133,7 +135,8 @@ async def transcribe_audio_async(
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
     results = await decode_utterances_async(segments, lambda r: worker.submit_wait(r, Priority.BATCH), language,
-                                            punctuation=punctuation, words=words, hotwords=hotwords)
+                                            punctuation=punctuation, words=words, hotwords=hotwords,
+                                            recording=dict(zip(legs, audio, strict=True)))
     return legs, file_segments(segments, results)
 
 
@@ -161,5 +164,5 @@ def transcribe_file(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
     out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,
-                              chunk_s=chunk_s)
+                              chunk_s=chunk_s, recording=dict(zip(legs, audio, strict=True)))
     return FileTranscript(str(path), round(duration, 3), legs, tuple(out))
