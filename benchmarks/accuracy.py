@@ -79,7 +79,7 @@ class FasterWhisperRecipe:
         return ("" if language == "zh" else " ").join(s.text.strip() for s in segments)
 
 
-VARIANTS = ("ours", "gaps", "pad400", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
+VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
             "fw_decode")
 
 
@@ -87,14 +87,15 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
          peer: FasterWhisperRecipe | None) -> Transcriber:
     """speechsvc's file path, or (for finding where it loses) the same with one stage changed: ``seg15`` recorded
     turns cut by force at 15 s (as before issue 27), ``gaps`` 0.3 s silences between a chunk's utterances instead
-    of the recorded pauses (as before), ``pad400`` 400 ms speech pads, ``chunk28`` chunks of up to 28 s; or
+    of the recorded pauses (as before), ``gate`` the live VAD options (the WebRTC gate before
+    Silero, 200 ms pads), ``pad200`` 200 ms pads without the gate, ``chunk28`` chunks of up to 28 s; or
     swapped for faster-whisper's: ``fw_audio`` its resampler, ``fw_vad`` its VAD segmentation (2 s pauses, 400 ms
     pads), ``whole`` none (the file as one chunk), ``win30`` its 30 s encoder window, ``no_drop`` no no-speech
     drop, ``fw_decode`` its decoder on our chunks."""
     from dataclasses import replace
 
     from speechsvc.batch.chunks import CHUNK_S, plan_chunks
-    from speechsvc.batch.transcribe import segment_audio, transcribe_segments
+    from speechsvc.batch.transcribe import recorded_vad, segment_audio, transcribe_segments
     from speechsvc.speech.audio import decode_file
     from speechsvc.types import SpeechSegment
 
@@ -135,8 +136,16 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
         elif variant == "whole":
             segments = [SpeechSegment("mixed", 0, 0, audio.size // 16, audio[: 30 * 16000])]
         else:
-            pad = 400 if variant == "pad400" else settings.vad_speech_pad_ms
-            segments = segment_audio(audio, "mixed", vad, replace(settings.vad(), speech_pad_ms=pad))
+            live = settings.vad()
+            if variant in ("gate", "pad200"):  # before issue 27: the live pads (200 ms), and the WebRTC gate
+                from speechsvc.speech.vad import SpeechEnded, VadStream
+
+                options = replace(recorded_vad(live), speech_pad_ms=live.speech_pad_ms,
+                                  webrtc_mode=live.webrtc_mode if variant == "gate" else None)
+                stream = VadStream(vad, options, "mixed")
+                segments = [e.segment for e in [*stream.feed(audio), *stream.flush()] if isinstance(e, SpeechEnded)]
+            else:
+                segments = segment_audio(audio, "mixed", vad, live)
         if variant == "fw_decode" and peer is not None:
             return "".join(peer.decode(c.audio, language) for c in plan_chunks(segments))
         out = transcribe_segments(segments, recognize, language, chunk_s=28.0 if variant == "chunk28" else CHUNK_S,
@@ -158,7 +167,7 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
     out: dict[str, object] = {}
     for condition in args.conditions:
         for split in args.splits:
-            chosen = subset(splits[split], args.subset)
+            chosen = subset(splits[split], args.subset) if split == TUNE else splits[split]
             row: dict[str, object] = {}
             for variant in args.variants:
                 r = score(chosen, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
@@ -203,7 +212,7 @@ def main() -> None:
     parser.add_argument("--variants", type=lambda v: v.split(","), default=["ours"],
                         help=f"speechsvc's path and stage swaps: {','.join(VARIANTS)}")
     parser.add_argument("--languages", type=lambda v: v.split(","), default=["zh"])
-    parser.add_argument("--subset", type=int, default=0, help="at most N items per source (0: all)")
+    parser.add_argument("--subset", type=int, default=0, help="at most N tune items per source (0: all); holdout is always whole")
     parser.add_argument("--no-long-turns", dest="long_turns", action="store_false")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
     args = parser.parse_args()

@@ -30,6 +30,8 @@ VAD_BLOCK = SAMPLE_RATE // 2
 # window with its 2 s margin, so a long turn is decoded whole instead of in pieces cut mid-thought (a 12-28 s
 # spontaneous turn cut at 15 s lost most to faster-whisper decoding it whole: shared/ASR_NOTES.md, issue 27).
 RECORDED_MAX_SEGMENT_S = 28.0
+# ...and its utterances keep 400 ms of audio either side, as faster-whisper's VAD keeps (200 ms live).
+RECORDED_SPEECH_PAD_MS = 400
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,14 @@ def legs_for(channels: int) -> tuple[Leg, ...]:
 
 def recorded_vad(options: VadOptions) -> VadOptions:
     """The endpointing options for recorded audio: the live ones, with utterances cut by force only past
-    ``RECORDED_MAX_SEGMENT_S``."""
-    return replace(options, max_segment_s=max(options.max_segment_s, RECORDED_MAX_SEGMENT_S))
+    ``RECORDED_MAX_SEGMENT_S``, padded by at least ``RECORDED_SPEECH_PAD_MS``, and Silero on every window.
+
+    The live WebRTC gate (Silero runs only where WebRTC hears a voice while a leg is quiet) saves CPU per call,
+    but on telephone audio WebRTC misses speech: on clipped G.726 and noisy AMR-NB copies it dropped whole
+    utterances (``你好世界`` entirely, 5 s of a 10 s sentence) that Silero alone finds (issue 27, measured with
+    ``benchmarks/accuracy.py --variants ours,gate``). A recording is decoded once, so it gets Silero throughout."""
+    return replace(options, max_segment_s=max(options.max_segment_s, RECORDED_MAX_SEGMENT_S),
+                   speech_pad_ms=max(options.speech_pad_ms, RECORDED_SPEECH_PAD_MS), webrtc_mode=None)
 
 
 def segment_audio(audio: Float32Array, leg: Leg, model: SileroModel, options: VadOptions) -> list[SpeechSegment]:
