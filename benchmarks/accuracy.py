@@ -212,7 +212,8 @@ def main() -> None:
     parser.add_argument("--variants", type=lambda v: v.split(","), default=["ours"],
                         help=f"speechsvc's path and stage swaps: {','.join(VARIANTS)}")
     parser.add_argument("--languages", type=lambda v: v.split(","), default=["zh"])
-    parser.add_argument("--subset", type=int, default=0, help="at most N tune items per source (0: all); holdout is always whole")
+    parser.add_argument("--subset", type=int, default=0,
+                        help="at most N tune items per source (0: all); holdout is always whole")
     parser.add_argument("--no-long-turns", dest="long_turns", action="store_false")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
     args = parser.parse_args()
