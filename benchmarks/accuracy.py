@@ -159,7 +159,8 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                 settings: Settings) -> dict[str, object]:
     """Every condition x split: speechsvc (each variant asked for) and plain faster-whisper, per family."""
     items = zh_items(args.eval) + (en_items(args.eval) if "en" in args.languages else [])
-    items = [i for i in items if i.language in args.languages and (args.long_turns or i.family != "long_turn")]
+    items = [i for i in items if i.language in args.languages and (args.long_turns or i.family != "long_turn")
+             and (not args.families or i.family in args.families)]
     splits = with_splits(items)
     peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads) if args.peer else None
     peer_text = TextCache(args.cache / "faster_whisper_texts.json", FasterWhisperRecipe.RECIPE).wrap(
@@ -215,6 +216,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=0,
                         help="at most N tune items per source (0: all); holdout is always whole")
     parser.add_argument("--no-long-turns", dest="long_turns", action="store_false")
+    parser.add_argument("--families", type=lambda v: v.split(","), default=[],
+                        help="only these source families (read, prompt, spontaneous, long_turn, en)")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
     args = parser.parse_args()
     settings = Settings(device=args.device, cpu_threads=args.threads)
