@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from speechsvc.speech.asr import MAX_SAMPLES, SAMPLE_RATE, AsrRequest, AsrResult
+from speechsvc.speech.asr import MAX_SAMPLES, AsrRequest, AsrResult
 from speechsvc.speech.text import end_sentence
-from speechsvc.types import Float32Array, SpeechSegment, Word
+from speechsvc.types import PIPELINE_RATE, Float32Array, SpeechSegment, Word
 
 CHUNK_S = 20.0  # longest merged chunk (measured best of 10, 20 and 28 s on every set)
 WHOLE_S = 28.0  # a leg with no more speech than this is one chunk: decoded whole, as faster-whisper does
@@ -56,15 +56,15 @@ def plan_chunks(segments: Sequence[SpeechSegment], chunk_s: float = CHUNK_S,
     whose utterances fit ``WHOLE_S`` is one chunk. With the ``recording`` (each leg's 16 kHz audio, the
     segments' clock), pauses of up to ``MAX_PAUSE_S`` between utterances stay as recorded, as faster-whisper's
     VAD keeps them: Whisper hears the turn as it was said, and a turn cut by force is joined back seamlessly."""
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    limit = min(int(chunk_s * SAMPLE_RATE), MAX_SAMPLES)  # 0: every utterance alone
+    gap = np.zeros(int(GAP_S * PIPELINE_RATE), np.float32)
+    limit = min(int(chunk_s * PIPELINE_RATE), MAX_SAMPLES)  # 0: every utterance alone
     chunks: list[Chunk] = []
     for leg in dict.fromkeys(s.leg for s in segments):
         audio = recording.get(leg) if recording is not None else None
         ordered = sorted((s for s in segments if s.leg == leg), key=lambda s: s.start_ms)
         pauses = [_pause(a, b, audio, gap) for a, b in itertools.pairwise(ordered)]
         whole = sum(s.audio.size for s in ordered) + sum(p.size for p in pauses) + gap.size
-        if limit and whole <= int(WHOLE_S * SAMPLE_RATE):
+        if limit and whole <= int(WHOLE_S * PIPELINE_RATE):
             chunks.append(_join(ordered, pauses, gap))
             continue
         current: list[SpeechSegment] = []
@@ -89,9 +89,9 @@ def _pause(before: SpeechSegment, after: SpeechSegment, audio: Float32Array | No
     """What goes between two utterances of a chunk: the recorded pause when it is short, else ``gap``."""
     if audio is None:
         return gap
-    start = before.start_ms * SAMPLE_RATE // 1000 + before.audio.size
-    end = after.start_ms * SAMPLE_RATE // 1000
-    if 0 <= end - start <= MAX_PAUSE_S * SAMPLE_RATE and end <= audio.size:
+    start = before.start_ms * PIPELINE_RATE // 1000 + before.audio.size
+    end = after.start_ms * PIPELINE_RATE // 1000
+    if 0 <= end - start <= MAX_PAUSE_S * PIPELINE_RATE and end <= audio.size:
         return audio[start:end]
     return gap
 
@@ -124,10 +124,10 @@ def split_chunk(chunk: Chunk, result: AsrResult, punctuation: bool = True) -> li
     for w in result.words:
         # By where the word ends: cross-attention alignment lets a word after a pause start early (the pause is
         # absorbed into it), while its end stays close to the audio.
-        at = max(w.start_ms, w.end_ms - _END_SLACK_MS) * SAMPLE_RATE // 1000
+        at = max(w.start_ms, w.end_ms - _END_SLACK_MS) * PIPELINE_RATE // 1000
         k = max(0, bisect.bisect_right(chunk.offsets, at) - 1)
-        start = chunk.offsets[k] * 1000 // SAMPLE_RATE
-        length = chunk.segments[k].audio.size * 1000 // SAMPLE_RATE
+        start = chunk.offsets[k] * 1000 // PIPELINE_RATE
+        length = chunk.segments[k].audio.size * 1000 // PIPELINE_RATE
         per[k].append(Word(w.text, min(length, max(0, w.start_ms - start)), min(length, max(0, w.end_ms - start)),
                            w.probability))
     for k in range(1, len(per)):  # punctuation aligned to an utterance's start ends the one before
@@ -207,7 +207,7 @@ def decode_utterances(
         batch = chunks[b : b + batch_size]
         results += recognize([c.request(language, hotwords, words) for c in batch])
         if progress:
-            progress(sum(s.audio.size for c in batch for s in c.segments) / SAMPLE_RATE)
+            progress(sum(s.audio.size for c in batch for s in c.segments) / PIPELINE_RATE)
     done, redo = _assemble(chunks, results, punctuation, words)
     for b in range(0, len(redo), batch_size):
         part = redo[b : b + batch_size]
