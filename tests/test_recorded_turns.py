@@ -13,14 +13,17 @@ from speechsvc.speech.vad import SileroModel
 from tests.conftest import eval_path
 
 
-def test_recorded_audio_is_cut_by_force_only_past_the_window() -> None:
+def test_recorded_audio_is_cut_by_force_only_past_the_window_with_silero_throughout() -> None:
     live = Settings().vad()
     assert live.max_segment_s < RECORDED_MAX_SEGMENT_S  # live calls keep their latency bound
     recorded = recorded_vad(live)
     assert recorded.max_segment_s == RECORDED_MAX_SEGMENT_S <= 28.0
+    assert recorded.webrtc_mode is None and live.webrtc_mode is not None  # no WebRTC gate on recordings
+    assert recorded.speech_pad_ms == 400 and recorded_vad(Settings(vad_speech_pad_ms=600).vad()).speech_pad_ms == 600
     assert recorded_vad(Settings(vad_max_segment_s=28.0).vad()).max_segment_s == 28.0
-    assert {k: v for k, v in vars(recorded).items() if k != "max_segment_s"} == {
-        k: v for k, v in vars(live).items() if k != "max_segment_s"}
+    changed = {"max_segment_s", "speech_pad_ms", "webrtc_mode"}
+    assert {k: v for k, v in vars(recorded).items() if k not in changed} == {
+        k: v for k, v in vars(live).items() if k not in changed}
 
 
 @pytest.mark.model
