@@ -170,8 +170,17 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
         for split in args.splits:
             chosen = subset(splits[split], args.subset) if split == TUNE else splits[split]
             row: dict[str, object] = {}
+            if condition not in args.long_turn_conditions:
+                chosen = [i for i in chosen if i.family != "long_turn"]
             for variant in args.variants:
-                r = score(chosen, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
+                # Only where a variant can differ: seg15 on turns that reach 15 s, the rest on short items.
+                if variant == "seg15":
+                    mine = [i for i in chosen if i.family in ("spontaneous", "long_turn")]
+                elif variant == "ours":
+                    mine = chosen
+                else:
+                    mine = [i for i in chosen if i.family != "long_turn"]
+                r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
                           args.eval / "noise" / "audio")
                 row[variant] = asdict(r)
                 line = f"{condition:15s} {split:7s} {variant:9s} {r.error_rate:.3f} ({r.files} files, {r.wall_s}s)"
@@ -216,6 +225,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=0,
                         help="at most N tune items per source (0: all); holdout is always whole")
     parser.add_argument("--no-long-turns", dest="long_turns", action="store_false")
+    parser.add_argument("--long-turn-conditions", type=lambda v: v.split(","), default=["16k", "g711u"],
+                        help="conditions that also score the long turns (bronze, 13 x 26 s)")
     parser.add_argument("--families", type=lambda v: v.split(","), default=[],
                         help="only these source families (read, prompt, spontaneous, long_turn, en)")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
