@@ -156,7 +156,7 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
 
 
 def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: SileroModel,
-                settings: Settings) -> dict[str, object]:
+                settings: Settings) -> dict[str, Any]:
     """Every condition x split: speechsvc (each variant asked for) and plain faster-whisper, per family."""
     items = zh_items(args.eval) + (en_items(args.eval) if "en" in args.languages else [])
     items = [i for i in items if i.language in args.languages and (args.long_turns or i.family != "long_turn")
@@ -165,7 +165,7 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
     peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads) if args.peer else None
     peer_text = TextCache(args.cache / "faster_whisper_texts.json", FasterWhisperRecipe.RECIPE).wrap(
         peer.transcribe) if peer else None
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for condition in args.conditions:
         for split in args.splits:
             chosen = subset(splits[split], args.subset) if split == TUNE else splits[split]
@@ -194,6 +194,31 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                       flush=True)
             out[f"{condition}/{split}"] = row
     return out
+
+
+def markdown(asr: dict[str, Any], split: str) -> str:
+    """The README table of one split: per condition and family, speechsvc / plain faster-whisper (files)."""
+    families = ["read", "prompt", "spontaneous", "all", "long_turn"]
+    lines = [f"| {split} | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
+    for key, row in asr.items():
+        condition, part = key.split("/")
+        if part != split or "faster_whisper" not in row:
+            continue
+        cells = []
+        for family in families:
+            ours_, fw = (row["ours"], row["faster_whisper"])
+            if family == "all":
+                a, b, n = ours_["error_rate"], fw["error_rate"], ours_["files"]
+            elif family == "long_turn":
+                a, b = ours_["per_family"].get("bronze", {}), fw["per_family"].get("bronze", {})
+                a, b, n = a.get("error_rate"), b.get("error_rate"), a.get("files")
+            else:
+                a, b = ours_["per_family"].get(family, {}), fw["per_family"].get(family, {})
+                a, b, n = a.get("error_rate"), b.get("error_rate"), a.get("files")
+            cells.append("–" if a is None else f"{'**' if a <= b else ''}{a:.3f}{'**' if a <= b else ''} / {b:.3f} "
+                         f"({n:.0f})")
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def subset(items: list[Item], n: int) -> list[Item]:
@@ -238,7 +263,10 @@ def main() -> None:
     print(json.dumps(env, indent=2))
     report: dict[str, object] = {"environment": env, "split_rule": SPLIT_RULE, "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
-    report["asr"] = asr_heldout(args, recognizer, vad, settings)
+    asr = asr_heldout(args, recognizer, vad, settings)
+    report["asr"] = asr
+    for split in args.splits:
+        print(markdown(asr, split))
     if args.asr_only:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
