@@ -178,8 +178,10 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                     mine = [i for i in chosen if i.family in ("spontaneous", "long_turn")]
                 elif variant == "ours":
                     mine = chosen
-                else:
+                elif split == TUNE or args.variants_on_holdout:
                     mine = [i for i in chosen if i.family != "long_turn"]
+                else:  # stage swaps are for choosing, on tune
+                    continue
                 r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
                           args.eval / "noise" / "audio")
                 row[variant] = asdict(r)
@@ -246,6 +248,8 @@ def main() -> None:
     parser.add_argument("--splits", type=lambda v: v.split(","), default=[TUNE, HOLDOUT])
     parser.add_argument("--variants", type=lambda v: v.split(","), default=["ours"],
                         help=f"speechsvc's path and stage swaps: {','.join(VARIANTS)}")
+    parser.add_argument("--variants-on-holdout", action="store_true",
+                        help="score the stage swaps on holdout too (by default only speechsvc's path and the peer)")
     parser.add_argument("--languages", type=lambda v: v.split(","), default=["zh"])
     parser.add_argument("--subset", type=int, default=0,
                         help="at most N tune items per source (0: all); holdout is always whole")
