@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from speechsvc.batch.chunks import GAP_S, plan_chunks
 from speechsvc.batch.transcribe import RECORDED_MAX_SEGMENT_S, recorded_vad, segment_audio
 from speechsvc.config import Settings
 from speechsvc.speech.audio import decode_file
@@ -27,14 +28,18 @@ def test_recorded_audio_is_cut_by_force_only_past_the_window_with_silero_through
 
 
 @pytest.mark.model
-def test_a_26_second_turn_of_a_talk_is_one_utterance(vad_model: SileroModel) -> None:
-    """The magicdata talk's slices are joined with 0.25 s gaps: no pause ends an utterance there, so live
-    endpointing cuts the turn by force at 15 s; a recording keeps it whole."""
+def test_a_26_second_turn_of_a_talk_is_decoded_as_one_chunk(vad_model: SileroModel) -> None:
+    """A 26 s stretch of a spontaneous talk: its utterances (cut at its pauses, never by force) are decoded as one
+    chunk with the pauses as recorded, as faster-whisper decodes it, not in pieces."""
     talk = eval_path("long", "audio", "magicdata_viewer_guava_talk_monologue.wav")
     slices = json.loads(eval_path("long", "segments", "magicdata_viewer_guava_talk_monologue.json").read_text())
     audio = decode_file(talk)[0][0]
     start, end = slices[0]["start"], next(s["end"] for s in slices if s["end"] - slices[0]["start"] > 24)
     turn = audio[int(start * 16000) : int(end * 16000)]
     segments = segment_audio(turn, "mixed", vad_model, Settings().vad())
-    assert not any(s.forced for s in segments)
-    assert max(s.audio.size for s in segments) > 16 * 16000
+    assert len(segments) > 1 and not any(s.forced for s in segments)
+    [chunk] = plan_chunks(segments, recording={"mixed": turn})
+    assert len(chunk.segments) == len(segments)
+    first, last = segments[0], segments[-1]
+    span = last.start_ms * 16 + last.audio.size - first.start_ms * 16
+    assert abs(chunk.audio.size - (span + int(GAP_S * 16000))) < 16 * len(segments)  # pauses kept, not shrunk
