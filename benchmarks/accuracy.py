@@ -166,6 +166,11 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
     peer_text = TextCache(args.cache / "faster_whisper_texts.json", FasterWhisperRecipe.RECIPE).wrap(
         peer.transcribe) if peer else None
     out: dict[str, Any] = {}
+
+    def print_item(key: str, error_rate: float, text: str) -> None:
+        print(f"    {key:40s} {error_rate:.3f} {text}")
+
+    show = print_item if args.show else None
     for condition in args.conditions:
         for split in args.splits:
             chosen = subset(splits[split], args.subset) if split == TUNE else splits[split]
@@ -183,13 +188,13 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                 else:  # stage swaps are for choosing, on tune
                     continue
                 r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
-                          args.eval / "noise" / "audio")
+                          args.eval / "noise" / "audio", show)
                 row[variant] = asdict(r)
                 line = f"{condition:15s} {split:7s} {variant:9s} {r.error_rate:.3f} ({r.files} files, {r.wall_s}s)"
                 print(line + "  " + "  ".join(f"{f} {v['error_rate']:.3f}/{v['files']:.0f}"
                                              for f, v in r.per_family.items()), flush=True)
             if peer_text:
-                p = score(chosen, condition, split, peer_text, args.cache, args.eval / "noise" / "audio")
+                p = score(chosen, condition, split, peer_text, args.cache, args.eval / "noise" / "audio", show)
                 row["faster_whisper"] = asdict(p)
                 print(f"{condition:15s} {split:7s} {'fw':9s} {p.error_rate:.3f} ({p.files} files)  "
                       + "  ".join(f"{f} {v['error_rate']:.3f}/{v['files']:.0f}" for f, v in p.per_family.items()),
@@ -250,6 +255,7 @@ def main() -> None:
                         help=f"speechsvc's path and stage swaps: {','.join(VARIANTS)}")
     parser.add_argument("--variants-on-holdout", action="store_true",
                         help="score the stage swaps on holdout too (by default only speechsvc's path and the peer)")
+    parser.add_argument("--show", action="store_true", help="print each item's error rate and text")
     parser.add_argument("--languages", type=lambda v: v.split(","), default=["zh"])
     parser.add_argument("--subset", type=int, default=0,
                         help="at most N tune items per source (0: all); holdout is always whole")

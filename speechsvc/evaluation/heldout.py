@@ -54,7 +54,7 @@ class TextCache:
 
 
 def score(items: Sequence[Item], condition: str, split: str, transcribe: Transcriber, cache: Path,
-          noise_dir: Path | None = None) -> SetScore:
+          noise_dir: Path | None = None, show: Callable[[str, float, str], None] | None = None) -> SetScore:
     """Error rate of ``transcribe`` on ``items`` under ``condition``: per family, and over all but bronze."""
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     per_item: dict[str, float] = {}
@@ -68,6 +68,8 @@ def score(items: Sequence[Item], condition: str, split: str, transcribe: Transcr
         wall += time.perf_counter() - started
         edits, n = error_counts(item.reference, hyp, item.language)
         per_item[item.key] = round(edits / max(1, n), 4)
+        if show is not None:
+            show(item.key, per_item[item.key], hyp)
         for key in (item.family, "all" if item.quality != "bronze" else "bronze"):
             per[key][0] += edits
             per[key][1] += n
