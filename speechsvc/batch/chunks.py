@@ -9,6 +9,10 @@ segments. Measured on ``eval/long`` (``benchmarks/chunks.py``, the gold Mandarin
 utterance, 0.180 with 10 s chunks, **0.125 with 20 s**, 0.134 with 28 s; on its 8 kHz copy 0.249 → 0.19
 (20 s; 28 s is level within noise); English oration WER 0.099 → 0.081; and less decoding time.
 
+With the recording at hand, pauses under ``MAX_PAUSE_S`` stay in the chunk as recorded (instead of ``GAP_S`` of
+silence), and a leg whose speech fits ``WHOLE_S`` is one chunk, as faster-whisper decodes a short file: held out
+(issue 27, ``benchmarks/accuracy.py``), 18-28 s spontaneous turns CER 0.223 against faster-whisper's 0.236.
+
 A chunk whose text the timings cannot place (no timings, or they do not spell it) is decoded again utterance
 by utterance, and so is an utterance that got no text from its chunk (Whisper may stop a chunk early, notably
 after a repeated phrase), so nothing is lost.
