@@ -14,18 +14,26 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
 from speechsvc.console.routes import router as console_router
+from speechsvc.metrics import exposition
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.asgi import PlatformGuard, Verifier, require
 from speechsvc.security.principal import Principal
 from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_jobs, subscribe, twilio, ws
 
 log = logging.getLogger(__name__)
+
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text format 0.0.4/1.0.0, or OpenMetrics 1.0.0 by content negotiation",
+          "content": {"text/plain": {"schema": {"type": "string"}},
+                      "application/openmetrics-text": {"schema": {"type": "string"}}}},
+    401: {"description": "Authentication required"},
+    403: {"description": "The admin scope is required"},
+}
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -86,9 +94,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         }
         return JSONResponse(body)
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=["GET", "HEAD"], response_class=Response, responses=METRICS_RESPONSES)
     async def metrics(request: Request, _: Principal = Depends(require("admin", "metrics"))) -> Response:  # noqa: B008
+        """Prometheus metrics: the text format, or OpenMetrics when ``Accept`` asks for it (admin scope)."""
         eng: Engine = request.app.state.engine
-        return Response(generate_latest(eng.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = exposition(eng.metrics.registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     return app

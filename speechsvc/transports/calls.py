@@ -27,7 +27,7 @@ async def list_calls(
     return {"calls": _engine(request).calls.calls(include_ended=not active)}
 
 
-@router.get("/v1/calls/{call_id}")
+@router.get("/v1/calls/{call_id}", responses={404: {"description": "No recent call with this id"}})
 async def get_call(call_id: str, request: Request) -> dict[str, Any]:
     index = _engine(request).calls
     view = index.get(call_id)

@@ -29,11 +29,12 @@ import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException  # FastAPI's is a subclass; Starlette's form parser raises this
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
@@ -150,7 +151,7 @@ async def get_model(request: Request, model: str) -> JSONResponse:
 
 
 FileField = Annotated[UploadFile, File(description="The audio: any container/codec FFmpeg reads")]
-ModelField = Annotated[str, Form(description="A model of GET /v1/models, or whisper-1")]
+ModelField = Annotated[str, Form(min_length=1, description="A model of GET /v1/models, or whisper-1")]
 PromptField = Annotated[str, Form(max_length=MAX_PROMPT_CHARS, description="Previous text biasing the decoder")]
 FormatField = Annotated[Literal["json", "text", "srt", "vtt", "verbose_json"], Form()]
 TemperatureField = Annotated[float, Form(ge=0, le=1)]
@@ -165,11 +166,11 @@ async def transcriptions(
     prompt: PromptField = "",
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
-    timestamp_granularities: Annotated[list[Literal["segment", "word"]] | None,
-                                       Form(alias="timestamp_granularities[]")] = None,
+    timestamp_granularities: Annotated[list[Literal["segment", "word"]],
+                                       Form(alias="timestamp_granularities[]")] = [],  # noqa: B006 (not mutated)
 ) -> Response:
     engine: Engine = request.app.state.engine
-    form = _Form(file, model, language, prompt, response_format, temperature, tuple(timestamp_granularities or ()))
+    form = _Form(file, model, language, prompt, response_format, temperature, tuple(timestamp_granularities))
     return await _answer(engine, form, "transcribe")
 
 
