@@ -25,7 +25,6 @@ import asyncio
 import io
 import math
 import time
-import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, Literal
 
@@ -44,6 +43,7 @@ from speechsvc.errors import MessageTooLarge, Overloaded, ShuttingDown, Speechsv
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.asr import compression_ratio
 from speechsvc.speech.audio import decode_file
+from speechsvc.speech.wordtext import wire_words
 from speechsvc.types import Float32Array
 
 # Names OpenAI's clients send; every one is served by the loaded Whisper model.
@@ -287,29 +287,12 @@ def joined(segments: Sequence[FileSegment]) -> str:
     return text
 
 
-def plain_word(text: str) -> str:
-    """A word's text without the punctuation around it (``度。`` → ``度``, ``"Hello,`` → ``Hello``); inner
-    punctuation stays (``don't``, ``3.5``)."""
-    text = text.strip()
-    start, end = 0, len(text)
-    while start < end and unicodedata.category(text[start])[0] in "PZ":
-        start += 1
-    while end > start and unicodedata.category(text[end - 1])[0] in "PZ":
-        end -= 1
-    return text[start:end]
-
-
 def openai_words(segments: Sequence[FileSegment]) -> list[dict[str, Any]]:
-    """OpenAI's words: text without punctuation (the punctuated text as ``punctuated_word``, as Deepgram names
-    it), seconds; punctuation-only words are dropped."""
-    out = []
-    for s in segments:
-        for w in s.words:
-            word = plain_word(w.text)
-            if word:
-                out.append({"word": word, "start": w.start_ms / 1000, "end": w.end_ms / 1000,
-                            "punctuated_word": w.text.strip(), "probability": round(w.probability, 4)})
-    return out
+    """OpenAI's words (``word``, ``start``, ``end`` in seconds), the text without punctuation; with
+    ``punctuated_word`` and ``confidence`` as on the other surfaces (:mod:`speechsvc.speech.wordtext`)."""
+    return [{"word": w["text"], "start": w["start_ms"] / 1000, "end": w["end_ms"] / 1000,
+             "punctuated_word": w["punctuated_word"], "confidence": round(w["confidence"], 4)}
+            for s in segments for w in wire_words(s.words)]
 
 
 def _segment(i: int, s: FileSegment, temperature: float) -> dict[str, Any]:
