@@ -25,7 +25,7 @@ NODE_DIR = ROOT / "tests" / "node"
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeServer]:
     with FakeServer() as s:
-        from speechsvc.transports.grpc import start_grpc_server
+        from speechsvc.transports.grpc_server import start_grpc_server
 
         s.grpc = s.run(start_grpc_server(s.engine, s.settings.model_copy(update={"grpc_port": 0})))
         yield s

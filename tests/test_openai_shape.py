@@ -16,12 +16,15 @@ import numpy as np
 import openai
 import pytest
 
+from speechsvc.security.keys import KeyStore
 from tests.platforms import FakeServer, quiet, tone, write_wav
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    with FakeServer(texts={440: "设定二十九度。", 660: "Hello, world. Don't go."}) as s:
+def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServer]:
+    keys = tmp_path_factory.mktemp("keys") / "keys.json"
+    with FakeServer(texts={440: "设定二十九度。", 660: "Hello, world. Don't go."}, keys_file=keys) as s:
+        s.key = KeyStore(keys).create("default", "stream")[0]  # type: ignore[attr-defined]
         yield s
 
 
@@ -40,7 +43,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def client(fake: FakeServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{fake.port}/v1", api_key="unused-on-loopback",
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{fake.port}/v1", api_key=fake.key,  # type: ignore[attr-defined]
                          max_retries=0, timeout=60)
 
 

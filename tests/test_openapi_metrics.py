@@ -35,7 +35,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeServer]:
-    with FakeServer() as s:
+    with FakeServer(rate_burst=100_000, auth_fail_burst=100_000) as s:  # thousands of requests in seconds
         yield s
 
 

@@ -72,7 +72,7 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import event_dict
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
-from speechsvc.security.asgi import Verifier
+from speechsvc.security.access import Verifier, access
 from speechsvc.security.keys import looks_like_key
 from speechsvc.security.network import is_loopback_host
 from speechsvc.security.principal import Principal, platform_principal
@@ -200,7 +200,9 @@ def guard_verifier(settings: Settings) -> Verifier:
         if required and settings.auth != "off":
             scope[REFUSED] = ("no speechsvc credential (the X-API-KEY is not a speechsvc key; set "
                               "SPEECHSVC_AUDIOHOOK_API_KEY to accept Genesys' key)")
-            return Principal("audiohook-unauthenticated", settings.audiohook_tenant, frozenset(), via="none")
+            # Through the gate only to be refused in-protocol: the adapter disconnects before anything is served.
+            return Principal("audiohook-unauthenticated", settings.audiohook_tenant, frozenset({"stream"}),
+                             via="none")
         return None
 
     return verify
@@ -366,6 +368,7 @@ def entity(call_event: CallEvent, media: _Media, session_id: str) -> dict[str, A
 
 
 @router.websocket("/v1/audiohook")
+@access("stream", "audiohook")
 async def audiohook(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
     settings = engine.settings

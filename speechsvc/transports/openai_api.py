@@ -21,18 +21,17 @@ ids), never an invented empty list. ``usage`` is OpenAI's duration usage (whole 
 
 from __future__ import annotations
 
-import asyncio
-import io
 import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException  # FastAPI's is a subclass; Starlette's form parser raises this
 
 from speechsvc.analysis.analyzer import CallAnalyzer
@@ -41,10 +40,11 @@ from speechsvc.batch.transcribe import FileSegment, FileTranscript, rewrite_segm
 from speechsvc.batch.writers import WRITERS
 from speechsvc.errors import MessageTooLarge, Overloaded, ShuttingDown, SpeechsvcError, Unauthorized
 from speechsvc.runtime.engine import Engine
+from speechsvc.security.access import access
 from speechsvc.speech.asr import compression_ratio
-from speechsvc.speech.audio import decode_file
 from speechsvc.speech.wordtext import wire_words
-from speechsvc.types import Float32Array
+from speechsvc.transports.uploads import decode_upload, read_form
+from speechsvc.types import PIPELINE_RATE, Float32Array, fixed_language
 
 # Names OpenAI's clients send; every one is served by the loaded Whisper model.
 MODEL_ALIASES = ("whisper-1",)
@@ -117,8 +117,11 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Invalid request (a missing or invalid field, audio that cannot be "
                                             "decoded)"},
+    401: {"model": ErrorBody, "description": "No valid credentials (where they are required)"},
+    403: {"model": ErrorBody, "description": "The key lacks the stream scope"},
     404: {"model": ErrorBody, "description": "No such path"},
     413: {"model": ErrorBody, "description": "The file is larger than the server's upload limit"},
+    429: {"model": ErrorBody, "description": "Rate limited (per tenant); retry later"},
     503: {"model": ErrorBody, "description": "Overloaded or shutting down; retry later"},
 }
 # What the transcription endpoints answer, by response_format.
@@ -136,6 +139,7 @@ def model_id(engine: Engine) -> str:
 
 
 @router.get("/v1/models", responses=ERRORS)
+@access("stream", "openai")
 async def list_models(request: Request) -> dict[str, Any]:
     engine: Engine = request.app.state.engine
     return {"object": "list", "data": [{"id": name, "object": "model", "created": STARTED, "owned_by": "speechsvc"}
@@ -143,6 +147,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/models/{model}", responses=ERRORS)
+@access("stream", "openai")
 async def get_model(request: Request, model: str) -> JSONResponse:
     engine: Engine = request.app.state.engine
     if model not in (model_id(engine), *MODEL_ALIASES):
@@ -150,46 +155,42 @@ async def get_model(request: Request, model: str) -> JSONResponse:
     return JSONResponse({"id": model, "object": "model", "created": STARTED, "owned_by": "speechsvc"})
 
 
-FileField = Annotated[UploadFile, File(description="The audio: any container/codec FFmpeg reads")]
-ModelField = Annotated[str, Form(min_length=1, description="A model of GET /v1/models, or whisper-1")]
-PromptField = Annotated[str, Form(max_length=MAX_PROMPT_CHARS, description="Previous text biasing the decoder")]
-FormatField = Annotated[Literal["json", "text", "srt", "vtt", "verbose_json"], Form()]
-TemperatureField = Annotated[float, Form(ge=0, le=1)]
+def request_body(task: Task) -> dict[str, Any]:
+    """The multipart body as OpenAPI declares it. The form itself is parsed by :func:`read_form`, under the upload
+    byte cap (FastAPI's ``File()``/``Form()`` parameters would parse, and spool, the whole body before any cap),
+    and checked by :func:`_form` with the same rules as this schema."""
+    fields: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "The audio: any container FFmpeg reads"},
+        "model": {"type": "string", "minLength": 1, "description": "A model of GET /v1/models, or whisper-1"},
+        "prompt": {"type": "string", "maxLength": MAX_PROMPT_CHARS, "description": "Previous text biasing the decoder"},
+        "response_format": {"type": "string", "enum": list(FORMATS), "default": "json"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
+    }
+    if task == "transcribe":
+        fields["language"] = {"type": "string", "description": "A configured language code, or auto"}
+        fields["timestamp_granularities[]"] = {"type": "array", "items": {"type": "string",
+                                                                          "enum": ["segment", "word"]}}
+    schema = {"type": "object", "required": ["file", "model"], "properties": fields}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
-@router.post("/v1/audio/transcriptions", response_model=None, responses=AUDIO_RESPONSES)
-async def transcriptions(
-    request: Request,
-    file: FileField,
-    model: ModelField,
-    language: Annotated[str | None, Form(description="A configured language code, or auto")] = None,
-    prompt: PromptField = "",
-    response_format: FormatField = "json",
-    temperature: TemperatureField = 0.0,
-    timestamp_granularities: Annotated[list[Literal["segment", "word"]],
-                                       Form(alias="timestamp_granularities[]")] = [],  # noqa: B006 (not mutated)
-) -> Response:
-    engine: Engine = request.app.state.engine
-    form = _Form(file, model, language, prompt, response_format, temperature, tuple(timestamp_granularities))
-    return await _answer(engine, form, "transcribe")
+@router.post("/v1/audio/transcriptions", response_model=None, responses=AUDIO_RESPONSES,
+             openapi_extra=request_body("transcribe"))
+@access("stream", "openai")
+async def transcriptions(request: Request) -> Response:
+    return await _answer(request.app.state.engine, request, "transcribe")
 
 
-@router.post("/v1/audio/translations", response_model=None, responses=AUDIO_RESPONSES)
-async def translations(
-    request: Request,
-    file: FileField,
-    model: ModelField,
-    prompt: PromptField = "",
-    response_format: FormatField = "json",
-    temperature: TemperatureField = 0.0,
-) -> Response:
-    engine: Engine = request.app.state.engine
-    form = _Form(file, model, None, prompt, response_format, temperature, ())
-    return await _answer(engine, form, "translate")
+@router.post("/v1/audio/translations", response_model=None, responses=AUDIO_RESPONSES,
+             openapi_extra=request_body("translate"))
+@access("stream", "openai")
+async def translations(request: Request) -> Response:
+    return await _answer(request.app.state.engine, request, "translate")
 
 
 @router.api_route("/v1/audio/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                   include_in_schema=False)
+@access("stream", "openai")
 async def unknown_audio_path(request: Request, rest: str) -> Response:
     """OpenAI's error body for every other /v1/audio path (and a wrong method on ours)."""
     if rest in ("transcriptions", "translations"):
@@ -206,9 +207,41 @@ class _Form:
         self.response_format, self.temperature, self.granularities = response_format, temperature, granularities
 
 
-async def _answer(engine: Engine, form: _Form, task: Task) -> Response:
+def _form(form: FormData, task: Task) -> _Form:
+    """The fields, checked as :func:`request_body` declares them."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise OpenAIError(400, "'file' is required (the audio)", "file", "missing")
+    response_format = str(form.get("response_format") or "json")
+    if response_format not in FORMATS:
+        raise OpenAIError(400, f"response_format must be one of {list(FORMATS)}", "response_format",
+                          "invalid_value")
+    prompt = str(form.get("prompt") or "")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise OpenAIError(400, f"prompt is longer than {MAX_PROMPT_CHARS} characters", "prompt", "invalid_value")
     try:
-        return await _transcribe(engine, form, task)
+        temperature = float(str(form.get("temperature") or 0))
+    except ValueError:
+        raise OpenAIError(400, "temperature must be a number", "temperature", "invalid_value") from None
+    if not 0 <= temperature <= 1:
+        raise OpenAIError(400, "temperature must be between 0 and 1", "temperature", "invalid_value")
+    granularities = tuple(str(g) for g in form.getlist("timestamp_granularities[]")) if task == "transcribe" else ()
+    if set(granularities) - {"segment", "word"}:
+        raise OpenAIError(400, "timestamp_granularities[] takes segment and word", "timestamp_granularities",
+                          "invalid_value")
+    language = (str(form.get("language") or "") or None) if task == "transcribe" else None
+    return _Form(upload, str(form.get("model") or ""), language, prompt, response_format, temperature, granularities)
+
+
+async def _answer(engine: Engine, request: Request, task: Task) -> Response:
+    try:
+        form = await read_form(request, engine.settings.max_upload_bytes)
+    except MessageTooLarge as e:
+        return error_response(OpenAIError(413, str(e), "file", "file_too_large"))
+    except SpeechsvcError as e:  # not multipart, or a malformed body
+        return error_response(OpenAIError(400, f"{e.code}: {e}", "file", e.code))
+    try:
+        return await _transcribe(engine, _form(form, task), task)
     except OpenAIError as e:
         return error_response(e)
     except (Overloaded, ShuttingDown) as e:
@@ -219,17 +252,13 @@ async def _answer(engine: Engine, form: _Form, task: Task) -> Response:
         return error_response(OpenAIError(401, f"{e.code}: {e}", None, e.code))
     except SpeechsvcError as e:
         return error_response(OpenAIError(400, f"{e.code}: {e}", "file", e.code))
+    finally:
+        await form.close()
 
 
 async def read_audio(engine: Engine, upload: UploadFile) -> Float32Array:
-    """The upload decoded to 16 kHz float32 (channels, n), within the server's upload limit (one call, so the
-    bounded recorded-audio decode path can replace it)."""
-    limit = engine.settings.max_upload_bytes
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise OpenAIError(413, f"file exceeds {limit} bytes", "file", "file_too_large")
-    audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(data))
-    return audio
+    """The upload decoded to 16 kHz float32 (channels, n), within the recorded-audio duration bound."""
+    return await decode_upload(upload, engine.settings.transcribe_max_s)
 
 
 async def _transcribe(engine: Engine, form: _Form, task: Task) -> Response:
@@ -249,12 +278,12 @@ async def _transcribe(engine: Engine, form: _Form, task: Task) -> Response:
     wants_words = "word" in granularities and task == "transcribe"
     # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
-                                                  None if language == "auto" else language, words=wants_words,
+                                                  fixed_language(language), words=wants_words,
                                                   hotwords=(form.prompt,) if form.prompt.strip() else (),
                                                   punctuation=settings.punctuation, task=task)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
-    transcript = FileTranscript(form.file.filename or "audio", round(audio.shape[1] / 16000, 3), legs,
+    transcript = FileTranscript(form.file.filename or "audio", round(audio.shape[1] / PIPELINE_RATE, 3), legs,
                                 tuple(segments))
     if form.response_format in ("srt", "vtt"):
         return PlainTextResponse(WRITERS[form.response_format](transcript), media_type="text/plain; charset=utf-8")
