@@ -30,6 +30,10 @@ taken as 16 kHz.
 hangup (``ast_audiosocket_receive_frame_with_hangup``), and no Asterisk sends or expects error frames, so a
 connection that cannot be served gets ``00 00 00`` and is closed; the reason goes to the log (and, for a call
 that exists, to its events). Bad frames are non-fatal events; unknown kinds are skipped (their length is known).
+
+**Frames are read whole.** TCP may deliver a frame's header in one segment and its payload in a later one
+(retransmissions, coalescing): the read of a frame is never cancelled by a timeout, only the wait for it is
+bounded, and the next wait resumes the same read, so a timeout can never leave the stream out of frame.
 """
 
 from __future__ import annotations
