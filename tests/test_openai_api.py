@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
@@ -25,14 +24,8 @@ def mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _anonymous(request: httpx.Request) -> None:
-    request.headers.pop("authorization", None)  # the SDK always sends its api_key; on loopback none is needed
-
-
 def client(server: LiveServer) -> openai.OpenAI:
-    """The SDK without credentials (a made-up key is refused, not ignored: it is not a speechsvc key)."""
-    return openai.OpenAI(base_url=f"{server.http}/v1", api_key="none", max_retries=0, timeout=120,
-                         http_client=httpx.Client(event_hooks={"request": [_anonymous]}, timeout=120))
+    return openai.OpenAI(base_url=f"{server.http}/v1", api_key=server.key, max_retries=0, timeout=120)
 
 
 def run(server: LiveServer, mp3: Path, **kw: object) -> object:
