@@ -243,7 +243,9 @@ async def test_the_npm_client_writing_each_frame_in_two_writes(node: str, fake: 
     assert not [e for e in events if e["type"] == "error"]
     assert sorted((f["leg"], f["text"][:5]) for f in finals(events)) == [
         ("agent", "660hz"), ("customer", "440hz"), ("customer", "550hz")]
-    assert {leg["leg"]: leg["audio_ms"] for leg in events[-1]["legs"]} == {"customer": 2800, "agent": 2800}
+    heard = {leg["leg"]: leg["audio_ms"] for leg in events[-1]["legs"]}  # all 2.8 s of each; the leg that
+    assert set(heard) == {"customer", "agent"} and all(2800 <= ms <= 3300 for ms in heard.values())  # connected
+    # second also has the silence that places it on the call's clock
 
 
 async def test_a_peer_that_sends_its_uuid_and_vanishes_logs_no_traceback(fake: FakeServer,
