@@ -49,9 +49,10 @@ class Chunk:
     audio: Float32Array
     offsets: tuple[int, ...]
 
-    def request(self, language: str | None, hotwords: tuple[str, ...] = (), words: bool = False) -> AsrRequest:
+    def request(self, language: str | None, hotwords: tuple[str, ...] = (), words: bool = False,
+                task: str = "transcribe") -> AsrRequest:
         # Several utterances need the timings to be split apart again.
-        return AsrRequest(self.audio, language, words=words or len(self.segments) > 1, hotwords=hotwords)
+        return AsrRequest(self.audio, language, words=words or len(self.segments) > 1, hotwords=hotwords, task=task)
 
 
 def plan_chunks(segments: Sequence[SpeechSegment], chunk_s: float = CHUNK_S,
@@ -230,12 +231,15 @@ async def decode_utterances_async(
     words: bool = False,
     hotwords: tuple[str, ...] = (),
     recording: Mapping[str, Float32Array] | None = None,
+    task: str = "transcribe",
 ) -> list[AsrResult]:
-    """The same through an inference worker (``submit``: one request, batched there with other work)."""
-    chunks = plan_chunks(segments, recording=recording)
-    results = await asyncio.gather(*(submit(c.request(language, hotwords, words)) for c in chunks))
+    """The same through an inference worker (``submit``: one request, batched there with other work). A
+    translation decodes each utterance alone (a chunk is split back by word timings, which translation has
+    not)."""
+    chunks = plan_chunks(segments, 0 if task == "translate" else CHUNK_S, recording=recording)
+    results = await asyncio.gather(*(submit(c.request(language, hotwords, words, task)) for c in chunks))
     done, redo = _assemble(chunks, results, punctuation, words)
-    again = await asyncio.gather(*(submit(AsrRequest(s.audio, language, words=words, hotwords=hotwords))
+    again = await asyncio.gather(*(submit(AsrRequest(s.audio, language, words=words, hotwords=hotwords, task=task))
                                    for s in redo))
     done.update((_key(s), r) for s, r in zip(redo, again, strict=True))
     return [done[_key(s)] for s in segments]

@@ -50,6 +50,8 @@ class FileSegment:
     redactions: tuple[Redacted, ...] = ()
     # Word (Chinese: character) timings on the recording's clock, when asked for; they spell ``text``.
     words: tuple[Word, ...] = ()
+    # The decoder's no-speech probability for the window this segment was decoded in (None: not known).
+    no_speech_prob: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult
     """Segments that got text, in time order (legs interleaved)."""
     out = [
         FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4),
-                    words=shift_words(r.words, s.start_ms))
+                    words=shift_words(r.words, s.start_ms), no_speech_prob=round(r.no_speech_prob, 4))
         for s, r in zip(segments, results, strict=True)
         if r.text
     ]
@@ -138,6 +140,7 @@ async def transcribe_audio_async(
     words: bool = False,
     hotwords: tuple[str, ...] = (),
     punctuation: bool = True,
+    task: str = "transcribe",
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
@@ -146,7 +149,7 @@ async def transcribe_audio_async(
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
     results = await decode_utterances_async(segments, lambda r: worker.submit_wait(r, Priority.BATCH), language,
-                                            punctuation=punctuation, words=words, hotwords=hotwords,
+                                            punctuation=punctuation, words=words, hotwords=hotwords, task=task,
                                             recording=dict(zip(legs, audio, strict=True)))
     return legs, file_segments(segments, results)
 
