@@ -168,6 +168,7 @@ def fleet() -> Iterator[dict[str, Any]]:
                "SPEECHSVC_JOBS_POLL_S": "0.2", "SPEECHSVC_MAX_JOBS": "1", "SPEECHSVC_BATCH_CONCURRENCY": "1",
                "SPEECHSVC_WEBHOOK_SECRET": secret, "SPEECHSVC_AUDIT_LOG": "-", "SPEECHSVC_CPU_THREADS": "1",
                "SPEECHSVC_TEXT_ANALYSIS": "false", "SPEECHSVC_EMOTION": "false", "SPEECHSVC_ASSIST": "false",
+               "SPEECHSVC_QA": "false", "SPEECHSVC_PII_NAMES_ADDRESSES": "false",
                "SPEECHSVC_SHUTDOWN_GRACE_S": "10"}
         replicas = [Replica(name, env, work) for name in ("A", "B")]
         for r in replicas:

@@ -86,6 +86,16 @@ async def _webhook(url: str | None, runner: JobRunner) -> str | None:
         raise HTTPException(422, f"webhook_url: {e}") from None
 
 
+def _named(value: T, item: str, name: str) -> T:
+    """``value`` (a message, a report) with an uploaded input's path inside the job folder replaced by the name the
+    client gave it."""
+    if item == name:
+        return value
+    text = json.dumps(value, ensure_ascii=False)
+    found, named = (json.dumps(v, ensure_ascii=False)[1:-1] for v in (item, name))
+    return json.loads(text.replace(found, named))  # type: ignore[no-any-return]
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """A job as the API shows it: inputs by the client's names (an upload's file name), never internal paths."""
     p = job.progress
@@ -98,7 +108,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "formats": job.request.get("formats", ["json"]), "done": p.get("done", 0),
         "skipped": p.get("skipped", 0), "failed": p.get("failed", 0), "audio_s": round(p.get("audio_s", 0.0), 1),
         "progress": round(finished / total, 4) if total else 0.0,
-        "errors": {names.get(item, item): message for item, message in p.get("errors", {}).items()},
+        "errors": {names.get(item, item): _named(message, item, names.get(item, item))
+                   for item, message in p.get("errors", {}).items()},
         "error": job.error, "webhook": job.webhook_url is not None,
     }
 
@@ -301,6 +312,10 @@ async def job_output(job_id: str, index: int, fmt: str, request: Request, princi
     text = await asyncio.to_thread(out.read_text, f"{output_name(inputs[index])}.{fmt}")
     if text is None:
         raise HTTPException(404, f"no {fmt} output for input {index} of job {job_id} (yet)")
+    if (name := job.name(index)) != inputs[index]:  # an upload: its name, never its path in the job folder
+        found, named = ((json.dumps(v, ensure_ascii=False)[1:-1] if fmt == "json" else v)
+                        for v in (inputs[index], name))
+        text = text.replace(found, named)
     return Response(text, media_type=OUTPUT_TYPES[fmt])
 
 
@@ -341,14 +356,14 @@ async def job_results(
     def page() -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         for index in range(offset, min(offset + limit, len(inputs))):
-            item, known = inputs[index], items.get(index)
-            result: dict[str, Any] = {"index": index, "input": job.name(index)}
+            item, known, name = inputs[index], items.get(index), job.name(index)
+            result: dict[str, Any] = {"index": index, "input": name}
             if known is not None:
                 result.update(replica=known.replica, attempts=known.attempts)
             if item in errors:
-                result.update(status="failed", error=errors[item])
+                result.update(status="failed", error=_named(errors[item], item, name))
             elif (report := read_report(out, item)) is not None:
-                result.update(status="done", report=report)
+                result.update(status="done", report=_named(report, item, name))
             else:
                 result.update(status=STATUS.get(known.state, known.state) if known else "pending")
             results.append(result)
