@@ -249,6 +249,24 @@ class Settings(BaseSettings):
     rate_per_s: float = Field(20.0, gt=0)
     rate_burst: int = Field(100, ge=1)
     tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
+    # Failed authentication per source address: a burst of auth_fail_burst failures, then auth_fail_per_s; past
+    # that the source is answered 429 (gRPC RESOURCE_EXHAUSTED) without checking, and its audit lines are counted
+    # (speechsvc_auth_audit_suppressed_total) instead of written.
+    auth_fail_burst: int = Field(30, ge=1)
+    auth_fail_per_s: float = Field(1.0, gt=0)
+    # Call metadata that reaches events, webhooks, the console and reports: only these keys ("*" = every key), and
+    # personal values masked (phone/ID/card numbers keep their last 4 digits, e-mails their domain, *name* keys
+    # their first character; see speechsvc/security/metadata.py). Other keys are dropped at admission.
+    metadata_keys: tuple[str, ...] = (
+        "callSid", "streamSid", "accountSid", "uuid", "callId", "call_id", "conversationId", "audiohookSessionId",
+        "organizationId", "correlationId", "participantId", "sessionId", "agentId", "agent_id", "agentName",
+        "queue", "skill", "campaign", "direction", "channel", "language", "customerId", "ticketId", "callerPhone",
+        "calledPhone", "ani", "dnis", "callerName",
+    )
+    mask_metadata: bool = True
+    # An open connection's key or token is checked again this often: a revoked key or an expired token closes it
+    # (WebSocket 1008, gRPC UNAUTHENTICATED); 0 = only at the handshake.
+    auth_recheck_s: float = Field(2.0, ge=0)
     # Open WebSocket connections (calls, platform streams, subscriptions) at once; 0 = 2 x max_calls + 64.
     max_connections: int = Field(0, ge=0)
     # Event subscriptions open at once (all tenants).

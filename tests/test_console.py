@@ -104,13 +104,14 @@ def test_a_failed_qa_rule_on_the_call_index_keeps_its_note_and_evidence() -> Non
     from speechsvc.analysis.inspection import Qa
     from speechsvc.analysis.qa_ops import QaEvidence
     from speechsvc.runtime.calls import CallIndex
+    from speechsvc.security.principal import ANONYMOUS
     from speechsvc.types import CallEvent, Ready
 
     index = CallIndex()
     index(CallEvent("c1", 0, Ready(("customer", "agent"), "pcm16", 16000, "zh", "ws")))
     evidence = (QaEvidence(2, "agent", 1000, 2000, "这个不归我管", "forbidden"),)
     index(CallEvent("c1", 5, Qa("forbidden", "attitude", "critical", False, -20.0, evidence, "live", "said it")))
-    (call,) = index.calls()
+    (call,) = index.calls(ANONYMOUS)
     (failed,) = call["qa_failed"]
     assert (failed["rule"], failed["note"], failed["text"]) == ("forbidden", "said it", "这个不归我管")
 

@@ -15,6 +15,7 @@ from speechsvc.config import Settings
 from speechsvc.errors import Overloaded, ProtocolError, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.protocol import event_dict
+from speechsvc.security.principal import ANONYMOUS
 from speechsvc.transports.lifecycle import open_call
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, Event, Leg
 from tests.fakes import fake_engine, fast_settings, pcm16, silence, tone
@@ -250,18 +251,20 @@ async def test_the_call_index_keeps_recent_calls_for_views_that_open_mid_call() 
         session.feed_bytes(pcm16(tone(300, 1.0)))
         session.feed_bytes(pcm16(silence(1.0)))
         for _ in range(100):
-            if any(e.event.type == "echo" for e in engine.calls.history("idx-1")):
+            view = engine.calls.get(ANONYMOUS, "idx-1")
+            if view is not None and any(e.event.type == "echo" for e in engine.calls.history(view)):
                 break
             await asyncio.sleep(0.01)
-        (live,) = engine.calls.calls()
+        (live,) = engine.calls.calls(ANONYMOUS)
         assert live["active"] and live["metadata"] == {"callSid": "CA9"} and live["transport"] == "test"
         assert hz(live["last_text"]["customer"]) == "300"
         await session.close("stop")
         events = await reader
-    assert [e.seq for e in engine.calls.history("idx-1")] == [e.seq for e in events]
-    (ended,) = engine.calls.calls()
+    view = engine.calls.get(ANONYMOUS, "idx-1")
+    assert view is not None and [e.seq for e in engine.calls.history(view)] == [e.seq for e in events]
+    (ended,) = engine.calls.calls(ANONYMOUS)
     assert not ended["active"] and ended["end_reason"] == "stop"
-    assert engine.calls.calls(include_ended=False) == []
+    assert engine.calls.calls(ANONYMOUS, include_ended=False) == []
     await engine.stop()
 
 

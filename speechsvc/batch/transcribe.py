@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Feed the VAD in 0.5 s blocks (the VAD's own windows are 32 ms).
 VAD_BLOCK = SAMPLE_RATE // 2
 
+# The longest recording decoded from a local file unless the caller says otherwise (Settings.max_recording_s).
+MAX_RECORDING_S = 4 * 3600.0
+
 
 @dataclass(frozen=True)
 class FileSegment:
@@ -137,13 +140,15 @@ def transcribe_file(
     on_duration: Callable[[float], None] | None = None,
     punctuation: bool = True,
     chunk_s: float = CHUNK_S,
+    max_seconds: float = MAX_RECORDING_S,
 ) -> FileTranscript:
-    """Transcribe one file. ``language`` None detects per segment.
+    """Transcribe one file (at most ``max_seconds`` of it). ``language`` None detects per segment.
 
     Raises:
         InvalidAudio: the file cannot be decoded.
+        MessageTooLarge: it is longer than ``max_seconds``.
     """
-    audio, _ = decode_file(path)
+    audio, _ = decode_file(path, max_seconds)
     duration = audio.shape[1] / SAMPLE_RATE
     if on_duration:
         on_duration(duration)

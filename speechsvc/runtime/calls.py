@@ -2,6 +2,9 @@
 every active call (transport, legs, platform ids, duration, current emotion, last intent, escalations, failed
 QA rules, a risk score to sort by) and each call's events so far.
 
+Calls are kept per tenant (keyed by ``(tenant, call_id)``: two tenants may use the same call id) and every view is
+filtered by the caller: a tenant sees its own calls, an admin every tenant's.
+
 Fed synchronously by the event bus (one listener, O(1) per event), bounded: at most ``max_events`` per call
 (partials are not kept, only the latest per leg), ended calls are forgotten ``keep_ended_s`` after they end, and
 at most ``max_calls`` calls are remembered (the oldest ended ones go first).
@@ -20,7 +23,10 @@ from speechsvc.analysis.emotion import Emotion
 from speechsvc.analysis.escalation import Escalation
 from speechsvc.analysis.inspection import Qa, QaSummary
 from speechsvc.analysis.intent import Intent
+from speechsvc.security.principal import Principal
 from speechsvc.types import CallEnded, CallEvent, Ready, Transcript
+
+CallKey = tuple[str, str]  # (tenant, call_id)
 
 # How much an escalation or a failed QA rule weighs when calls are sorted by risk.
 RISK = {"regulator_threat": 5.0, "angry_caller": 4.0, "complaint": 3.0, "human_requested": 2.0,
@@ -33,6 +39,7 @@ class CallView:
     """The live state of one call, as a console card shows it."""
 
     call_id: str
+    tenant: str = ""
     transport: str = ""
     legs: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
@@ -61,7 +68,8 @@ class CallView:
     def summary(self, now: float) -> dict[str, Any]:
         end = self.ended_at or now
         return {
-            "call_id": self.call_id, "transport": self.transport, "legs": list(self.legs), "metadata": self.metadata,
+            "call_id": self.call_id, "tenant": self.tenant, "transport": self.transport, "legs": list(self.legs),
+            "metadata": self.metadata,
             "started_at": self.started_at, "ended_at": self.ended_at, "end_reason": self.end_reason,
             "active": self.ended_at is None, "duration_s": round(max(0.0, end - self.started_at), 1),
             "emotion": self.emotion, "intent": self.intent, "escalations": self.escalations,
@@ -74,34 +82,46 @@ class CallIndex:
         self.max_events = max_events
         self.max_calls = max_calls
         self.keep_ended_s = keep_ended_s
-        self._calls: dict[str, CallView] = {}
+        self._calls: dict[CallKey, CallView] = {}
 
     def __call__(self, event: CallEvent) -> None:
         """Bus listener: fold one event into its call's view."""
-        view = self._calls.get(event.call_id)
+        key = (event.tenant, event.call_id)
+        view = self._calls.get(key)
         if view is None:
             if not isinstance(event.event, Ready):
                 return  # a call started before the index did: nothing to anchor it to
             self._forget_old()
-            view = self._calls[event.call_id] = CallView(event.call_id, started_at=event.event.emitted_at)
+            view = self._calls[key] = CallView(event.call_id, event.tenant, started_at=event.event.emitted_at)
         self._fold(view, event)
 
-    def calls(self, include_ended: bool = True) -> list[dict[str, Any]]:
-        """Every remembered call, riskiest first, active before ended."""
+    def calls(self, viewer: Principal, include_ended: bool = True, tenant: str | None = None) -> list[dict[str, Any]]:
+        """The calls ``viewer`` may see (an admin: every tenant's, or ``tenant``'s), riskiest first, active before
+        ended."""
         now = time.time()
         self._forget_old(now)
-        views = [v for v in self._calls.values() if include_ended or v.ended_at is None]
+        views = [v for v in self._calls.values()
+                 if viewer.sees(v.tenant) and (tenant is None or v.tenant == tenant)
+                 and (include_ended or v.ended_at is None)]
         views.sort(key=lambda v: (v.ended_at is not None, -v.risk, -v.started_at))
         return [v.summary(now) for v in views]
 
-    def get(self, call_id: str) -> CallView | None:
-        return self._calls.get(call_id)
+    def get(self, viewer: Principal, call_id: str, tenant: str | None = None) -> CallView | None:
+        """The call ``call_id`` of the viewer's tenant (an admin: of ``tenant``, else of its own tenant, else the
+        most recent one of that id in any tenant); None when the viewer may not see it."""
+        if not viewer.is_admin:
+            return self._calls.get((viewer.tenant, call_id))
+        if tenant is not None:
+            return self._calls.get((tenant, call_id))
+        own = self._calls.get((viewer.tenant, call_id))
+        if own is not None:
+            return own
+        matches = [v for (_, c), v in self._calls.items() if c == call_id]
+        return max(matches, key=lambda v: v.started_at) if matches else None
 
-    def history(self, call_id: str) -> list[CallEvent]:
+    @staticmethod
+    def history(view: CallView) -> list[CallEvent]:
         """The call's events so far in seq order (only the latest partial per leg)."""
-        view = self._calls.get(call_id)
-        if view is None:
-            return []
         return sorted([*view.events, *view.partials.values()], key=lambda e: e.seq)
 
     def _fold(self, view: CallView, call_event: CallEvent) -> None:
@@ -137,11 +157,12 @@ class CallIndex:
 
     def _forget_old(self, now: float | None = None) -> None:
         now = now or time.time()
-        for call_id in [c for c, v in self._calls.items()
-                        if v.ended_at is not None and now - v.ended_at > self.keep_ended_s]:
-            del self._calls[call_id]
+        for key in [k for k, v in self._calls.items()
+                    if v.ended_at is not None and now - v.ended_at > self.keep_ended_s]:
+            del self._calls[key]
         while len(self._calls) >= self.max_calls:
             ended = [v for v in self._calls.values() if v.ended_at is not None]
             if not ended:
                 break  # every remembered call is active: the capacity limit bounds them
-            del self._calls[min(ended, key=lambda v: v.ended_at or 0.0).call_id]
+            oldest = min(ended, key=lambda v: v.ended_at or 0.0)
+            del self._calls[(oldest.tenant, oldest.call_id)]

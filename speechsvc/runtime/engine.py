@@ -28,6 +28,7 @@ from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
 from speechsvc.runtime.calls import CallIndex
 from speechsvc.security import Guard, principal_var
+from speechsvc.security.metadata import MetadataPolicy
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
 from speechsvc.speech.vad import SileroModel
@@ -41,6 +42,8 @@ LEG_NAMES = ("customer", "agent", "mixed")
 # forge log lines, bounded length.
 CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 CallKey = tuple[str, str]  # (tenant, call id): call ids are unique per tenant
+# The share of the shutdown grace period a call's close may take (the rest: sending its last events).
+CLOSE_SHARE = 0.7
 
 
 class Recognizer(Protocol):
@@ -54,7 +57,7 @@ class Recognizer(Protocol):
 
 
 class OpenCall(Protocol):
-    async def close(self, reason: str = "stop") -> None: ...
+    async def close(self, reason: str = "stop", timeout_s: float | None = None) -> None: ...
 
 
 class Engine:
@@ -89,6 +92,8 @@ class Engine:
         self.broker = RedisBroker(broker_options, self.bus, self.metrics) if broker_options is not None else None
         # Authentication, per-tenant limits, audit log: shared by every transport and the job API.
         self.guard = Guard(settings, self.metrics)
+        # What of a call's metadata may travel (allowed keys, personal values masked): applied at admission.
+        self.metadata_policy = MetadataPolicy.of(settings.metadata_keys, settings.mask_metadata)
         self._calls: dict[CallKey, str] = {}  # (tenant, call id) -> transport, for every admitted call
         # Live calls by (tenant, call id), so shutdown can finish their open utterances.
         self.sessions: dict[CallKey, OpenCall] = {}
@@ -132,8 +137,12 @@ class Engine:
         if calls:
             log.info("draining %d calls (grace %.1f s)", len(calls), grace_s)
             deadline = time.monotonic() + grace_s if grace_s else None
+            # Each call's close has its own deadline inside the grace period (what it cannot finish by then is
+            # cancelled and logged, and its ``ended`` still goes out); the rest of the period is for the transports
+            # to hand the last events to their peers.
+            close_s = CLOSE_SHARE * grace_s if grace_s else None
             _, pending = await asyncio.wait(
-                [asyncio.ensure_future(c.close("shutdown")) for c in calls], timeout=grace_s or None
+                [asyncio.ensure_future(c.close("shutdown", close_s)) for c in calls], timeout=grace_s or None
             )
             if pending:
                 log.warning("%d calls did not finish within the grace period", len(pending))
@@ -200,7 +209,8 @@ class Engine:
         """
         self.check(config)
         principal = principal_var.get()
-        config = dataclasses.replace(config, tenant=principal.tenant)
+        config = dataclasses.replace(config, tenant=principal.tenant,
+                                     metadata=self.metadata_policy.apply(config.metadata))
         if self.closing:
             raise ShuttingDown("server is shutting down")
         key = self.call_key(config)

@@ -26,7 +26,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallEnd, CallInfo, Mode, UtteranceAnalysis
@@ -348,11 +348,16 @@ class CallSession:
 
     # ---- end of call ------------------------------------------------------------------------------
 
-    async def close(self, reason: str = "stop") -> None:
-        """Normal end: finish every open utterance, deliver its final and analysis, then ``ended``."""
+    async def close(self, reason: str = "stop", timeout_s: float | None = None) -> None:
+        """Normal end: finish every open utterance, deliver its final and analysis, then ``ended``.
+
+        ``timeout_s`` bounds the whole close (the drain gives each call a deadline inside its grace period): work
+        still running then (an utterance's ASR, its analysis) is cancelled and logged by name, and ``ended`` is
+        published all the same with what was heard."""
         if self._closed:
             return
         self._closed = True
+        deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
         cut_off: list[Leg] = []
         for leg in self._legs.values():
             tail = leg.resampler.flush()
@@ -361,11 +366,14 @@ class CallSession:
                 if isinstance(event, SpeechEnded):
                     self._queue_final(leg, event.segment)
                     cut_off.append(leg.name)  # still speaking when the call ended
-            await leg.utterances.put(None)
-        await asyncio.gather(*(leg.worker for leg in self._legs.values()))
+            if not await self._within(leg.utterances.put(None), deadline, f"{leg.name} leg's utterance queue"):
+                leg.worker.cancel()
+        for leg in self._legs.values():
+            await self._within(leg.worker, deadline, f"ASR of the {leg.name} leg's last utterances")
         self._analysis_ended = True
-        await self._analysis.put(None)
-        await self._analyzer_task
+        if not await self._within(self._analysis.put(None), deadline, "the analysis queue"):
+            self._analyzer_task.cancel()
+        await self._within(self._analyzer_task, deadline, "the analysis of the last utterances")
         for leg in self._legs.values():
             if leg.partial_task:
                 leg.partial_task.cancel()
@@ -375,6 +383,22 @@ class CallSession:
             self._emit(decided)
         self._emit(CallEnded(reason, summary))
         self._finish()
+
+    async def _within(self, work: Awaitable[None], deadline: float | None, what: str) -> bool:
+        """Await ``work`` until ``deadline`` (loop time; None = no bound). Past it, the work is cancelled, the stuck
+        step is logged, and False returned. A failure of the work itself is raised."""
+        task = asyncio.ensure_future(work)
+        timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if done:
+            task.result()
+            return True
+        log.warning("call closing: %s did not finish within the close deadline; ending the call without it", what)
+        self.engine.metrics.rejections.labels("close_deadline").inc()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
 
     def abort(self) -> None:
         """Client gone or broken: drop queued work now; no more events."""
