@@ -2,7 +2,8 @@
 PostgreSQL (jobs), a real redis-server (events) and one job folder, behind a real HAProxy running
 ``deploy/haproxy.cfg``; everything on loopback, started here. Skipped, saying why, when a server is missing.
 
-- calls through HAProxy spread over both replicas, and a subscriber on either replica sees every call;
+- calls through HAProxy spread over both replicas, a subscriber on either replica sees every call, and either
+  replica's call index (``/v1/calls``, the console's) lists both, each with the replica that holds it;
 - SIGTERM on a replica drains its call (finals, then ``ended``) while the other takes new calls through HAProxy;
 - a REST job uploaded to replica A finishes on replica B after A is killed (SIGKILL) in the middle of an item:
   A's item is taken over after its lease, no item is lost, none is done twice, results name the uploaded
@@ -213,10 +214,10 @@ async def subscribe(url: str, until: set[str], seen: dict[str, set[str]]) -> Non
                 seen.setdefault(event["call_id"], set()).add(event["type"])
 
 
-def local_calls(replica: Replica) -> set[str]:
-    calls = httpx.get(f"{replica.url}/v1/calls", timeout=10).json()
-    rows = calls["calls"] if isinstance(calls, dict) else calls
-    return {row["call_id"] for row in rows}
+def call_index(replica: Replica) -> dict[str, str]:
+    """What ``/v1/calls`` on ``replica`` shows: call id -> the replica that holds the call."""
+    rows = httpx.get(f"{replica.url}/v1/calls", timeout=10).json()["calls"]
+    return {row["call_id"]: row["replica"] for row in rows}
 
 
 async def test_calls_spread_over_the_replicas_and_every_subscriber_sees_them(fleet: dict[str, Any]) -> None:
@@ -234,8 +235,10 @@ async def test_calls_spread_over_the_replicas_and_every_subscriber_sees_them(fle
     await asyncio.wait_for(asyncio.gather(*followers), 60)
     for seen in (seen_a, seen_b):  # each subscriber saw both calls, whichever replica held them
         assert all({"ready", "transcript.final", "ended"} <= seen[i] for i in ids), seen
-    held_a, held_b = local_calls(a) & ids, local_calls(b) & ids
-    assert len(held_a) == 1 and len(held_b) == 1 and held_a != held_b  # HAProxy spread them
+    index_a, index_b = call_index(a), call_index(b)
+    holders = {i: index_a.get(i) for i in ids}
+    assert sorted(holders.values()) == ["A", "B"]  # HAProxy spread them, and each index shows both calls
+    assert {i: index_b.get(i) for i in ids} == holders  # with the same holder on either replica
 
 
 async def test_sigterm_drains_a_replica_while_the_other_takes_new_calls(fleet: dict[str, Any]) -> None:
@@ -261,7 +264,7 @@ async def test_sigterm_drains_a_replica_while_the_other_takes_new_calls(fleet: d
             pass
         assert time.time() < deadline, "no new call was taken while a replica drained"
         await asyncio.sleep(0.5)
-    assert any(e["type"] == "transcript.final" for e in events) and "after-drain" in local_calls(b)
+    assert any(e["type"] == "transcript.final" for e in events) and call_index(b)["after-drain"] == "B"
     assert a.stop(timeout=30) == 0  # A exits cleanly after its drain
     a.start()  # back for the next test
     a.wait_ready()
