@@ -164,12 +164,35 @@ def test_postgres_migrations_are_idempotent_and_concurrent(postgres: PostgresSer
         store.close()
 
 
-def test_an_unreachable_postgres_is_store_unavailable(tmp_path: Path) -> None:
+def test_postgres_down_at_start_then_back(postgres: PostgresServer, tmp_path: Path) -> None:
+    """A replica starts without its job database (live calls never need it); jobs work once it answers."""
     from speechsvc.batch.jobs import StoreUnavailable
     from speechsvc.batch.jobs.postgres import PostgresJobStore
 
+    down = PostgresJobStore("postgresql://nobody@127.0.0.1:9/none?connect_timeout=1", tmp_path)
     with pytest.raises(StoreUnavailable):
-        PostgresJobStore("postgresql://nobody@127.0.0.1:9/none?connect_timeout=1", tmp_path)
+        down.count(None)
+    store = PostgresJobStore(url := postgres.fresh_database(), tmp_path)
+    store.close()  # the database goes away (a new connection will be made)
+    store.url, store._migrated = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1", False
+    with pytest.raises(StoreUnavailable):
+        store.count(None)
+    store.url = url  # back: migrated at the first use
+    assert store.count(None) == 0 and store._migrated
+    store.close()
+
+
+def test_a_restart_on_one_machine_resumes_at_once(tmp_path: Path) -> None:
+    from speechsvc.batch.jobs import open_store
+    from tests.fakes import fast_settings
+
+    store = SqliteJobStore(tmp_path / "jobs")
+    store.create({**REQUEST, "inputs": ["a.wav"]})
+    store.claim("dead", 1, 3600.0)  # the process dies holding it for an hour
+    store.close()
+    again = open_store(fast_settings(jobs_dir=tmp_path / "jobs"))
+    assert [c.attempts for c in again.claim("alive", 1, 30.0)] == [2]
+    again.close()
 
 
 @pytest.mark.parametrize("error", [OSError("disk full"), RuntimeError("a bug"), KeyError("formats")])

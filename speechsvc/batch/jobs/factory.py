@@ -25,4 +25,6 @@ def open_store(settings: Settings) -> JobStore:
         raise ValueError("SPEECHSVC_JOBS_DB must be empty (SQLite in the jobs folder) or a postgresql:// URL")
     from speechsvc.batch.jobs.sqlite import SqliteJobStore
 
-    return SqliteJobStore(settings.jobs_path, settings.max_job_attempts)
+    store = SqliteJobStore(settings.jobs_path, settings.max_job_attempts)
+    store.expire_leases()  # one machine: the process that held them is gone, resume at once
+    return store

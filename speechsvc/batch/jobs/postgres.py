@@ -7,7 +7,8 @@ Migrations run at open, in one transaction under an advisory lock (replicas star
 other), recorded in ``speechsvc_schema``: each version is applied once, and re-running is a no-op.
 
 A database that cannot be reached raises :class:`~speechsvc.batch.jobs.model.StoreUnavailable` (the REST API
-answers 503, the runner retries); the connection is made again on the next use.
+answers 503, the runner retries); the connection is made again on the next use. A replica starts without it
+(live calls never need it): the migrations then run at the first use that reaches the database.
 
 Thread-safety: one connection, serialised by a lock (the store's statements are short; the runner's calls are
 few per item).
@@ -98,7 +99,11 @@ class PostgresJobStore(SqlJobStore):
         self.url = url
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
-        self._migrate()
+        self._migrated = False
+        try:
+            self._migrate()
+        except StoreUnavailable as e:
+            log.warning("%s; jobs wait for it (live calls go on)", e)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -107,7 +112,7 @@ class PostgresJobStore(SqlJobStore):
         return self._conn
 
     def _migrate(self) -> None:
-        with self.transaction() as tx:
+        with self._transaction() as tx:
             tx.rows("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             tx.run("CREATE TABLE IF NOT EXISTS speechsvc_schema (version INTEGER PRIMARY KEY, "
                    "applied DOUBLE PRECISION NOT NULL DEFAULT EXTRACT(EPOCH FROM now()))")
@@ -117,9 +122,17 @@ class PostgresJobStore(SqlJobStore):
                     tx.run(statement)
                 tx.run("INSERT INTO speechsvc_schema (version) VALUES (?)", (version,))
                 log.info("job store %s: schema version %d", safe_url(self.url), version)
+        self._migrated = True
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
+        if not self._migrated:
+            self._migrate()
+        with self._transaction() as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Tx]:
         with self._lock:
             try:
                 conn = self._connection()

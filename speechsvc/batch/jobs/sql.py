@@ -213,6 +213,11 @@ class SqlJobStore(abc.ABC):
             rows = tx.rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
             return self._with_progress(tx, [self._job(rows[0])])[0]
 
+    def expire_leases(self) -> int:
+        """Every claim's lease ends now (one machine restarting: whoever held them is gone); attempts still count."""
+        with self.transaction() as tx:
+            return tx.run("UPDATE job_items SET lease_until = 0 WHERE state = 'running'")
+
     def release(self, owner: str) -> int:
         """A replica stopping gracefully hands its items back to the queue at once (the attempt is not counted)."""
         with self.transaction() as tx:
