@@ -170,6 +170,8 @@ def fleet() -> Iterator[dict[str, Any]]:
                "SPEECHSVC_WEBHOOK_SECRET": secret, "SPEECHSVC_AUDIT_LOG": "-", "SPEECHSVC_CPU_THREADS": "1",
                "SPEECHSVC_TEXT_ANALYSIS": "false", "SPEECHSVC_EMOTION": "false", "SPEECHSVC_ASSIST": "false",
                "SPEECHSVC_QA": "false", "SPEECHSVC_PII_NAMES_ADDRESSES": "false",
+               # Loopback only; HAProxy adds X-Forwarded-For, and a proxied request is anonymous only with auth off.
+               "SPEECHSVC_AUTH": "off",
                "SPEECHSVC_SHUTDOWN_GRACE_S": "10"}
         replicas = [Replica(name, env, work) for name in ("A", "B")]
         for r in replicas:
