@@ -44,7 +44,7 @@ pytestmark = pytest.mark.model
 HAPROXY = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.path.exists(p)), None)
 REPO = Path(__file__).resolve().parent.parent
 LEASE_S = 3.0
-CLIPS = [f"aishellsample_BAC009S0150W000{i}.wav" for i in range(1, 7)]
+CLIPS = [f"aishellsample_BAC009S0150W000{i}.wav" for i in range(1, 9)]
 
 
 def free_port() -> int:
@@ -267,7 +267,7 @@ async def test_sigterm_drains_a_replica_while_the_other_takes_new_calls(fleet: d
         assert time.time() < deadline, "no new call was taken while a replica drained"
         await asyncio.sleep(0.5)
     assert any(e["type"] == "transcript.final" for e in events) and call_index(b)["after-drain"] == "B"
-    assert a.stop(timeout=30) == 0  # A exits cleanly after its drain
+    assert a.stop(timeout=30) in (0, -signal.SIGTERM)  # A exits after its drain (uvicorn re-raises SIGTERM)
     a.start()  # back for the next test
     a.wait_ready()
 
@@ -283,13 +283,13 @@ async def test_a_job_survives_killing_the_replica_that_runs_it(fleet: dict[str, 
                                   data={"formats": "srt", "language": "zh", "webhook_url": receiver.url})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        held = None
-        while held is None:  # wait until A is in the middle of an item
+        held, done_by_a = None, set()
+        while held is None or not done_by_a:  # wait until A has finished an item and is in the middle of the next
             results = (await http.get(f"{b.url}/v1/jobs/{job_id}/results")).json()["results"]
             held = next((r for r in results if r["status"] == "running" and r.get("replica") == "A"), None)
-            assert time.time() - started < 120, results
+            done_by_a = {r["index"] for r in results if r["status"] == "done" and r.get("replica") == "A"}
+            assert time.time() - started < 180 and any(r["status"] != "done" for r in results), results
             await asyncio.sleep(0.05)
-        done_by_a = {r["index"] for r in results if r["status"] == "done" and r.get("replica") == "A"}
         a.stop(signal.SIGKILL)
         killed = time.time()
         while (job := (await http.get(f"{lb.url}/v1/jobs/{job_id}")).json())["state"] != "done":
