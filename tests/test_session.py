@@ -282,3 +282,36 @@ async def test_each_final_is_decoded_with_the_legs_previous_finals_as_context() 
     await run_call(engine, config(), speech(300, 500, 700, 600))
     assert [c for c, partial in seen if not partial] == ["", "您好。", "您好。我要查账单。", "我要查账单。上个月的。"]
     await engine.stop()
+
+
+async def test_a_close_stuck_on_asr_still_ends_the_call_within_its_deadline(caplog: pytest.LogCaptureFixture) -> None:
+    """The drain gives each call's close a deadline: an utterance whose ASR outlives it is cancelled, the stuck step
+    is logged by name, and ``ended`` (reason shutdown, with the audio heard) still reaches the client."""
+    import threading
+    import time
+
+    engine = await started(fake_engine())
+    release = threading.Event()
+    transcribe = engine.recognizer.transcribe
+
+    def stuck(requests):  # type: ignore[no-untyped-def]
+        release.wait(10)  # a model that hangs (a driver stall); freed at the end of the test
+        return transcribe(requests)
+
+    engine.recognizer.transcribe = stuck
+    try:
+        async with open_call(engine, config("stuck-1"), "test") as session:
+            reader = asyncio.ensure_future(_collect(session.events()))
+            session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking when the server drains
+            begun = time.monotonic()
+            await session.close("shutdown", timeout_s=0.5)
+            took = time.monotonic() - begun
+            events = await asyncio.wait_for(reader, 5)
+        ended = events[-1].event
+        assert ended.type == "ended" and ended.reason == "shutdown"  # type: ignore[attr-defined]
+        assert ended.legs[0].audio_ms >= 1000  # type: ignore[attr-defined]
+        assert took < 2.0
+        assert "did not finish within the close deadline" in caplog.text
+    finally:
+        release.set()
+        await engine.stop()

@@ -27,7 +27,9 @@ def mask_value(key: str, value: str) -> str:
     """The value as it may be shown (see the module docstring)."""
     text = value.strip()
     digits = re.sub(r"\D", "", text)
-    if ID_CARD.match(text) or (NUMBER.match(text) and len(digits) >= MIN_NUMBER_DIGITS):
+    if ID_CARD.match(text):
+        return "*" * (len(text) - KEEP_DIGITS) + text[-KEEP_DIGITS:]
+    if NUMBER.match(text) and len(digits) >= MIN_NUMBER_DIGITS:
         return "*" * (len(digits) - KEEP_DIGITS) + digits[-KEEP_DIGITS:]
     email = EMAIL.match(text)
     if email is not None:

@@ -171,7 +171,8 @@ def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -
             stream = container.streams.audio[0]
             declared = _declared_seconds(container, stream)
             if max_seconds is not None and declared is not None and declared > max_seconds:
-                raise MessageTooLarge(f"{_name(path)}: {declared:.0f} s of audio, over the {max_seconds:.0f} s limit")
+                raise MessageTooLarge(f"{_name(path)}: longer than the {max_seconds:.0f} s limit "
+                                      f"({declared:.0f} s declared)")
             channels = min(2, stream.codec_context.channels or 1)
             layout = "stereo" if channels == 2 else "mono"
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=PIPELINE_RATE)
