@@ -119,6 +119,17 @@ class HAProxy:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen([HAPROXY, "-db", "-f", config], env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:  # listening, and a replica passed its health checks
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(3)  # both replicas up (rise 2 checks, 1 s apart)
         return self
 
     @property
