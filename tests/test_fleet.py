@@ -273,12 +273,12 @@ async def test_sigterm_drains_a_replica_while_the_other_takes_new_calls(fleet: d
             events, code = await call(f"ws://127.0.0.1:{lb.http_port}/v1/stream", audio, "after-drain")
             if code == 1000:
                 break
-        except (websockets.InvalidStatus, OSError):
+        except (websockets.WebSocketException, OSError):  # refused at the handshake, or closed: draining
             pass
         assert time.time() < deadline, "no new call was taken while a replica drained"
         await asyncio.sleep(0.5)
     assert any(e["type"] == "transcript.final" for e in events) and call_index(b)["after-drain"] == "B"
-    assert a.stop(timeout=30) in (0, -signal.SIGTERM)  # A exits after its drain (uvicorn re-raises SIGTERM)
+    assert a.stop(timeout=30) != -signal.SIGKILL  # A exits by itself after its drain (not killed at the timeout)
     a.start()  # back for the next test
     a.wait_ready()
 
