@@ -65,7 +65,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     # No Swagger UI or ReDoc pages: they load their scripts from a CDN (offline sites, the console's CSP); the
     # OpenAPI document is public.
-    app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # Every HTTP body is capped at MAX_UPLOAD_BYTES while it arrives (413): no route can be made to spool more.
+    app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  max_body_size=settings.max_upload_bytes)
     if engine is not None:
         app.state.engine = engine
         app.state.guard = engine.guard

@@ -420,11 +420,11 @@ class Settings(BaseSettings):
     pii_dtmf: Literal["mask", "clear"] = "mask"
     # Quality-inspection rules on every call (qa events live, a qa section in batch reports).
     qa: bool = True
-    # QA rules file; None = the packaged pack for Chinese service calls (speechsvc/analysis/qa_default.toml).
+    # QA rules file; None = the packaged pack for Chinese service calls (speechsvc/analysis/qa/qa_default.toml).
     qa_rules: Path | None = None
     # Agent assist: knowledge-base suggestions for the agent on each customer final (live calls).
     assist: bool = True
-    # Knowledge file; None = the packaged example (speechsvc/analysis/assist_default.toml).
+    # Knowledge file; None = the packaged example (speechsvc/analysis/assist/assist_default.toml).
     assist_knowledge: Path | None = None
 
     @model_validator(mode="after")

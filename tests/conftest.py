@@ -102,7 +102,13 @@ class LiveServer:
         self.port = free_port()
         settings.setdefault("jobs_dir", Path(tempfile.mkdtemp(prefix="speechsvc-jobs-")))  # no job leaks between runs
         settings.setdefault("audit_log", str(Path(tempfile.mkdtemp(prefix="speechsvc-audit-")) / "audit.log"))
+        settings.setdefault("keys_file", Path(tempfile.mkdtemp(prefix="speechsvc-keys-")) / "keys.json")
         self.settings = Settings(port=self.port, grpc_port=-1, audiosocket_port=-1, **settings)  # type: ignore[arg-type]
+        from speechsvc.security.keys import KeyStore
+
+        # A key of the default tenant for clients that must send one (the openai SDK always does, and a credential
+        # that is not a key is refused even where anonymous clients are served).
+        self.key = KeyStore(self.settings.keys_path).create("default", "stream,subscribe,jobs")[0]
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 ws_max_size=self.settings.max_message_bytes + 1024)
@@ -132,7 +138,7 @@ class LiveServer:
                 raise RuntimeError("server did not become ready")
             time.sleep(0.05)
         if self.with_grpc:
-            from speechsvc.transports.grpc import start_grpc_server
+            from speechsvc.transports.grpc_server import start_grpc_server
 
             grpc_settings = self.settings.model_copy(update={"grpc_port": 0})
             self.grpc = asyncio.run_coroutine_threadsafe(start_grpc_server(self.engine, grpc_settings),

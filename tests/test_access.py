@@ -355,3 +355,17 @@ def test_readiness_shows_no_paths() -> None:
     with FakeServer() as s:
         body = httpx.get(f"{s.http_url}/readyz").json()
         assert body["status"] == "ready" and "/" not in json.dumps(body["models"])
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_the_cli_and_batch_paths_stop_a_bomb_at_the_duration_bound(tmp_path: Path, declare_length: bool) -> None:
+    from speechsvc.batch.files import load_audio
+    from speechsvc.batch.transcribe import transcribe_file
+    from speechsvc.errors import MessageTooLarge
+
+    path = tmp_path / "bomb.flac"
+    path.write_bytes(_flac_of_silence(600, declare_length))
+    with pytest.raises(MessageTooLarge, match="60 s"):
+        load_audio(str(path), 60.0)  # `speechsvc batch`, REST and Ray jobs
+    with pytest.raises(MessageTooLarge, match="60 s"):  # `speechsvc transcribe`: refused before any model runs
+        transcribe_file(path, None, None, None, "zh", max_seconds=60.0)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from speechsvc.runtime.calls import CallIndex
+from speechsvc.runtime.call_index import CallIndex
 from speechsvc.security.keys import KeyStore
 from speechsvc.types import RemoteEvent
 from tests.fakeserver import FakeServer

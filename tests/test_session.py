@@ -10,7 +10,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from speechsvc.analysis.base import CallEnd, CallInfo, Stage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Stage, StageCall
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.config import Settings
 from speechsvc.errors import Overloaded, ProtocolError, UnsupportedFormat
 from speechsvc.metrics import Metrics
@@ -61,15 +62,15 @@ class _EchoCall(StageCall[str]):
         self.fail_on = fail_on
         self.count = 0
 
-    async def infer(self, u: UtteranceAnalysis) -> str:
+    async def infer(self, u: Utterance) -> str:
         await asyncio.sleep(0)
         return u.text.upper()
 
-    def apply(self, u: UtteranceAnalysis, found: str | None) -> list[Event]:
+    def apply(self, u: Utterance, found: str | None) -> list[Event]:
         if self.fail_on and self.fail_on in u.text:
             raise RuntimeError("a bug in this stage")
         self.count += 1
-        return [Echo(u.leg, u.utterance, found or "", self.count - 1)]
+        return [Echo(u.leg, u.index, found or "", self.count - 1)]
 
     def end(self, ended: CallEnd) -> list[Event]:
         return [Tally(self.count, ended.reason)]
@@ -227,7 +228,10 @@ def test_metrics_registry_is_per_engine() -> None:
 
 
 async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
-    engine = await started(fake_engine())
+    from speechsvc.analysis.redaction import RedactionStage
+
+    settings = fast_settings(pii_names_addresses=False)
+    engine = await started(fake_engine(settings, [RedactionStage.load(settings)]))  # it masks keypad digits
     async with open_call(engine, config(), "test") as session:
         reader = asyncio.ensure_future(_collect(session.events()))
         session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking: no pause yet

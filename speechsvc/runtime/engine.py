@@ -17,22 +17,21 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from speechsvc.analysis import load_stages
+from speechsvc.analysis import load_stages, stage_classes
 from speechsvc.analysis.base import Stage
-from speechsvc.analysis.redaction import check_request
 from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
-from speechsvc.runtime.calls import CallIndex
+from speechsvc.runtime.call_index import CallIndex
 from speechsvc.security import Guard, principal_var
 from speechsvc.security.metadata import MetadataPolicy
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
+from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
 from speechsvc.speech.vad import SileroModel
-from speechsvc.types import CallConfig, ModelInfo
+from speechsvc.types import PIPELINE_RATE, CallConfig, ModelInfo
 from speechsvc.workers import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -72,6 +71,8 @@ class Engine:
         self.recognizer = recognizer
         self.vad_model = vad_model
         self.stages = list(stages)
+        # Every stage the package defines, on or off: each checks what a call asks of it at admission.
+        self._checks = stage_classes()
         self.vad_options: VadOptions = settings.vad()
         self.stream_options: StreamOptions = settings.stream()
         self.metrics = Metrics()
@@ -85,7 +86,7 @@ class Engine:
         # Every call's events, for the subscription endpoints and the webhook; the index keeps recent calls'
         # state and events for views that open mid-call.
         self.bus = EventBus(settings.subscriber_queue)
-        self.calls = CallIndex()
+        self.calls = CallIndex(self.stages)
         self.bus.listeners.append(self.calls)
         # Several replicas: events shared through Redis (SPEECHSVC_EVENT_BROKER); None = this process only.
         broker_options = settings.broker()
@@ -194,10 +195,11 @@ class Engine:
         if config.language != "auto" and config.language not in languages:
             raise UnsupportedFormat(f"language {config.language!r} is not supported; use one of "
                                     f"{[*languages, 'auto']}")
-        try:
-            check_request(config.redaction, self.settings)
-        except ValueError as e:
-            raise ProtocolError(f"redaction: {e}") from None
+        for stage in self._checks:
+            try:
+                stage.check(config, self.settings)
+            except ValueError as e:
+                raise ProtocolError(str(e)) from None
         return config
 
     def admit(self, config: CallConfig, transport: str) -> CallConfig:
@@ -246,7 +248,7 @@ class Engine:
     def _run_asr(self, batch: list[AsrRequest]) -> list[AsrResult]:
         started = time.perf_counter()
         results = self.recognizer.transcribe(batch)
-        audio_s = sum(r.audio.size for r in batch) / SAMPLE_RATE
+        audio_s = sum(r.audio.size for r in batch) / PIPELINE_RATE
         if audio_s > 0:
             self.metrics.real_time_factor.observe((time.perf_counter() - started) / audio_s)
         return results

@@ -15,9 +15,7 @@ if TYPE_CHECKING:
     import av
 
 from speechsvc.errors import InvalidAudio, MessageTooLarge, UnsupportedFormat
-from speechsvc.types import ENCODINGS, SAMPLE_RATE_RANGE, AudioFormat, Float32Array, Int16Array
-
-PIPELINE_RATE = 16000
+from speechsvc.types import ENCODINGS, PIPELINE_RATE, SAMPLE_RATE_RANGE, AudioFormat, Float32Array, Int16Array
 
 
 def _mulaw_table() -> Int16Array:

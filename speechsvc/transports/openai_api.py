@@ -26,6 +26,7 @@ from speechsvc.errors import MessageTooLarge, SpeechsvcError
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.access import access
 from speechsvc.transports.uploads import decode_upload, read_form
+from speechsvc.types import PIPELINE_RATE, fixed_language
 
 router = APIRouter()
 
@@ -120,12 +121,13 @@ async def _transcribe_form(engine: Engine, form: FormData) -> Response:
     wants_words = response_format == "verbose_json" and "word" in granularities
     # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
-                                                  None if language == "auto" else language, words=wants_words,
+                                                  fixed_language(language), words=wants_words,
                                                   hotwords=(prompt,) if prompt.strip() else (),
                                                   punctuation=settings.punctuation)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
-    transcript = FileTranscript(upload.filename or "audio", round(audio.shape[1] / 16000, 3), legs, tuple(segments))
+    duration_s = round(audio.shape[1] / PIPELINE_RATE, 3)
+    transcript = FileTranscript(upload.filename or "audio", duration_s, legs, tuple(segments))
     if response_format in ("srt", "vtt"):
         return PlainTextResponse(WRITERS[response_format](transcript), media_type="text/plain; charset=utf-8")
     text = joined(segments)

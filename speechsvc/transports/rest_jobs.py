@@ -38,6 +38,7 @@ from speechsvc.errors import Forbidden
 from speechsvc.security.asgi import require
 from speechsvc.security.network import check_webhook_url
 from speechsvc.security.principal import Principal
+from speechsvc.types import fixed_language
 
 router = APIRouter()
 Format = Literal["json", "srt", "vtt", "txt"]
@@ -152,9 +153,9 @@ async def create_job(request: Request, principal: Principal = JOBS) -> JSONRespo
     if not inputs:
         raise HTTPException(422, "no audio files found in the inputs")
     webhook_url = await _webhook(job_request.webhook_url, runner)
-    job = await _db(runner.submit, {"inputs": inputs, "language": None if job_request.language == "auto" else
-                                    job_request.language, "formats": sorted({"json", *job_request.formats}),
-                                    "uploaded": False}, principal.tenant, webhook_url)
+    job = await _db(runner.submit, {"inputs": inputs, "language": fixed_language(job_request.language),
+                                    "formats": sorted({"json", *job_request.formats}), "uploaded": False},
+                    principal.tenant, webhook_url)
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
                                      detail=f"{len(inputs)} server-side inputs")
     return JSONResponse(job_view(job), status_code=201)
@@ -229,8 +230,8 @@ async def _create_from_upload(request: Request, runner: JobRunner, principal: Pr
             names.append(given)
     finally:
         await form.close()
-    request_body = {"inputs": inputs, "names": names, "language": None if language == "auto" else language,
-                    "formats": formats, "uploaded": True}
+    request_body = {"inputs": inputs, "names": names, "language": fixed_language(language), "formats": formats,
+                    "uploaded": True}
     await _db(runner.store.set_request, job.id, request_body)  # the job becomes runnable only now
     runner.wake()
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
