@@ -209,13 +209,20 @@ def pcm(path: Path) -> bytes:
     return (np.clip(audio[0], -1, 1) * 32767).astype("<i2").tobytes()
 
 
-async def call(url: str, audio: bytes, call_id: str) -> tuple[list[dict[str, Any]], int | None]:
+async def call(url: str, audio: bytes, call_id: str, opened: asyncio.Event | None = None,
+               go: asyncio.Event | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """A whole call; ``opened`` is set once the server said ``ready``, and the audio waits for ``go``."""
     async with websockets.connect(url, max_size=None) as ws:
         await ws.send(json.dumps({"type": "start", "call_id": call_id, "sample_rate": 16000}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if opened is not None:
+            opened.set()
+        if go is not None:
+            await go.wait()
         for frame in frames(audio):
             await ws.send(frame)
         await ws.send(json.dumps({"type": "stop"}))
-        return await read_until_closed(ws, timeout=120), ws.close_code
+        return [first, *await read_until_closed(ws, timeout=120)], ws.close_code
 
 
 async def subscribe(url: str, until: set[str], seen: dict[str, set[str]]) -> None:
@@ -242,7 +249,14 @@ async def test_calls_spread_over_the_replicas_and_every_subscriber_sees_them(fle
     followers = [asyncio.create_task(subscribe(f"ws://127.0.0.1:{r.port}/v1/events", ids, seen))
                  for r, seen in ((a, seen_a), (b, seen_b))]
     await asyncio.sleep(1.0)  # the subscriptions are open
-    results = await asyncio.gather(*(call(f"ws://127.0.0.1:{lb.http_port}/v1/stream", audio, i) for i in sorted(ids)))
+    # The second call connects while the first is open: least connections sends it to the other replica.
+    url, first_open, go = f"ws://127.0.0.1:{lb.http_port}/v1/stream", asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(call(url, audio, "spread-1", first_open, go))
+    await asyncio.wait_for(first_open.wait(), 30)
+    second = asyncio.create_task(call(url, audio, "spread-2", None, go))
+    await asyncio.sleep(0.5)
+    go.set()
+    results = await asyncio.gather(first, second)
     for events, code in results:
         assert code == 1000 and any(e["type"] == "transcript.final" for e in events)
     await asyncio.wait_for(asyncio.gather(*followers), 60)
