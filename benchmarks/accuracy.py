@@ -18,13 +18,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from speechsvc.analysis import load_stages, started
 from speechsvc.config import Settings
-from speechsvc.evaluation.asr import evaluate_asr
+from speechsvc.evaluation.asr_sets import HOLDOUT, TUNE, Item, conditions, en_items, with_splits, zh_items
+from speechsvc.evaluation.asr_sets import __doc__ as SPLIT_RULE
+from speechsvc.evaluation.heldout import TextCache, Transcriber, score
 from speechsvc.evaluation.machine import describe
 from speechsvc.evaluation.text import evaluate_text
 from speechsvc.models import silero_vad_path, whisper_dir
-from speechsvc.speech.asr import WhisperRecognizer
+from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.vad import SileroModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,60 +63,225 @@ class FasterWhisperRecipe:
         self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
                                   local_files_only=True)
 
-    def transcribe(self, path: Path, language: str) -> str:
-        from speechsvc.speech.audio import decode_file
+    RECIPE = "fw-1: greedy, T 0/0.2/0.4, cr 2.0, vad_filter, 10 tok/s + 8, no prompt, PyAV s16 decode"
 
-        audio = decode_file(path)[0][0]
+    def transcribe(self, path: Path, language: str) -> str:
+        from faster_whisper import decode_audio
+
+        return self.decode(decode_audio(str(path)), language, vad_filter=True)
+
+    def decode(self, audio: np.ndarray, language: str, vad_filter: bool = False) -> str:
         seconds = min(30.0, audio.size / 16000)
         segments, _ = self.model.transcribe(
             audio, language=language, beam_size=1, temperature=[0.0, 0.2, 0.4], compression_ratio_threshold=2.0,
-            vad_filter=True, condition_on_previous_text=False, max_new_tokens=min(440, int(10 * seconds) + 8),
+            vad_filter=vad_filter, condition_on_previous_text=False, max_new_tokens=min(440, int(10 * seconds) + 8),
         )
         return ("" if language == "zh" else " ").join(s.text.strip() for s in segments)
+
+
+VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
+            "fw_decode")
+
+
+def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, variant: str,
+         peer: FasterWhisperRecipe | None) -> Transcriber:
+    """speechsvc's file path, or (for finding where it loses) the same with one stage changed: ``seg15`` recorded
+    turns cut by force at 15 s (as before issue 27), ``gaps`` 0.3 s silences between a chunk's utterances instead
+    of the recorded pauses (as before), ``gate`` the live VAD options (the WebRTC gate before
+    Silero, 200 ms pads), ``pad200`` 200 ms pads without the gate, ``chunk28`` chunks of up to 28 s; or
+    swapped for faster-whisper's: ``fw_audio`` its resampler, ``fw_vad`` its VAD segmentation (2 s pauses, 400 ms
+    pads), ``whole`` none (the file as one chunk), ``win30`` its 30 s encoder window, ``no_drop`` no no-speech
+    drop, ``fw_decode`` its decoder on our chunks."""
+    from dataclasses import replace
+
+    from speechsvc.batch.chunks import CHUNK_S, plan_chunks
+    from speechsvc.batch.transcribe import recorded_vad, segment_audio, transcribe_segments
+    from speechsvc.speech.audio import decode_file
+    from speechsvc.types import SpeechSegment
+
+    options = recognizer.options
+    if variant == "win30":
+        tuned = replace(options, min_window_s=30.0)
+    elif variant == "no_drop":
+        tuned = replace(options, no_speech_threshold=1.0)
+    else:
+        tuned = options
+
+    def recognize(requests: list[AsrRequest]) -> list[AsrResult]:
+        recognizer.options = tuned
+        try:
+            return recognizer.transcribe(requests)
+        finally:
+            recognizer.options = options
+
+    def transcribe(path: Path, language: str) -> str:
+        if variant == "fw_audio":
+            from faster_whisper import decode_audio
+
+            audio = decode_audio(str(path))
+        else:
+            audio = decode_file(path)[0][0]
+        if variant == "fw_vad":
+            from faster_whisper.vad import get_speech_timestamps
+
+            spans = get_speech_timestamps(audio)
+            segments = [SpeechSegment("mixed", k, s["start"] // 16, s["end"] // 16, audio[s["start"]:s["end"]])
+                        for k, s in enumerate(spans)]
+        elif variant == "seg15":  # before issue 27: recorded turns cut by force at the live limit (15 s)
+            from speechsvc.speech.vad import SpeechEnded, VadStream
+
+            stream = VadStream(vad, settings.vad(), "mixed")
+            events = [*stream.feed(audio), *stream.flush()]
+            segments = [e.segment for e in events if isinstance(e, SpeechEnded)]
+        elif variant == "whole":
+            segments = [SpeechSegment("mixed", 0, 0, audio.size // 16, audio[: 30 * 16000])]
+        else:
+            live = settings.vad()
+            if variant in ("gate", "pad200"):  # before issue 27: the live pads (200 ms), and the WebRTC gate
+                from speechsvc.speech.vad import SpeechEnded, VadStream
+
+                options = replace(recorded_vad(live), speech_pad_ms=live.speech_pad_ms,
+                                  webrtc_mode=live.webrtc_mode if variant == "gate" else None)
+                stream = VadStream(vad, options, "mixed")
+                segments = [e.segment for e in [*stream.feed(audio), *stream.flush()] if isinstance(e, SpeechEnded)]
+            else:
+                segments = segment_audio(audio, "mixed", vad, live)
+        if variant == "fw_decode" and peer is not None:
+            return "".join(peer.decode(c.audio, language) for c in plan_chunks(segments))
+        out = transcribe_segments(segments, recognize, language, chunk_s=28.0 if variant == "chunk28" else CHUNK_S,
+                                  recording=None if variant == "gaps" else {"mixed": audio})
+        return ("" if language == "zh" else " ").join(s.text for s in out)
+
+    return transcribe
+
+
+def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: SileroModel,
+                settings: Settings) -> dict[str, Any]:
+    """Every condition x split: speechsvc (each variant asked for) and plain faster-whisper, per family."""
+    items = zh_items(args.eval) + (en_items(args.eval) if "en" in args.languages else [])
+    items = [i for i in items if i.language in args.languages and (args.long_turns or i.family != "long_turn")
+             and (not args.families or i.family in args.families)]
+    splits = with_splits(items)
+    peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads) if args.peer else None
+    peer_text = TextCache(args.cache / "faster_whisper_texts.json", FasterWhisperRecipe.RECIPE).wrap(
+        peer.transcribe) if peer else None
+    out: dict[str, Any] = {}
+
+    def print_item(key: str, error_rate: float, text: str) -> None:
+        print(f"    {key:40s} {error_rate:.3f} {text}")
+
+    show = print_item if args.show else None
+    for condition in args.conditions:
+        for split in args.splits:
+            chosen = subset(splits[split], args.subset) if split == TUNE else splits[split]
+            row: dict[str, object] = {}
+            if condition not in args.long_turn_conditions:
+                chosen = [i for i in chosen if i.family != "long_turn"]
+            for variant in args.variants:
+                # Only where a variant can differ: seg15 on turns that reach 15 s, the rest on short items.
+                if variant == "seg15":
+                    mine = [i for i in chosen if i.family in ("spontaneous", "long_turn")]
+                elif variant == "ours":
+                    mine = chosen
+                elif split == TUNE or args.variants_on_holdout:
+                    mine = [i for i in chosen if i.family != "long_turn"]
+                else:  # stage swaps are for choosing, on tune
+                    continue
+                r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
+                          args.eval / "noise" / "audio", show)
+                row[variant] = asdict(r)
+                line = f"{condition:15s} {split:7s} {variant:9s} {r.error_rate:.3f} ({r.files} files, {r.wall_s}s)"
+                print(line + "  " + "  ".join(f"{f} {v['error_rate']:.3f}/{v['files']:.0f}"
+                                             for f, v in r.per_family.items()), flush=True)
+            if peer_text:
+                p = score(chosen, condition, split, peer_text, args.cache, args.eval / "noise" / "audio", show)
+                row["faster_whisper"] = asdict(p)
+                print(f"{condition:15s} {split:7s} {'fw':9s} {p.error_rate:.3f} ({p.files} files)  "
+                      + "  ".join(f"{f} {v['error_rate']:.3f}/{v['files']:.0f}" for f, v in p.per_family.items()),
+                      flush=True)
+            out[f"{condition}/{split}"] = row
+    return out
+
+
+def markdown(asr: dict[str, Any], split: str) -> str:
+    """The README table of one split: per condition and family, speechsvc / plain faster-whisper (files)."""
+    families = ["read", "prompt", "spontaneous", "all", "long_turn"]
+    lines = [f"| {split} | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
+    for key, row in asr.items():
+        condition, part = key.split("/")
+        if part != split or "faster_whisper" not in row:
+            continue
+        cells = []
+        for family in families:
+            ours_, fw = (row["ours"], row["faster_whisper"])
+            if family == "all":
+                a, b, n = ours_["error_rate"], fw["error_rate"], ours_["files"]
+            elif family == "long_turn":
+                a, b = ours_["per_family"].get("bronze", {}), fw["per_family"].get("bronze", {})
+                a, b, n = a.get("error_rate"), b.get("error_rate"), a.get("files")
+            else:
+                a, b = ours_["per_family"].get(family, {}), fw["per_family"].get(family, {})
+                a, b, n = a.get("error_rate"), b.get("error_rate"), a.get("files")
+            cells.append("–" if a is None else f"{'**' if a <= b else ''}{a:.3f}{'**' if a <= b else ''} / {b:.3f} "
+                         f"({n:.0f})")
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def subset(items: list[Item], n: int) -> list[Item]:
+    """At most ``n`` items per source (evenly spaced, deterministic): quick tuning runs; 0 = all."""
+    if not n:
+        return items
+    by: dict[str, list[Item]] = {}
+    for item in items:
+        by.setdefault(item.source, []).append(item)
+    return [group[k * len(group) // min(n, len(group))] for group in by.values() for k in range(min(n, len(group)))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "accuracy.json")
+    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "accuracy-cache",
+                        help="telephone copies and faster-whisper texts (built from --eval, never committed)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-peer", dest="peer", action="store_false",
                         help="skip the side-by-side run of plain faster-whisper")
+    parser.add_argument("--conditions", type=lambda v: v.split(","), default=list(conditions()),
+                        help=f"comma-separated, of {','.join(conditions())}")
+    parser.add_argument("--splits", type=lambda v: v.split(","), default=[TUNE, HOLDOUT])
+    parser.add_argument("--variants", type=lambda v: v.split(","), default=["ours"],
+                        help=f"speechsvc's path and stage swaps: {','.join(VARIANTS)}")
+    parser.add_argument("--variants-on-holdout", action="store_true",
+                        help="score the stage swaps on holdout too (by default only speechsvc's path and the peer)")
+    parser.add_argument("--show", action="store_true", help="print each item's error rate and text")
+    parser.add_argument("--languages", type=lambda v: v.split(","), default=["zh"])
+    parser.add_argument("--subset", type=int, default=0,
+                        help="at most N tune items per source (0: all); holdout is always whole")
+    parser.add_argument("--no-long-turns", dest="long_turns", action="store_false")
+    parser.add_argument("--long-turn-conditions", type=lambda v: v.split(","), default=["16k", "g711u"],
+                        help="conditions that also score the long turns (bronze, 13 x 26 s)")
+    parser.add_argument("--families", type=lambda v: v.split(","), default=[],
+                        help="only these source families (read, prompt, spontaneous, long_turn, en)")
+    parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
     args = parser.parse_args()
     settings = Settings(device=args.device, cpu_threads=args.threads)
     recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
     vad = SileroModel(silero_vad_path())
     env = environment(recognizer, settings)
     print(json.dumps(env, indent=2))
-    sets = [  # (folder, manifest, audio column, language, compared with faster-whisper)
-        ("asr_zh", "manifest.csv", "file", "zh", True),
-        ("asr_zh", "manifest.csv", "tel_file", "zh", True),
-        ("long", "manifest.csv", "file", "zh", True),
-        ("long", "manifest_telephone_sim_8k.csv", "file", "zh", True),
-        ("asr_en", "manifest.csv", "file", "en", False),
-        ("asr_en", "manifest.csv", "orig_8k_file", "en", False),
-    ]
-    peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads) if args.peer else None
-    results, peers = [], []
-    for folder, manifest, column, language, compare in sets:
-        if not (args.eval / folder / manifest).is_file():
-            print(f"skip {folder}: {args.eval / folder / manifest} is absent")
-            continue
-        name = column if manifest == "manifest.csv" else f"{column} ({manifest})"
-        r = evaluate_asr(args.eval / folder, column, language, recognizer.transcribe, vad, settings.vad(), manifest)
-        results.append(asdict(r) | {"audio": name})
-        p = (evaluate_asr(args.eval / folder, column, language, recognizer.transcribe, vad, settings.vad(), manifest,
-                          transcribe=peer.transcribe) if peer and compare else None)
-        if p is not None:
-            peers.append(asdict(p) | {"audio": name})
-        versus = f"  faster-whisper recipe {p.error_rate:.3f} (wall {p.wall_s}s)" if p else ""
-        print(f"{folder:8s} {name:13s} {r.metric} {r.error_rate:.3f}  files={r.files}  "
-              f"audio={r.audio_s}s wall={r.wall_s}s RTF={r.rtf}{versus}")
-        for source, v in r.per_source.items():
-            theirs = f"   faster-whisper {p.per_source[source]['error_rate']:.3f}" if p else ""
-            print(f"    {source:32s} {v['error_rate']:.3f} ({v['files']:.0f} files){theirs}")
-    report: dict[str, object] = {"environment": env, "results": results, "faster_whisper_recipe": peers}
+    report: dict[str, object] = {"environment": env, "split_rule": SPLIT_RULE, "args": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    asr = asr_heldout(args, recognizer, vad, settings)
+    report["asr"] = asr
+    for split in args.splits:
+        print(markdown(asr, split))
+    if args.asr_only:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
+        print(f"wrote {args.out}")
+        return
     dev = args.eval / "intent_dev.tsv"
     if dev.is_file():
         stages = load_stages(settings, only=("intent", "escalation"))

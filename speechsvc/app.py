@@ -16,12 +16,12 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from speechsvc import __version__
 from speechsvc.batch.jobs import JobRunner, RunnerOptions, open_store
 from speechsvc.config import Settings
 from speechsvc.console.routes import router as console_router
+from speechsvc.metrics import exposition
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.access import AccessGate, Verifier
 from speechsvc.security.asgi import PlatformGuard, require
@@ -30,6 +30,14 @@ from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_
 from speechsvc.transports.job_webhook import JobWebhook
 
 log = logging.getLogger(__name__)
+
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text format 0.0.4/1.0.0, or OpenMetrics 1.0.0 by content negotiation",
+          "content": {"text/plain": {"schema": {"type": "string"}},
+                      "application/openmetrics-text": {"schema": {"type": "string"}}}},
+    401: {"description": "Authentication required"},
+    403: {"description": "The admin scope is required"},
+}
 
 
 def _host() -> str:
@@ -105,9 +113,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         }
         return JSONResponse(body)
 
-    @app.get("/metrics")
+    # GET and HEAD served by one route (so a 405's Allow names both); the OpenAPI document shows the GET (one
+    # operation id per route: a two-method route would repeat it).
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
+    @app.api_route("/metrics", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
     async def metrics(request: Request, _: Principal = Depends(require("admin", "metrics"))) -> Response:  # noqa: B008
+        """Prometheus metrics: the text format, or OpenMetrics when ``Accept`` asks for it (admin scope; HEAD too)."""
         eng: Engine = request.app.state.engine
-        return Response(generate_latest(eng.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = exposition(eng.metrics.registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     return app

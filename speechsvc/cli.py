@@ -346,7 +346,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_redact(args: argparse.Namespace) -> int:
     from speechsvc.analysis.pii import PiiPolicy, PiiRedactor
-    from speechsvc.analysis.pii_rules import ALL_TYPES
+    from speechsvc.analysis.pii.rules import ALL_TYPES
 
     types = frozenset(t.strip().upper() for t in args.types.split(",") if t.strip()) if args.types else None
     policy = PiiPolicy(style=args.style, types=types if types is not None else frozenset(ALL_TYPES))

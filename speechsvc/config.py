@@ -261,7 +261,7 @@ class Settings(BaseSettings):
         "callSid", "streamSid", "accountSid", "uuid", "callId", "call_id", "conversationId", "audiohookSessionId",
         "organizationId", "correlationId", "participantId", "sessionId", "agentId", "agent_id", "agentName",
         "queue", "skill", "campaign", "direction", "channel", "language", "customerId", "ticketId", "callerPhone",
-        "calledPhone", "ani", "dnis", "callerName",
+        "calledPhone", "ani", "dnis", "callerName", "from", "to", "caller", "called",
     )
     mask_metadata: bool = True
     # An open connection's key or token is checked again this often: a revoked key or an expired token closes it

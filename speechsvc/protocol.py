@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from speechsvc.errors import ProtocolError, SpeechsvcError, UnsupportedFormat
+from speechsvc.speech.wordtext import wire_words
 from speechsvc.types import (
     PIPELINE_RATE,
     AudioFormat,
@@ -81,7 +82,7 @@ class StartMessage(BaseModel):
     partials: bool = True
     metadata: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict, max_length=32)
     redaction: RedactionMessage | None = None
-    # Word (Chinese: character) timings on each final (``words: [{text, start_ms, end_ms, probability}]``).
+    # Word timings on each final (``words: [{text, punctuated_word, start_ms, end_ms, confidence}]``).
     words: bool = False
     # Names and words to bias recognition toward in this call (on top of the deployment's hotwords).
     hotwords: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=100)
@@ -189,6 +190,8 @@ def event_dict(call_event: BusEvent) -> dict[str, Any]:
     body.pop("is_final", None)
     if not body.get("words", True):
         body.pop("words")  # word timings travel only when a call asked for them
+    elif "words" in body:
+        body["words"] = wire_words(getattr(event, "words", ()))
     for key in ("alternatives", "probabilities"):
         if key in body:  # (label, probability) pairs as objects, the same shape as the protobuf messages
             body[key] = [{"label": label, "probability": p} for label, p in body[key]]

@@ -4,12 +4,14 @@ interfaces as the real ones (``Recognizer``, ``SileroModel.new_state/prob``)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from speechsvc.config import Settings
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.asr import AsrRequest, AsrResult
-from speechsvc.types import ModelInfo
+from speechsvc.types import ModelInfo, Word
 
 RATE = 16000
 
@@ -33,6 +35,8 @@ class FakeRecognizer:
         self.batches: list[int] = []
         # Text to return for a tone frequency instead of the default (a scripted "caller").
         self.texts = texts or {}
+        # Word timings when asked for (even, over the whole request: right only for one utterance a request).
+        self.words = False
 
     def info(self) -> ModelInfo:
         return ModelInfo("asr", "fake", "cpu", "none")
@@ -49,8 +53,20 @@ class FakeRecognizer:
             if hz == 900:
                 raise ValueError("the fake model chokes on 900 Hz")
             text = self.texts.get(hz, f"{hz}hz{round(r.audio.size / RATE * 10)}")
-            out.append(AsrResult(text, r.language or "zh", 0.9, 0.0, None))
+            words = _fake_words(text, r.audio) if r.words and self.words else ()
+            out.append(AsrResult(text, r.language or "zh", 0.9, 0.0, None, words=words))
         return out
+
+
+def _fake_words(text: str, audio: np.ndarray) -> tuple[Word, ...]:
+    """Even timings for the text's words as Whisper's alignment shapes them: space-led words with their
+    punctuation (``Hello,`` `` world.``), or one per Chinese character with the punctuation after it attached
+    (``度。``). Joined, they spell the text."""
+    pieces = re.findall(r"\s*[\u4e00-\u9fff][^\w\s]*|\s*[^\s\u4e00-\u9fff]+", text)
+    loud = np.flatnonzero(np.abs(audio) > 0.01)  # spread over the sound, as an alignment would
+    start, end = (int(loud[0]) * 1000 // RATE, int(loud[-1]) * 1000 // RATE) if loud.size else (0, 0)
+    step = (end - start) // max(1, len(pieces))
+    return tuple(Word(p, start + i * step, start + (i + 1) * step, 0.8) for i, p in enumerate(pieces))
 
 
 def fast_settings(**overrides: object) -> Settings:

@@ -214,7 +214,8 @@ async def test_audio_fork_stereo_l16_gives_per_leg_transcriptions(server: LiveSe
     finals = {e["leg"]: e for e in published if e["type"] == "transcript.final"}
     assert "设定" in finals["customer"]["text"] and finals["customer"]["language"] == "zh"
     assert "extension" in finals["agent"]["text"].lower() and finals["agent"]["language"] == "en"
-    assert published[0]["metadata"]["from"] == "6173333456" and published[-1]["reason"] == "stop"
+    # The caller's number travels masked (METADATA_KEYS, MASK_METADATA).
+    assert published[0]["metadata"]["from"] == "******3456" and published[-1]["reason"] == "stop"
 
 
 async def test_audio_fork_events_on_the_socket(server: LiveServer) -> None:

@@ -18,7 +18,7 @@ def seg(leg: str, index: int, start_s: float, seconds: float) -> SpeechSegment:
 
 
 def test_utterances_join_per_leg_in_time_order_up_to_the_chunk_length() -> None:
-    segments = [seg("agent", 0, 1, 4), seg("customer", 1, 9, 6), seg("customer", 0, 0, 8), seg("customer", 2, 20, 8)]
+    segments = [seg("agent", 0, 1, 4), seg("customer", 1, 9, 6), seg("customer", 0, 0, 8), seg("customer", 2, 20, 15)]
     chunks = plan_chunks(segments, 20)
     assert [[(s.leg, s.index) for s in c.segments] for c in chunks] == [
         [("agent", 0)], [("customer", 0), ("customer", 1)], [("customer", 2)]]
@@ -28,6 +28,27 @@ def test_utterances_join_per_leg_in_time_order_up_to_the_chunk_length() -> None:
     assert np.all(joined.audio[8 * RATE : 8 * RATE + gap] == 0) and joined.audio[8 * RATE + gap] == np.float32(0.2)
     assert all(len(c.segments) == 1 for c in plan_chunks(segments, 0))  # 0: every utterance alone
     assert chunks[1].request("zh").words and not chunks[0].request("zh").words  # timings only to split
+
+
+def test_a_leg_that_fits_the_window_is_one_chunk_with_its_pauses_as_recorded() -> None:
+    """Decoded whole, as faster-whisper decodes it: short pauses stay as recorded, long ones shrink to GAP_S, and a
+    turn cut by force is joined back without a gap."""
+    recording = np.random.default_rng(0).uniform(-0.1, 0.1, 40 * RATE).astype(np.float32)
+
+    def cut(index: int, start_s: float, seconds: float, forced: bool = False) -> SpeechSegment:
+        a, b = int(start_s * RATE), int((start_s + seconds) * RATE)
+        return SpeechSegment("customer", index, a * 1000 // RATE, b * 1000 // RATE, recording[a:b], forced)
+
+    segments = [cut(0, 0, 6, forced=True), cut(1, 6, 5), cut(2, 12, 4), cut(3, 19, 3)]
+    [chunk] = plan_chunks(segments, 20, {"customer": recording})
+    gap = int(GAP_S * RATE)
+    assert chunk.offsets == (0, 6 * RATE, 12 * RATE, 16 * RATE + gap)  # 1 s pause kept, 3 s pause -> GAP_S
+    assert np.array_equal(chunk.audio[: 16 * RATE], recording[: 16 * RATE])
+    assert chunk.audio.size == 19 * RATE + 2 * gap
+    # Without the recording the utterances are joined with GAP_S, and longer legs still pack by chunk_s.
+    assert plan_chunks(segments, 20)[0].offsets == (0, 6 * RATE + gap, 11 * RATE + 2 * gap, 15 * RATE + 3 * gap)
+    longer = [*segments, cut(4, 23, 10)]
+    assert [len(c.segments) for c in plan_chunks(longer, 20, {"customer": recording})] == [4, 1]
 
 
 def test_text_is_split_back_by_word_times_with_utterance_relative_timings() -> None:

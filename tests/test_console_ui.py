@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from speechsvc.analysis.escalation import EscalationStage
+from speechsvc.analysis.pii.stage import RedactionStage
 from speechsvc.analysis.qa.stage import InspectionStage
-from speechsvc.analysis.redaction import RedactionStage
 from speechsvc.app import create_app
 from speechsvc.config import Settings
 from speechsvc.security.keys import KeyStore

@@ -74,3 +74,20 @@ async def test_errors_are_openai_errors(server: LiveServer, mp3: Path, tmp_path:
     garbage.write_bytes(b"not audio")
     with pytest.raises(openai.BadRequestError, match="invalid_audio"):
         await loop.run_in_executor(None, lambda: run(server, garbage))
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks translations deprecated
+async def test_translation_is_whispers_translate_task(server: LiveServer, mp3: Path) -> None:
+    """设定二十九度 ("set 29 degrees") through Whisper's translate task: English text, not the Chinese."""
+    loop = asyncio.get_running_loop()
+
+    def translate() -> object:
+        with mp3.open("rb") as f:
+            return client(server).audio.translations.create(model="whisper-1", file=f, response_format="verbose_json")
+
+    result = await loop.run_in_executor(None, translate)
+    text = result.text  # type: ignore[attr-defined]
+    assert result.language == "english" and text.isascii() and ("29" in text or "twenty" in text.lower()), text  # type: ignore[attr-defined]
+    verbose = await loop.run_in_executor(None, lambda: run(server, mp3, response_format="verbose_json"))
+    (segment,) = verbose.segments  # type: ignore[attr-defined]
+    assert 0 <= segment.no_speech_prob < 0.5 and segment.avg_logprob < 0 and segment.compression_ratio > 0

@@ -19,7 +19,7 @@ from speechsvc.analysis.pii import (
     entity_spans_ms,
     redact_audio,
 )
-from speechsvc.analysis.pii_rules import ALL_TYPES, id_checksum_ok, id_plausible, luhn_ok
+from speechsvc.analysis.pii.rules import ALL_TYPES, id_checksum_ok, id_plausible, luhn_ok
 from tests.conftest import eval_path
 
 REPO = Path(__file__).resolve().parent.parent

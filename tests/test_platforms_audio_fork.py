@@ -184,3 +184,19 @@ async def test_real_telephone_audio_through_a_graceful_fork(server: object) -> N
     got = {f["leg"]: f for f in data_of(r, "transcription") if f["type"] == "transcript.final"}
     assert "设定" in got["customer"]["text"] and "extension" in got["agent"]["text"].lower()
     assert r.close_code == 1000
+
+
+async def test_an_upgrade_without_the_subprotocol_is_refused(fake: FakeServer) -> None:
+    """mod_audio_fork always offers audio.drachtio.org; anything that does not is not a fork: HTTP 400, no call."""
+    def connect(subprotocols: list[str] | None) -> int:
+        try:
+            ws = websocket.create_connection(fake.ws("/v1/audio_fork?mix=mono&rate=8k"), subprotocols=subprotocols,
+                                             timeout=10)
+        except websocket.WebSocketBadStatusException as e:
+            return int(e.status_code)
+        ws.close()
+        return 101
+
+    assert await asyncio.to_thread(connect, None) == 400
+    assert await asyncio.to_thread(connect, ["audio.example.org"]) == 400
+    assert await asyncio.to_thread(connect, ["x", SUBPROTOCOL]) == 101

@@ -282,3 +282,74 @@ async def test_position_is_the_call_clock(open_server: FakeServer) -> None:
     events = await until_ended(events_ws)
     final = finals(events)[0]
     assert events[0]["legs"] == ["customer"] and 2700 <= final["start_ms"] <= 3000
+
+
+@pytest.fixture(scope="module")
+def required_server() -> Iterator[FakeServer]:
+    """Credentials required, no AudioHook key configured."""
+    with FakeServer(auth="required") as s:
+        yield s
+
+
+async def test_genesys_own_key_is_not_a_speechsvc_key(open_server: FakeServer, required_server: FakeServer) -> None:
+    """Genesys always sends its integration's X-API-KEY. With no AudioHook key configured it used to be checked as
+    a speechsvc key and refused with HTTP 401 at the upgrade: where credentials are optional the session now opens;
+    where they are required the refusal is the protocol's ``disconnect`` (unauthorized), after the upgrade."""
+    def optional() -> list[dict[str, Any]]:
+        g = Genesys(open_server, api_key="SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh", sign=False)
+        return [g.open("00000000-0000-0000-0000-000000000000"), *g.close()]
+
+    def required() -> list[dict[str, Any]]:
+        g = Genesys(required_server, api_key="SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh", sign=False)
+        return [g.recv(), *_close(g)]
+
+    assert [r["type"] for r in await asyncio.to_thread(optional)] == ["opened", "closed"]
+    refused = await asyncio.to_thread(required)
+    assert refused[0]["type"] == "disconnect" and refused[0]["parameters"]["reason"] == "unauthorized"
+    assert refused[-1]["type"] == "closed" and required_server.engine.active_calls == 0
+
+
+async def test_a_non_ascii_key_is_unauthorized_not_a_server_error(keyed_server: FakeServer) -> None:
+    """hmac.compare_digest raised TypeError on a str with non-ASCII characters: the connection died unanswered."""
+    def session() -> list[dict[str, Any]]:
+        g = Genesys(keyed_server, api_key="clé-ü", sign=False)
+        return [g.recv(), *_close(g)]
+
+    replies = await asyncio.to_thread(session)
+    assert replies[0]["type"] == "disconnect" and replies[0]["parameters"]["reason"] == "unauthorized"
+
+
+async def test_an_unsupported_language_is_refused_at_open(open_server: FakeServer) -> None:
+    def session(language: str) -> dict[str, Any]:
+        g = Genesys(open_server, api_key=None, sign=False)
+        reply = g.open(str(uuid.uuid4()), language=language)
+        _close(g)
+        return reply
+
+    refused = await asyncio.to_thread(session, "fr-FR")
+    assert refused["type"] == "disconnect" and refused["parameters"]["reason"] == "error"
+    assert "fr-FR" in refused["parameters"]["info"] and "en-US" in refused["parameters"]["info"]
+    assert (await asyncio.to_thread(session, "zh-CN"))["type"] == "opened"
+
+
+async def test_discarded_audio_is_silence_at_its_start(open_server: FakeServer) -> None:
+    """1 s heard, a pause whose 2 s the client discarded (``resumed`` with start PT1S, discarded PT2S; the
+    position counts the audio sent), then speech: it is placed at 3 s, where it was said, not at 1 s."""
+    conversation = str(uuid.uuid4())
+    events_ws = await subscribe(open_server, conversation)
+
+    def session() -> None:
+        g = Genesys(open_server, api_key=None, sign=False)
+        g.open(conversation, media=[OFFERS[1]])  # mono: external only
+        g.ws.send_binary(mulaw_encode(quiet(1.0)))
+        g.samples = 8000
+        g.send("paused")
+        g.send("resumed", start="PT1S", discarded="PT2S")
+        g.ws.send_binary(mulaw_encode(np.concatenate([tone(440, 0.6), quiet(0.6)])))
+        g.samples += 8000 * 12 // 10
+        g.close()
+
+    await asyncio.to_thread(session)
+    events = await until_ended(events_ws)
+    final = finals(events)[0]
+    assert 2700 <= final["start_ms"] <= 3000 and events[-1]["legs"][0]["audio_ms"] == 4200  # VAD pre-roll

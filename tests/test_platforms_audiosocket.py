@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import subprocess
 import uuid
@@ -188,3 +189,75 @@ async def test_refusals_send_only_a_hangup_never_an_error_frame(node: str, one_p
     assert result["frames_from_server"] == [{"type": 0, "len": 0}]  # capacity: a hangup, no 0xff "overloaded"
     for _, w in held:
         w.close()
+
+
+async def _stream_split(server_port: int, call: str, pcm: np.ndarray, split: dict[int, float]) -> None:
+    """Asterisk's side over a raw socket, 20 ms frames in real time; frame i of ``split`` goes as its header, a
+    pause of ``split[i]`` seconds, then its payload (what TCP does to a frame on a retransmission)."""
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server_port)
+    writer.write(bytes([0x01, 0x00, 0x10]) + uuid.UUID(call).bytes)
+    data = pcm.astype("<i2").tobytes()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for i, offset in enumerate(range(0, len(data), 320)):
+        await asyncio.sleep(max(0.0, t0 + i * 0.02 - loop.time()))
+        payload = data[offset:offset + 320]
+        header = bytes([0x10]) + len(payload).to_bytes(2, "big")
+        if i in split:
+            writer.write(header)
+            await writer.drain()
+            await asyncio.sleep(split[i])
+            writer.write(payload)
+        else:
+            writer.write(header + payload)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_frame_split_across_tcp_segments_is_read_whole(fake: FakeServer) -> None:
+    """A header, a 300 ms pause, then its payload, straddling the end of the rate-probe window (0.5 s here): the
+    read used to be cancelled after the header was consumed, and every later byte was read out of frame (garbage
+    kinds, a false peer error, the leg ended: 900 ms heard of 6 s). Now the frame is read whole and all is heard."""
+    call = str(uuid.uuid4())
+    events_ws = await subscribe(fake, call)
+    pcm = np.concatenate([quiet(0.2), tone(440, 0.8), quiet(0.6), tone(660, 0.8), quiet(0.6)])  # 3 s
+    await _stream_split(port(fake), call, pcm, {20: 0.3, 60: 0.3})
+    events = await until_ended(events_ws)
+    assert not [e for e in events if e["type"] == "error"]
+    assert [f["text"][:5] for f in finals(events)] == ["440hz", "660hz"]
+    assert events[-1]["legs"][0]["audio_ms"] == 3000
+
+
+async def test_the_npm_client_writing_each_frame_in_two_writes(node: str, fake: FakeServer, tmp_path: Path) -> None:
+    """The npm client writes every frame as two writes 15 ms apart (header, then payload), on both legs: both
+    legs of a call used to end after about 1 s; now every frame of both is heard."""
+    call = str(uuid.uuid4())
+    events_ws = await subscribe(fake, call)
+    customer = np.concatenate([quiet(0.2), tone(440, 0.8), quiet(0.6), tone(550, 0.6), quiet(0.6)])
+    agent = np.concatenate([quiet(0.4), tone(660, 0.8), quiet(1.6)])
+    sent = await asyncio.gather(asterisk(node, port(fake), customer, tmp_path, call=call, split_ms=15),
+                                asterisk(node, port(fake, "agent"), agent, tmp_path, call=call, split_ms=15))
+    events = await until_ended(events_ws)
+    assert all(s["frames_from_server"] == [] for s in sent)
+    assert not [e for e in events if e["type"] == "error"]
+    assert sorted((f["leg"], f["text"][:5]) for f in finals(events)) == [
+        ("agent", "660hz"), ("customer", "440hz"), ("customer", "550hz")]
+    heard = {leg["leg"]: leg["audio_ms"] for leg in events[-1]["legs"]}  # all 2.8 s of each; the leg that
+    assert set(heard) == {"customer", "agent"} and all(2800 <= ms <= 3300 for ms in heard.values())  # connected
+    # second also has the silence that places it on the call's clock
+
+
+async def test_a_peer_that_sends_its_uuid_and_vanishes_logs_no_traceback(fake: FakeServer,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """UUID, then the socket closes before any audio: no call, no CancelledError traceback in the log."""
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port(fake))
+        writer.write(bytes([0x01, 0x00, 0x10]) + uuid.uuid4().bytes)
+        await writer.drain()
+        writer.close()
+        await asyncio.wait_for(reader.read(), 10)
+    await asyncio.sleep(0.3)
+    assert not [r for r in caplog.records if r.exc_info or "CancelledError" in r.getMessage()
+                or "exception" in r.getMessage().lower()]

@@ -72,8 +72,8 @@ def test_words_are_asked_for_the_same_way_on_websocket_and_grpc() -> None:
     assert not config_from_proto(pb.CallConfig(), "zh").words
     timed = Transcript("agent", 0, 0, 900, "你好", "zh", True, 0.8, "你好",
                        words=(Word("你", 0, 400, 0.9), Word("好", 400, 900, 0.8)))
-    assert event_dict(CallEvent("c-1", 1, timed))["words"][1] == {"text": "好", "start_ms": 400, "end_ms": 900,
-                                                                   "probability": 0.8}
+    assert event_dict(CallEvent("c-1", 1, timed))["words"][1] == {"text": "好", "punctuated_word": "好",
+                                                                   "start_ms": 400, "end_ms": 900, "confidence": 0.8}
 
 
 def test_hotwords_per_call_on_websocket_and_grpc() -> None:

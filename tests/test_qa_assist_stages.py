@@ -14,11 +14,11 @@ import pytest
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.assist.stage import AssistStage
 from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall
+from speechsvc.analysis.pii.stage import RedactionStage
 from speechsvc.analysis.qa import QaEngine
 from speechsvc.analysis.qa.rules import QaRules
 from speechsvc.analysis.qa.stage import InspectionStage, Qa, QaSummary
 from speechsvc.analysis.record import CallEnd, Utterance, call_end_from_report, utterances_from_report
-from speechsvc.analysis.redaction import RedactionStage
 from speechsvc.batch.recording import analyze_recording
 from speechsvc.batch.report import CallReport, summarize
 from speechsvc.config import Settings

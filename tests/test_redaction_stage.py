@@ -10,7 +10,7 @@ import pytest
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
-from speechsvc.analysis.redaction import RedactionStage, check_request
+from speechsvc.analysis.pii.stage import AUDIO_PAD_MS, DIGIT_TAIL_MS, RedactionStage, check_request
 from speechsvc.config import Settings
 from speechsvc.errors import ProtocolError
 from speechsvc.protocol import event_dict, parse_client_message
@@ -70,10 +70,26 @@ def test_word_timings_follow_the_redacted_text_and_give_the_audio_span() -> None
     words = tuple(Word(ch, 100 * i, 100 * i + 90, 0.9) for i, ch in enumerate(text))
     t = analyzer(stage()).rewrite(final(text, words=words))
     (r,) = t.redactions
-    assert r.start_ms == 200 - 80 and r.end_ms == 1290 + 80  # the digits' words, widened by AUDIO_PAD_MS
+    # the digits' words, widened by AUDIO_PAD_MS, and the end by DIGIT_TAIL_MS more: the value ends on a digit
+    assert r.start_ms == 200 - AUDIO_PAD_MS and r.end_ms == 1290 + AUDIO_PAD_MS + DIGIT_TAIL_MS
     assert [(w.text, w.start_ms, w.end_ms) for w in t.words] == [("手", 0, 90), ("机", 100, 190),
                                                                   (t.text[2:], 200, 1290)]  # one word: the value
     assert "".join(w.text for w in t.words) == t.text and "138" not in t.text
+
+
+def test_only_a_value_that_ends_on_a_digit_gets_the_digit_tail() -> None:
+    from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, entity_spans_ms
+
+    redactor = PiiRedactor(PiiPolicy(use_model=False))
+    cases = {"车牌号京A12345": True, "验证码 三九一七": True, "手机 幺三八 零零幺三 八零零零 对": True,
+             "邮箱 ab12@qq.com": False, "车牌号是粤B D1234F 的那辆": False}
+    for text, digit in cases.items():
+        red = redactor.redact(text)
+        (e,) = red.entities
+        words = [(ch, 100 * i, 100 * i + 90) for i, ch in enumerate(text)]  # one "word" per character
+        ((start, end),) = entity_spans_ms(red, words, AUDIO_PAD_MS, DIGIT_TAIL_MS)
+        assert start == 100 * e.source_start - AUDIO_PAD_MS, text
+        assert end == 100 * (e.source_end - 1) + 90 + AUDIO_PAD_MS + (DIGIT_TAIL_MS if digit else 0), text
 
 
 def test_call_requests_are_checked_against_the_deployment() -> None:

@@ -587,7 +587,7 @@ async def test_platform_connections_are_bounded_and_time_out_before_their_start(
         assert await handshake_status(s.ws("/v1/audio_fork")) == 503
         closed = [await read_until_closed(ws, timeout=5) for ws in idle]  # nothing sent: closed after 0.5 s
         assert closed == [[], []] and all(ws.close_code is not None for ws in idle)
-        assert await handshake_status(s.ws("/v1/audio_fork")) == 101
+        assert await handshake_status(s.ws("/v1/audio_fork"), subprotocols=["audio.drachtio.org"]) == 101
 
 
 async def test_audiosocket_peers_outside_the_allowlist_are_refused() -> None:

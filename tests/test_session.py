@@ -228,7 +228,7 @@ def test_metrics_registry_is_per_engine() -> None:
 
 
 async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
-    from speechsvc.analysis.redaction import RedactionStage
+    from speechsvc.analysis.pii.stage import RedactionStage
 
     settings = fast_settings(pii_names_addresses=False)
     engine = await started(fake_engine(settings, [RedactionStage.load(settings)]))  # it masks keypad digits

@@ -238,7 +238,7 @@ async def test_health_ready_and_metrics(server: LiveServer) -> None:
         assert ready["status"] == "ready" and {m["name"] for m in ready["models"]} >= {"asr", "vad"}
         metrics = (await http.get("/metrics")).text
     for name in ("speechsvc_active_calls", "speechsvc_queue_depth", "speechsvc_rejections_total",
-                 "speechsvc_endpoint_to_final_seconds_bucket", "speechsvc_asr_real_time_factor_bucket"):
+                 "speechsvc_endpoint_to_final_seconds_bucket", "speechsvc_asr_real_time_factor_ratio_bucket"):
         assert name in metrics
 
 

@@ -1,8 +1,10 @@
 """Redacted copies of recorded calls (``speechsvc batch --redact-audio``): every span of audio in which a
 redacted value was said is beeped or silenced, on the leg (channel) that said it.
 
-A span comes from the word timings of the utterance (the redaction stage places each value in the audio); a
-value whose words could not be placed silences its whole utterance instead, so a value is never left audible.
+A span comes from the word timings of the utterance (the redaction stage places each value in the audio, with a
+margin: AUDIO_PAD_MS on both sides, and DIGIT_TAIL_MS more at the end of a value that ends on a digit, whose
+last digit often outlasts its timestamp); a value whose words could not be placed silences its whole utterance
+instead, so a value is never left audible.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from speechsvc.analysis.pii import redact_audio
+from speechsvc.analysis.pii.audio import redact_audio
 from speechsvc.batch.report import CallReport
 from speechsvc.types import PIPELINE_RATE, Float32Array, Leg
 

@@ -9,6 +9,10 @@ segments. Measured on ``eval/long`` (``benchmarks/chunks.py``, the gold Mandarin
 utterance, 0.180 with 10 s chunks, **0.125 with 20 s**, 0.134 with 28 s; on its 8 kHz copy 0.249 → 0.19
 (20 s; 28 s is level within noise); English oration WER 0.099 → 0.081; and less decoding time.
 
+With the recording at hand, pauses under ``MAX_PAUSE_S`` stay in the chunk as recorded (instead of ``GAP_S`` of
+silence), and a leg whose speech fits ``WHOLE_S`` is one chunk, as faster-whisper decodes a short file: held out
+(issue 27, ``benchmarks/accuracy.py``), 18-28 s spontaneous turns CER 0.223 against faster-whisper's 0.236.
+
 A chunk whose text the timings cannot place (no timings, or they do not spell it) is decoded again utterance
 by utterance, and so is an utterance that got no text from its chunk (Whisper may stop a chunk early, notably
 after a repeated phrase), so nothing is lost.
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Awaitable, Callable, Sequence
+import itertools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,7 +33,9 @@ from speechsvc.speech.text import end_sentence
 from speechsvc.types import PIPELINE_RATE, Float32Array, SpeechSegment, Word
 
 CHUNK_S = 20.0  # longest merged chunk (measured best of 10, 20 and 28 s on every set)
-GAP_S = 0.3  # silence put between joined utterances
+WHOLE_S = 28.0  # a leg with no more speech than this is one chunk: decoded whole, as faster-whisper does
+GAP_S = 0.3  # silence put between joined utterances (or instead of a pause longer than MAX_PAUSE_S)
+MAX_PAUSE_S = 2.0  # with the recording at hand, shorter pauses stay in a chunk as recorded
 _END_SLACK_MS = 20  # one alignment frame
 _LEADING = "，。？！、；：,.?!;:"  # punctuation that belongs to the utterance before, not the one it was aligned to
 
@@ -36,42 +43,74 @@ _LEADING = "，。？！、；：,.?!;:"  # punctuation that belongs to the utte
 @dataclass(frozen=True)
 class Chunk:
     """Adjacent utterances of one leg, joined: ``audio`` holds each of ``segments`` from ``offsets`` (samples),
-    each followed by ``GAP_S`` of silence."""
+    with the recorded pause or ``GAP_S`` of silence between them and ``GAP_S`` after the last."""
 
     segments: tuple[SpeechSegment, ...]
     audio: Float32Array
     offsets: tuple[int, ...]
 
-    def request(self, language: str | None, hotwords: tuple[str, ...] = (), words: bool = False) -> AsrRequest:
+    def request(self, language: str | None, hotwords: tuple[str, ...] = (), words: bool = False,
+                task: str = "transcribe") -> AsrRequest:
         # Several utterances need the timings to be split apart again.
-        return AsrRequest(self.audio, language, words=words or len(self.segments) > 1, hotwords=hotwords)
+        return AsrRequest(self.audio, language, words=words or len(self.segments) > 1, hotwords=hotwords, task=task)
 
 
-def plan_chunks(segments: Sequence[SpeechSegment], chunk_s: float = CHUNK_S) -> list[Chunk]:
-    """Utterances (any order, any legs) joined per leg in time order into chunks of at most ``chunk_s``."""
+def plan_chunks(segments: Sequence[SpeechSegment], chunk_s: float = CHUNK_S,
+                recording: Mapping[str, Float32Array] | None = None) -> list[Chunk]:
+    """Utterances (any order, any legs) joined per leg in time order into chunks of at most ``chunk_s``; a leg
+    whose utterances fit ``WHOLE_S`` is one chunk. With the ``recording`` (each leg's 16 kHz audio, the
+    segments' clock), pauses of up to ``MAX_PAUSE_S`` between utterances stay as recorded, as faster-whisper's
+    VAD keeps them: Whisper hears the turn as it was said, and a turn cut by force is joined back seamlessly."""
     gap = np.zeros(int(GAP_S * PIPELINE_RATE), np.float32)
     limit = min(int(chunk_s * PIPELINE_RATE), MAX_SAMPLES)  # 0: every utterance alone
     chunks: list[Chunk] = []
     for leg in dict.fromkeys(s.leg for s in segments):
+        audio = recording.get(leg) if recording is not None else None
+        ordered = sorted((s for s in segments if s.leg == leg), key=lambda s: s.start_ms)
+        pauses = [_pause(a, b, audio, gap) for a, b in itertools.pairwise(ordered)]
+        whole = sum(s.audio.size for s in ordered) + sum(p.size for p in pauses) + gap.size
+        if limit and whole <= int(WHOLE_S * PIPELINE_RATE):
+            chunks.append(_join(ordered, pauses, gap))
+            continue
         current: list[SpeechSegment] = []
+        between: list[Float32Array] = []
         size = 0
-        for seg in sorted((s for s in segments if s.leg == leg), key=lambda s: s.start_ms):
-            if current and size + seg.audio.size > limit:
-                chunks.append(_join(current, gap))
-                current, size = [], 0
+        for k, seg in enumerate(ordered):
+            pause = pauses[k - 1] if k else gap
+            if current and size + pause.size + seg.audio.size + gap.size > limit:
+                chunks.append(_join(current, between, gap))
+                current, between, size = [], [], 0
+            if current:
+                between.append(pause)
+                size += pause.size
             current.append(seg)
-            size += seg.audio.size + gap.size
+            size += seg.audio.size
         if current:
-            chunks.append(_join(current, gap))
+            chunks.append(_join(current, between, gap))
     return chunks
 
 
-def _join(segments: list[SpeechSegment], gap: Float32Array) -> Chunk:
+def _pause(before: SpeechSegment, after: SpeechSegment, audio: Float32Array | None, gap: Float32Array) -> Float32Array:
+    """What goes between two utterances of a chunk: the recorded pause when it is short, else ``gap``."""
+    if audio is None:
+        return gap
+    start = before.start_ms * PIPELINE_RATE // 1000 + before.audio.size
+    end = after.start_ms * PIPELINE_RATE // 1000
+    if 0 <= end - start <= MAX_PAUSE_S * PIPELINE_RATE and end <= audio.size:
+        return audio[start:end]
+    return gap
+
+
+def _join(segments: list[SpeechSegment], pauses: Sequence[Float32Array], gap: Float32Array) -> Chunk:
     offsets, parts, at = [], [], 0
-    for seg in segments:
+    for k, seg in enumerate(segments):
+        if k:
+            parts.append(pauses[k - 1])
+            at += pauses[k - 1].size
         offsets.append(at)
-        parts += [seg.audio, gap]
-        at += seg.audio.size + gap.size
+        parts.append(seg.audio)
+        at += seg.audio.size
+    parts.append(gap)
     return Chunk(tuple(segments), np.concatenate(parts)[:MAX_SAMPLES], tuple(offsets))
 
 
@@ -162,11 +201,12 @@ def decode_utterances(
     batch_size: int = 8,
     progress: Callable[[float], None] | None = None,
     chunk_s: float = CHUNK_S,
+    recording: Mapping[str, Float32Array] | None = None,
 ) -> list[AsrResult]:
     """One result per utterance (in ``segments`` order), decoded in merged chunks by ``recognize`` (blocking),
     ``batch_size`` chunks at a time, longest first. ``chunk_s=0`` decodes each utterance on its own (as a live
     call does)."""
-    chunks = sorted(plan_chunks(segments, chunk_s), key=lambda c: -c.audio.size)
+    chunks = sorted(plan_chunks(segments, chunk_s, recording), key=lambda c: -c.audio.size)
     results: list[AsrResult] = []
     for b in range(0, len(chunks), batch_size):
         batch = chunks[b : b + batch_size]
@@ -190,12 +230,16 @@ async def decode_utterances_async(
     punctuation: bool = True,
     words: bool = False,
     hotwords: tuple[str, ...] = (),
+    recording: Mapping[str, Float32Array] | None = None,
+    task: str = "transcribe",
 ) -> list[AsrResult]:
-    """The same through an inference worker (``submit``: one request, batched there with other work)."""
-    chunks = plan_chunks(segments)
-    results = await asyncio.gather(*(submit(c.request(language, hotwords, words)) for c in chunks))
+    """The same through an inference worker (``submit``: one request, batched there with other work). A
+    translation decodes each utterance alone (a chunk is split back by word timings, which translation has
+    not)."""
+    chunks = plan_chunks(segments, 0 if task == "translate" else CHUNK_S, recording=recording)
+    results = await asyncio.gather(*(submit(c.request(language, hotwords, words, task)) for c in chunks))
     done, redo = _assemble(chunks, results, punctuation, words)
-    again = await asyncio.gather(*(submit(AsrRequest(s.audio, language, words=words, hotwords=hotwords))
+    again = await asyncio.gather(*(submit(AsrRequest(s.audio, language, words=words, hotwords=hotwords, task=task))
                                    for s in redo))
     done.update((_key(s), r) for s, r in zip(redo, again, strict=True))
     return [done[_key(s)] for s in segments]

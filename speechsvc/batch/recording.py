@@ -45,7 +45,8 @@ async def analyze_recording(
     def submit(request: AsrRequest) -> Awaitable[AsrResult]:
         return engine.asr.submit_wait(request, Priority.BATCH)
 
-    texts = decode_utterances_async(segments, submit, language, punctuation=engine.settings.punctuation, words=words)
+    texts = decode_utterances_async(segments, submit, language, punctuation=engine.settings.punctuation, words=words,
+                                    recording=dict(zip(legs, audio, strict=True)))
     if any(stage.needs_encoder_stats for stage in engine.stages):
         # A voice stage reads the encoder's statistics of each utterance on its own (as live), not of a chunk.
         stats = asyncio.gather(*(submit(AsrRequest(s.audio, language, decode=False)) for s in segments))

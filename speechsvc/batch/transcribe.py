@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,12 @@ VAD_BLOCK = PIPELINE_RATE // 2
 
 # The longest recording decoded from a local file unless the caller says otherwise (Settings.max_recording_s).
 MAX_RECORDING_S = 4 * 3600.0
+# Recorded audio has no live latency to bound: a turn is cut by force only when it would not fit Whisper's 30 s
+# window with its 2 s margin, so a long turn is decoded whole instead of in pieces cut mid-thought (a 12-28 s
+# spontaneous turn cut at 15 s lost most to faster-whisper decoding it whole: shared/ASR_NOTES.md, issue 27).
+RECORDED_MAX_SEGMENT_S = 28.0
+# ...and its utterances keep 400 ms of audio either side, as faster-whisper's VAD keeps (200 ms live).
+RECORDED_SPEECH_PAD_MS = 400
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class FileSegment:
     redactions: tuple[Redacted, ...] = ()
     # Word (Chinese: character) timings on the recording's clock, when asked for; they spell ``text``.
     words: tuple[Word, ...] = ()
+    # The decoder's no-speech probability for the window this segment was decoded in (None: not known).
+    no_speech_prob: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,21 @@ def legs_for(channels: int) -> tuple[Leg, ...]:
     return ("mixed",) if channels == 1 else ("customer", "agent")
 
 
+def recorded_vad(options: VadOptions) -> VadOptions:
+    """The endpointing options for recorded audio: the live ones, with utterances cut by force only past
+    ``RECORDED_MAX_SEGMENT_S``, padded by at least ``RECORDED_SPEECH_PAD_MS``, and Silero on every window.
+
+    The live WebRTC gate (Silero runs only where WebRTC hears a voice while a leg is quiet) saves CPU per call,
+    but on telephone audio WebRTC misses speech: on clipped G.726 and noisy AMR-NB copies it dropped whole
+    utterances (``你好世界`` entirely, 5 s of a 10 s sentence) that Silero alone finds (issue 27, measured with
+    ``benchmarks/accuracy.py --variants ours,gate``). A recording is decoded once, so it gets Silero throughout."""
+    return replace(options, max_segment_s=max(options.max_segment_s, RECORDED_MAX_SEGMENT_S),
+                   speech_pad_ms=max(options.speech_pad_ms, RECORDED_SPEECH_PAD_MS), webrtc_mode=None)
+
+
 def segment_audio(audio: Float32Array, leg: Leg, model: SileroModel, options: VadOptions) -> list[SpeechSegment]:
-    stream = VadStream(model, options, leg)
+    """Utterances of one leg of a recording (``options`` as for live calls; see :func:`recorded_vad`)."""
+    stream = VadStream(model, recorded_vad(options), leg)
     segments: list[SpeechSegment] = []
     for i in range(0, audio.size, VAD_BLOCK):
         segments.extend(e.segment for e in stream.feed(audio[i : i + VAD_BLOCK]) if isinstance(e, SpeechEnded))
@@ -78,11 +99,13 @@ def transcribe_segments(
     hotwords: tuple[str, ...] = (),
     punctuation: bool = True,
     chunk_s: float = CHUNK_S,
+    recording: Mapping[str, Float32Array] | None = None,
 ) -> list[FileSegment]:
-    """Decode segments in merged chunks (:mod:`speechsvc.batch.chunks`), ``batch_size`` chunks at a time;
-    results per segment, in time order."""
+    """Decode segments in merged chunks (:mod:`speechsvc.batch.chunks`; ``recording``: each leg's audio, so
+    short pauses stay as recorded), ``batch_size`` chunks at a time; results per segment, in time order."""
     results = decode_utterances(segments, recognize, language, punctuation=punctuation, words=words,
-                                hotwords=hotwords, batch_size=batch_size, progress=progress, chunk_s=chunk_s)
+                                hotwords=hotwords, batch_size=batch_size, progress=progress, chunk_s=chunk_s,
+                                recording=recording)
     return file_segments(segments, results)
 
 
@@ -101,7 +124,7 @@ def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult
     """Segments that got text, in time order (legs interleaved)."""
     out = [
         FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4),
-                    words=shift_words(r.words, s.start_ms))
+                    words=shift_words(r.words, s.start_ms), no_speech_prob=round(r.no_speech_prob, 4))
         for s, r in zip(segments, results, strict=True)
         if r.text
     ]
@@ -117,6 +140,7 @@ async def transcribe_audio_async(
     words: bool = False,
     hotwords: tuple[str, ...] = (),
     punctuation: bool = True,
+    task: str = "transcribe",
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
@@ -125,7 +149,8 @@ async def transcribe_audio_async(
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
     results = await decode_utterances_async(segments, lambda r: worker.submit_wait(r, Priority.BATCH), language,
-                                            punctuation=punctuation, words=words, hotwords=hotwords)
+                                            punctuation=punctuation, words=words, hotwords=hotwords, task=task,
+                                            recording=dict(zip(legs, audio, strict=True)))
     return legs, file_segments(segments, results)
 
 
@@ -155,5 +180,5 @@ def transcribe_file(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
     out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,
-                              chunk_s=chunk_s)
+                              chunk_s=chunk_s, recording=dict(zip(legs, audio, strict=True)))
     return FileTranscript(str(path), round(duration, 3), legs, tuple(out))

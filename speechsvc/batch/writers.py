@@ -1,4 +1,8 @@
-"""Output writers for file transcripts, by format name (json, srt, vtt, txt)."""
+"""Output writers for file transcripts, by format name (json, srt, vtt, txt).
+
+The speaker of each cue, where a recording has several legs: ``[customer]`` before the text in SRT and TXT
+(SubRip has no speaker syntax), a WebVTT voice span ``<v customer>`` in VTT (what players and caption tools
+read as the speaker). A mono recording's one ``mixed`` leg names no speaker."""
 
 from __future__ import annotations
 
@@ -36,9 +40,17 @@ def to_srt(t: FileTranscript) -> str:
     return "\n".join(blocks)
 
 
+def _vtt_text(text: str) -> str:
+    """Cue text escaped as WebVTT requires (``&``, ``<``, ``>``), with no line that would end the cue."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(line for line in escaped.splitlines() if line.strip()) or " "
+
+
 def to_vtt(t: FileTranscript) -> str:
     blocks = [
-        f"{_clock(s.start_ms, '.')} --> {_clock(s.end_ms, '.')}\n{_speaker(t, s.leg)}{s.text}\n" for s in t.segments
+        f"{_clock(s.start_ms, '.')} --> {_clock(s.end_ms, '.')}\n"
+        f"{f'<v {s.leg}>' if len(t.legs) > 1 else ''}{_vtt_text(s.text)}\n"
+        for s in t.segments
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 

@@ -157,6 +157,7 @@ class AccessGate:
             verifier = self.verifiers.get(scope.get("path", ""))
             principal = verifier(scope) if verifier is not None else None
             if principal is None:
+                headers = _headers(scope)  # a verifier may drop a header that is not ours (AudioHook's X-API-KEY)
                 query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))) if websocket else None
                 try:
                     credential = credential_from(headers, query)

@@ -61,6 +61,8 @@ class AsrRequest:
     decode: bool = True  # False: only the encoder statistics (no text)
     # What the speaker said just before (a live leg's previous finals), given to the decoder as previous text.
     context: str = ""
+    # Whisper's task: "translate" gives English text whatever was spoken (no word timings then).
+    task: str = "transcribe"
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ class WhisperRecognizer:
     def _decode_batch(self, batch: Float32Array, encoded: object, requests: list[AsrRequest],
                       stats: list[Float32Array | None]) -> list[AsrResult]:
         languages = self._languages(encoded, requests)
-        prompts = [self._prompt(lang, r.hotwords, context=r.context)
+        prompts = [self._prompt(lang, r.hotwords, context=r.context, task=r.task)
                    for lang, r in zip(languages, requests, strict=True)]
         limits = [self._max_new_tokens(r.audio.size, len(p)) for r, p in zip(requests, prompts, strict=True)]
         results = self._generate(encoded, prompts, limits)
@@ -270,8 +272,10 @@ class WhisperRecognizer:
                 text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
             if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
                 text = ""
-            final = self._normalize(text, lang, final=not req.partial)
-            words = self._words(encoded, i, text, lang, req.audio.size, final) if req.words and final else ()
+            translated = req.task == "translate"
+            final = self._normalize(text, "en" if translated else lang, final=not req.partial)
+            wanted = req.words and final and not translated
+            words = self._words(encoded, i, text, lang, req.audio.size, final) if wanted else ()
             out.append(
                 AsrResult(
                     text=final,
@@ -304,7 +308,8 @@ class WhisperRecognizer:
         import ctranslate2
 
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[redo]))
-        plain = [self._prompt(languages[i], use_hotwords=False, context=requests[i].context) for i in redo]
+        plain = [self._prompt(languages[i], use_hotwords=False, context=requests[i].context, task=requests[i].task)
+                 for i in redo]
         again = self._generate(features, plain, [self._max_new_tokens(requests[i].audio.size) for i in redo])
         for i, prompt, result in zip(redo, plain, again, strict=True):
             prompts[i], limits[i], results[i] = prompt, self._max_new_tokens(requests[i].audio.size), result
@@ -388,7 +393,7 @@ class WhisperRecognizer:
         return langs
 
     def _prompt(self, language: str, hotwords: tuple[str, ...] = (), use_hotwords: bool = True,
-                context: str = "") -> list[int]:
+                context: str = "", task: str = "transcribe") -> list[int]:
         """The decoder's start: hotwords (the request's, then the deployment's) and the preceding text as
         previous text, as faster-whisper's ``hotwords`` and ``condition_on_previous_text`` do, then the task
         tokens."""
@@ -396,16 +401,16 @@ class WhisperRecognizer:
         if lang_id is None:
             raise InvalidAudio(f"unsupported language {language!r}")
         t = self._tokenizer
-        task = [t.sot, lang_id, t.transcribe, t.no_timestamps]
+        start = [t.sot, lang_id, t.translate if task == "translate" else t.transcribe, t.no_timestamps]
         words = list(dict.fromkeys((*hotwords, *self.hotwords))) if use_hotwords else []
         if not words and not context:
-            return task
+            return start
         # Whisper writes Mandarin in Traditional characters: hint in the script it writes.
         script = self._hint_script.convert if language == "zh" else str
         joined = ("，" if language == "zh" else ", ").join(words)
         hint = t.encode(" " + script(joined))[:MAX_HOTWORD_TOKENS] if words else []
         before = t.encode(" " + script(context))[-MAX_CONTEXT_TOKENS:] if context else []
-        return [t.sot_prev, *hint, *before, *task]
+        return [t.sot_prev, *hint, *before, *start]
 
     def _decode(self, tokens: list[int]) -> str:
         """Text of the tokens, never ending in a broken character: a Chinese character often takes two or

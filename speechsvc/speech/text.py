@@ -31,6 +31,8 @@ HALLUCINATIONS = (
 
 FULL_WIDTH = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", ".": "。"}
 SENTENCE_END = "。？！…"
+# Clause marks a final may end on (a pause the recognizer punctuated); the sentence end replaces them.
+CLAUSE_END = "，、；：,;:"
 # Sentence punctuation removed when punctuation is off (ASCII forms only outside numbers, see _ascii_punct).
 STRIPPED = "，。？！：；、“”‘’「」『』《》…—"
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -83,10 +85,12 @@ class TextNormalizer:
 
 
 def end_sentence(text: str, language: str, punctuation: bool = True) -> str:
-    """A Mandarin final ends a sentence: ``。`` unless it already ends in sentence punctuation (or is empty)."""
-    if text and language == "zh" and punctuation and not TextNormalizer.ends_sentence(text):
-        return text + "。"
-    return text
+    """A Mandarin final ends a sentence: ``。`` unless it already ends in sentence punctuation (or is empty).
+    A trailing clause mark (``，`` ``、`` ``；`` ``：``) is replaced, not added to: ``好的，`` → ``好的。``."""
+    if not text or language != "zh" or not punctuation or TextNormalizer.ends_sentence(text):
+        return text
+    body = text.rstrip(CLAUSE_END + " ")
+    return body + "。" if body else text
 
 
 def _full_width(text: str, i: int) -> str:

@@ -1,5 +1,6 @@
 """FreeSWITCH mod_audio_fork adapter: ``ws://HOST/v1/audio_fork`` (or ``/v1/audio_fork/{call_id}``; FreeSWITCH
-connects, subprotocol ``audio.drachtio.org``).
+connects, subprotocol ``audio.drachtio.org``: mod_audio_fork always offers it (``lws_glue.cpp``), and an upgrade
+without it is refused with HTTP 400, so a client speaking another protocol is never taken for a fork).
 
     uuid_audio_fork <uuid> start ws://HOST:8080/v1/audio_fork/<uuid>?mix=stereo&rate=8k stereo 8k {"callId":"..."}
 
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse
 
 from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, UnsupportedFormat
 from speechsvc.protocol import event_dict
@@ -166,7 +168,17 @@ async def audio_fork(ws: WebSocket, call_id: str | None = None) -> None:
     engine: Engine = ws.app.state.engine
     settings = engine.settings
     offered = ws.scope.get("subprotocols") or []
-    await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    if SUBPROTOCOL not in offered:
+        engine.metrics.rejections.labels("audio_fork_subprotocol").inc()
+        log.warning("audio_fork upgrade refused: subprotocol %s not offered (offered: %s)", SUBPROTOCOL,
+                    ", ".join(offered)[:100] or "none")
+        with contextlib.suppress(RuntimeError):
+            await ws.send_denial_response(PlainTextResponse(
+                f"mod_audio_fork's WebSocket subprotocol {SUBPROTOCOL} is required", status_code=400))
+            return
+        await ws.close(1002)  # servers without the denial-response extension answer 403 to a close before accept
+        return
+    await ws.accept(subprotocol=SUBPROTOCOL)
     try:
         first = await asyncio.wait_for(ws.receive(), settings.platform_start_timeout_s)
     except TimeoutError:

@@ -13,8 +13,13 @@ not yet sent is a protocol error.
   conversation id) is answered ``opened`` and creates no call.
 - binary frames: audio, after ``opened`` only. ``position`` is the call's clock: when a client message says more
   audio was sent than arrived, the gap is filled with silence.
-- ``ping`` → ``pong``; ``paused``/``resumed``/``discarded`` are logged; ``update`` (language) → ``updated`` (the
-  language of an open call does not change); ``error`` is logged.
+- ``ping`` → ``pong``; ``paused``/``resumed`` are logged; audio the client discarded (``discarded``, or a
+  ``resumed`` with ``discarded``) becomes silence at its ``start``, so what follows keeps its place on the call's
+  clock (``position`` counts the audio sent, as the reference server counts it); ``update`` (language) →
+  ``updated`` (the language of an open call does not change); ``error`` is logged.
+- an ``open`` whose ``language`` is not one of the server's languages is refused with ``disconnect`` (reason
+  ``error``, the supported languages in ``info``): the conversation is not transcribed in a language nobody
+  asked for. No ``language`` → the server's default.
 - ``close`` → the open utterances are finished, their transcripts sent as ``event`` messages, then ``closed``.
   The server ends a session with ``disconnect`` (``completed`` when it drains, ``error`` on a protocol error,
   ``unauthorized``) and answers the ``close`` that follows.
@@ -30,6 +35,12 @@ base64-decoded secret) over ``@request-target``, ``@authority``, ``audiohook-org
 ``audiohook-session-id``, ``audiohook-correlation-id`` and ``x-api-key``, at most 10 s old, with a nonce; the
 ``Audiohook-Organization-Id`` header must match the ``open``. A failure is answered ``disconnect``
 (``unauthorized``) after a fixed delay, as the reference server does.
+
+Without ``SPEECHSVC_AUDIOHOOK_API_KEY``, the ``X-API-KEY`` Genesys always sends is its integration's key, not a
+speechsvc credential: it is checked as one only when it looks like one (``ssk_…`` or a JWT); otherwise it is
+ignored, so where credentials are optional the session is anonymous (it used to be refused with HTTP 401 at the
+upgrade), and where they are required and nothing else authenticates it the refusal is the protocol's
+``disconnect`` (``unauthorized``), not an HTTP error Genesys reports as a connection failure.
 """
 
 from __future__ import annotations
@@ -61,9 +72,11 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import event_dict
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
-from speechsvc.security.access import access
-from speechsvc.security.asgi import Verifier
+from speechsvc.security.access import Verifier, access
+from speechsvc.security.keys import looks_like_key
+from speechsvc.security.network import is_loopback_host
 from speechsvc.security.principal import Principal, platform_principal
+from speechsvc.security.tokens import looks_like_jwt
 from speechsvc.transports.common import PeerGone
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.platform import pieces, silence
@@ -89,6 +102,8 @@ DURATION = re.compile(r"^PT(\d*\.)?\d+S$")
 FORMATS = {"PCMU": "mulaw", "L16": "pcm16"}
 CHANNEL_LEGS: dict[str, Leg] = {"external": "customer", "internal": "agent"}
 LANGUAGE_TAGS = {"zh": "zh-CN", "en": "en-US"}
+# Set in the ASGI scope by the guard's verifier: why the upgrade is let through only to be refused in-protocol.
+REFUSED = "speechsvc.audiohook_refused"
 
 
 def duration(seconds: float) -> str:
@@ -113,12 +128,18 @@ class _Upgrade:
     method: str = "GET"
 
 
+def same(given: str, expected: str) -> bool:
+    """Constant-time equality of two header values as bytes: ``hmac.compare_digest`` raises TypeError on a str
+    with non-ASCII characters (a header decoded as latin-1 may have them)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
+
+
 class _Key(HTTPSignatureKeyResolver):
     def __init__(self, key_id: str, secret: bytes) -> None:
         self.key_id, self.secret = key_id, secret
 
     def resolve_public_key(self, key_id: str) -> bytes:
-        if not hmac.compare_digest(key_id, self.key_id):
+        if not same(key_id, self.key_id):
             raise InvalidSignature("the signature's keyid is not the X-API-KEY")
         return self.secret
 
@@ -132,7 +153,7 @@ def authenticate(ws: WebSocket, settings: Settings) -> str | None:
         return None
     api_key = settings.audiohook_api_key.get_secret_value()
     given = ws.headers.get("x-api-key", "")
-    if not given or not hmac.compare_digest(given, api_key):
+    if not given or not same(given, api_key):
         return "missing or unknown X-API-KEY"
     if settings.audiohook_client_secret is None:
         return None
@@ -159,12 +180,30 @@ def guard_verifier(settings: Settings) -> Verifier:
     """For the platform guard: with ``audiohook_api_key`` set, AudioHook's own key and signature authenticate a
     connection (checked by the adapter, which refuses in the protocol's terms: a ``disconnect`` with reason
     ``unauthorized``), and the call belongs to ``audiohook_tenant``; without it, the connection needs a speechsvc
-    credential (``X-API-KEY`` may carry a speechsvc key) like any other platform."""
+    credential (``X-API-KEY`` may carry a speechsvc key) like any other platform. An ``X-API-KEY`` that is not a
+    speechsvc credential (Genesys' own integration key) is dropped from the scope, never checked as one; where a
+    credential is required and nothing else carries one, the upgrade goes through and the adapter refuses with
+    ``disconnect`` (``unauthorized``), as AudioHook refuses."""
+    required = settings.auth == "required" or (settings.auth == "auto" and not is_loopback_host(settings.host))
 
     def verify(scope: dict[str, Any]) -> Principal | None:
-        if settings.audiohook_api_key is None:
+        if settings.audiohook_api_key is not None:
+            return platform_principal(settings.audiohook_tenant, "audiohook")
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        names = {k.lower() for k, _ in headers}
+        given = next((v.decode("latin-1") for k, v in headers if k.lower() == b"x-api-key"), None)
+        if given is None or looks_like_key(given) or looks_like_jwt(given):
+            return None  # a speechsvc credential (or none): the guard checks it as for any platform
+        scope["headers"] = [(k, v) for k, v in headers if k.lower() != b"x-api-key"]
+        if b"authorization" in names or b"access_token=" in scope.get("query_string", b""):
             return None
-        return platform_principal(settings.audiohook_tenant, "audiohook")
+        if required and settings.auth != "off":
+            scope[REFUSED] = ("no speechsvc credential (the X-API-KEY is not a speechsvc key; set "
+                              "SPEECHSVC_AUDIOHOOK_API_KEY to accept Genesys' key)")
+            # Through the gate only to be refused in-protocol: the adapter disconnects before anything is served.
+            return Principal("audiohook-unauthenticated", settings.audiohook_tenant, frozenset({"stream"}),
+                             via="none")
+        return None
 
     return verify
 
@@ -336,7 +375,7 @@ async def audiohook(ws: WebSocket) -> None:
     await ws.accept()
     conn = _Conn(ws, ws.headers.get("audiohook-session-id"))
     idle = settings.platform_idle_timeout_s
-    failure = authenticate(ws, settings)
+    failure = ws.scope.get(REFUSED) or authenticate(ws, settings)
     if failure is not None:
         engine.metrics.rejections.labels("audiohook_unauthorized").inc()
         log.warning("AudioHook session refused: %s", failure)
@@ -369,6 +408,12 @@ async def audiohook(ws: WebSocket) -> None:
     if media is None:
         await conn.end("error", "no offered media is supported: speechsvc takes PCMU or L16 at 8000 Hz, "
                                 "channels external and/or internal", idle)
+        return
+    wanted = params.get("language")
+    if wanted and (not isinstance(wanted, str) or wanted.split("-")[0].lower() not in settings.languages):
+        supported = ", ".join(LANGUAGE_TAGS.get(lang, lang) for lang in settings.languages)
+        await conn.end("error", f"Client Error: language {str(wanted)[:20]!r} is not supported; supported: "
+                                f"{supported}", idle)
         return
     opened: dict[str, Any] = {"media": [media.offer], "startPaused": False}
     if params.get("supportedLanguages") is True:
@@ -432,7 +477,8 @@ async def _stream(conn: _Conn, session: CallSession, media: _Media, settings: Se
     socket goes."""
     frame_bytes = session.config.audio.frame_bytes
     max_bytes = session.max_frame_bytes
-    received = 0  # samples per channel
+    received = 0  # samples per channel, silence filled in included
+    discarded = 0  # samples the client discarded (not in its position), filled with silence
     while True:
         try:
             message = await conn.receive(settings.platform_idle_timeout_s)
@@ -452,7 +498,7 @@ async def _stream(conn: _Conn, session: CallSession, media: _Media, settings: Se
                     session.report(e)  # this frame is dropped; the call goes on
             continue
         kind, params = message["type"], message["parameters"]
-        received = _follow_position(session, media, received, parse_duration(message["position"]))
+        received = _follow_position(session, media, received, parse_duration(message["position"]) + discarded / RATE)
         if kind == "ping":
             await conn.send("pong", {})
         elif kind == "close":
@@ -461,11 +507,18 @@ async def _stream(conn: _Conn, session: CallSession, media: _Media, settings: Se
             return None
         elif kind == "paused":
             conn.state = "PAUSED"
-        elif kind == "resumed":
-            conn.state = "ACTIVE"
-            log.info("AudioHook resumed at %s after %s discarded", params.get("start"), params.get("discarded"))
-        elif kind == "discarded":
-            log.info("AudioHook discarded %s at %s", params.get("discarded"), params.get("start"))
+        elif kind in ("resumed", "discarded"):
+            if kind == "resumed":
+                conn.state = "ACTIVE"
+            log.info("AudioHook %s: %s discarded at %s", kind, params.get("discarded"), params.get("start"))
+            if params.get("discarded") is not None:
+                try:
+                    start, gap = parse_duration(params.get("start")), parse_duration(params.get("discarded"))
+                except ProtocolError as e:
+                    return ProtocolError(f"Client Error: {kind}: {e}")
+                # The discarded audio was at ``start`` on the client's clock: silence there, then what follows.
+                received = _follow_position(session, media, received, start + (discarded / RATE) + gap)
+                discarded += int(gap * RATE)
         elif kind == "update":
             log.info("AudioHook update %s (the call's ASR language stays %s)", params, session.config.language)
             await conn.send("updated", {})

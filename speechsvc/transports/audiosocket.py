@@ -30,6 +30,10 @@ taken as 16 kHz.
 hangup (``ast_audiosocket_receive_frame_with_hangup``), and no Asterisk sends or expects error frames, so a
 connection that cannot be served gets ``00 00 00`` and is closed; the reason goes to the log (and, for a call
 that exists, to its events). Bad frames are non-fatal events; unknown kinds are skipped (their length is known).
+
+**Frames are read whole.** TCP may deliver a frame's header in one segment and its payload in a later one
+(retransmissions, coalescing): the read of a frame is never cancelled by a timeout, only the wait for it is
+bounded, and the next wait resumes the same read, so a timeout can never leave the stream out of frame.
 """
 
 from __future__ import annotations
@@ -97,7 +101,21 @@ class _Connection:
     first_audio_wall: float | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     probed: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[Any] | None = None
+    # The frame being read. A timeout never cancels it: TCP may deliver a header now and its payload later, and a
+    # read cancelled between the two would leave every later byte out of frame. The next wait resumes it.
+    reading: asyncio.Task[tuple[int, bytes]] | None = None
+    interrupted: bool = False  # the call ended under it (a draining server): stop reading, hang up
+
+    def interrupt(self) -> None:
+        """Make the connection's reader return now. (Not a task cancellation: the connection's handler still
+        ends normally, sending its hangup; a cancelled handler task is logged as an error by asyncio.)"""
+        self.interrupted = True
+        self.stop_reading()
+
+    def stop_reading(self) -> None:
+        if self.reading is not None and not self.reading.done():
+            self.reading.cancel()
+        self.reading = None
 
     def to_call_rate(self, pcm: Int16Array) -> Int16Array:
         if self.resampler is None:
@@ -203,7 +221,6 @@ class AudioSocketServer:
             call = _Call(conn.call_id)
             self.registry.calls[conn.call_id] = call
         call.connections.append(conn)
-        conn.task = asyncio.current_task()
         runner = None
         if owner:
             runner = asyncio.get_running_loop().create_task(self._run_call(call, conn), name=f"call-{conn.call_id}")
@@ -220,6 +237,7 @@ class AudioSocketServer:
                 return
             await self._feed(call, conn)
         finally:
+            conn.stop_reading()
             conn.done.set()
             conn.probed.set()
             call.changed.set()
@@ -239,7 +257,8 @@ class AudioSocketServer:
             item = await self._next(conn, max(timeout, 0.001))
             if item is None:
                 if conn.kind is None:  # gone, or silent, before any audio: nothing to measure
-                    conn.ended = conn.ended or "idle"
+                    if not conn.interrupted:
+                        conn.ended = conn.ended or "idle"
                     return
                 break  # the probe window passed, or the stream ended within it
             kind, payload = item
@@ -281,11 +300,21 @@ class AudioSocketServer:
         return kind == SLIN or kind in AUDIO_RATES
 
     async def _next(self, conn: _Connection, timeout: float) -> tuple[int, bytes] | None:
-        """The next frame; None when the stream ended (``conn.ended`` says how) or ``timeout`` passed."""
-        try:
-            kind, payload = await asyncio.wait_for(read_frame(conn.reader), timeout)
-        except TimeoutError:
+        """The next frame; None when the stream ended (``conn.ended`` says how) or ``timeout`` passed. A timeout
+        leaves the frame being read in ``conn.reading``, whole: the next call resumes it, so a frame split across
+        TCP segments is never half-consumed (only the wait is bounded, never the read)."""
+        if conn.interrupted:
             return None
+        if conn.reading is None:
+            conn.reading = asyncio.get_running_loop().create_task(read_frame(conn.reader),
+                                                                  name=f"audiosocket-read-{conn.call_id}")
+        reading = conn.reading
+        done, _ = await asyncio.wait((reading,), timeout=timeout)
+        if not done or reading.cancelled():  # timed out (the frame stays being read), or interrupted
+            return None
+        conn.reading = None
+        try:
+            kind, payload = reading.result()
         except asyncio.IncompleteReadError as e:
             conn.ended = "eof" if not e.partial else "truncated"
             if e.partial:
@@ -341,8 +370,8 @@ class AudioSocketServer:
             if self.registry.calls.get(call.call_id) is call:
                 del self.registry.calls[call.call_id]
             for conn in call.connections:  # a draining server hangs up every leg still streaming
-                if not conn.done.is_set() and conn.task is not None and conn.task is not asyncio.current_task():
-                    conn.task.cancel()
+                if not conn.done.is_set():
+                    conn.interrupt()
 
     @staticmethod
     async def _until_done(call: _Call, grace_s: float) -> None:

@@ -34,7 +34,7 @@ async def list_calls(
     return {"calls": _engine(request).calls.calls(principal, include_ended=not active, tenant=tenant)}
 
 
-@router.get("/v1/calls/{call_id}")
+@router.get("/v1/calls/{call_id}", responses={404: {"description": "No recent call with this id"}})
 async def get_call(
     call_id: str, request: Request, tenant: str | None = Query(None, description="admins: the call's tenant"),
     principal: Principal = SUBSCRIBE,

@@ -1,7 +1,8 @@
 """gRPC transport (``grpc.aio``): ``speechsvc.v1.Speech`` on the same CallSession core as the WebSocket.
 
 The first ``ClientMessage`` is the config (validated by the same schema as the WebSocket start message),
-then audio, then an optional ``Control.STOP``. Events are the WebSocket events as protobuf. This module
+then audio (and any number of ``Control.FLUSH``: end the open utterances now, as the WebSocket ``flush``), then
+an optional ``Control.STOP``. Events are the WebSocket events as protobuf. This module
 is the single place where expected errors become gRPC status codes (:data:`STATUS`). Also served: the
 standard health service (SERVING only once the engine is warmed up; public) and server reflection (``admin``
 scope). Authentication: metadata ``authorization: Bearer <key>`` (:mod:`speechsvc.security.grpc_auth`); TLS, and
@@ -233,6 +234,9 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 kind = message.WhichOneof("message")
                 if kind == "control" and message.control.action == pb.Control.STOP:
                     return None
+                if kind == "control" and message.control.action == pb.Control.FLUSH:
+                    session.flush()
+                    continue
                 try:
                     if kind == "audio":
                         session.feed_bytes(message.audio)

@@ -6,7 +6,7 @@
 //
 //   node audiosocket_client.mjs --port P --pcm audio.s16le [--uuid U] [--kind 0x10] [--frame-bytes 320]
 //        [--burst] [--delay-ms 0] [--dtmf 12# --dtmf-after 10] [--extra 0x02:00,0x42:3f3f --extra-after 5 (0: first)]
-//        [--end hangup|close|cut]
+//        [--end hangup|close|cut] [--split-ms N (each frame in two writes: header, N ms, payload)]
 //
 // Prints one JSON line: what was sent, and every frame the server sent back (parsed by the package's FrameParser).
 import net from 'node:net';
@@ -34,6 +34,7 @@ const extra = String(arg('extra', '')).split(',').filter(Boolean).map((e) => {
   return encodeFrame(Number(k), Buffer.from(hex || '', 'hex'));
 });
 const extraAfter = Number(arg('extra-after', '0'));
+const splitMs = arg('split-ms', null);  // TCP may deliver a frame's header and payload in separate segments
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 await sleep(Number(arg('delay-ms', '0')));
@@ -53,7 +54,8 @@ const frames = [];
 for (let o = 0; o < pcm.length; o += frameBytes) frames.push(pcm.subarray(o, o + frameBytes));
 const t0 = Date.now();
 let sent = 0;
-const asterisk = kind === FrameType.AUDIO && frameBytes === FRAME_BYTES && !burst && !extra.length && !dtmf;
+const asterisk = kind === FrameType.AUDIO && frameBytes === FRAME_BYTES && !burst && !extra.length && !dtmf
+  && splitMs === null;
 if (asterisk) {
   await call.play(pcm);  // the package's own 20 ms pacing
   sent = frames.length;
@@ -66,7 +68,12 @@ if (asterisk) {
       sent++;
       break;
     }
-    socket.write(encodeFrame(kind, f));
+    if (splitMs !== null) {
+      const whole = encodeFrame(kind, f);
+      socket.write(whole.subarray(0, 3));  // the header alone (setNoDelay: its own segment)
+      await sleep(Number(splitMs));
+      socket.write(whole.subarray(3));
+    } else socket.write(encodeFrame(kind, f));
     sent++;
     if (i + 1 === extraAfter) for (const x of extra) socket.write(x);
     if (dtmf && i + 1 === dtmfAfter) for (const d of dtmf) socket.write(encodeFrame(0x03, Buffer.from(d, 'ascii')));

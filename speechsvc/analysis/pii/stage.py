@@ -3,8 +3,8 @@
 It runs first (phase 0) and rewrites transcripts (:meth:`StageCall.rewrite`), so the client, event subscribers,
 the webhook, later stages (intent, escalation, QA, assist), batch outputs and REST results only ever see the
 redacted text; each transcript says which spans were replaced (type and offsets in the redacted text, never
-the value). Detection is :mod:`speechsvc.analysis.pii` with one state per leg, so a number dictated over several
-utterances is recognised as one and each piece is redacted.
+the value). Detection is :mod:`~speechsvc.analysis.pii.detector`, one state per leg, so a number dictated over
+several utterances is recognised as one and each piece is redacted.
 
 Policy: the deployment's settings (``pii_*``), adjusted per call by its ``redaction`` request (types, style;
 turning redaction off only where ``pii_call_opt_out`` allows it — checked at admission).
@@ -19,13 +19,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from speechsvc.analysis.base import CallInfo, Said, Stage, StageCall
-from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, PiiState, Redaction, entity_spans_ms, lac_model
-from speechsvc.analysis.pii_rules import ADDRESS, ALL_TYPES, NAME
+from speechsvc.analysis.pii.audio import entity_spans_ms
+from speechsvc.analysis.pii.model import lac_model
+from speechsvc.analysis.pii.policy import PiiPolicy, Redaction
+from speechsvc.analysis.pii.redactor import PiiRedactor, PiiState
+from speechsvc.analysis.pii.rules import ADDRESS, ALL_TYPES, NAME
 from speechsvc.config import Settings
 from speechsvc.types import CallConfig, Leg, Redacted, RedactionRequest, Transcript, Word
 
-# Word timings are approximate: widen the audio span of a redacted value by this much on each side.
+# Word timings are approximate: widen the audio span of a redacted value by this much on each side, and the end
+# of a value that ends on a digit by DIGIT_TAIL_MS more (a number's last digit often outlasts its timestamp).
 AUDIO_PAD_MS = 80
+DIGIT_TAIL_MS = 200
 
 
 def call_policy(base: PiiPolicy, request: RedactionRequest) -> PiiPolicy:
@@ -134,7 +139,7 @@ def _audio_spans(red: Redaction, t: Transcript) -> list[tuple[int | None, int | 
     words = [(w.text, w.start_ms, w.end_ms) for w in t.words]
     if sum(len(w[0]) for w in words) != len(t.text):
         return [(None, None)] * len(red.entities)  # timings that do not spell the text cannot place a value
-    return [(start, end) for start, end in entity_spans_ms(red, words, AUDIO_PAD_MS)]
+    return [(start, end) for start, end in entity_spans_ms(red, words, AUDIO_PAD_MS, DIGIT_TAIL_MS)]
 
 
 def _redact_words(t: Transcript, red: Redaction) -> tuple[Word, ...]:

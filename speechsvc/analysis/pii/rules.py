@@ -1,6 +1,6 @@
 """The PII detector's hand-written knowledge: cue words, unit words, checksums and value shapes.
 
-Kept apart from the detector (`pii.py`) so the rules can be read, reviewed and extended as data. Everything
+Kept apart from the detector and its families so the rules can be read, reviewed and extended as data. Everything
 here is written for this project from the public rules of the identifiers (GB 11643 resident ID check digit,
 ISO/IEC 7812 Luhn, MIIT mobile prefixes, GA 36 plates, service-number ranges); nothing is taken from
 evaluation data.
@@ -47,6 +47,7 @@ CUES: dict[str, tuple[str, ...]] = {
     ),
     VERIFICATION_CODE: (
         "验证码", "动态码", "校验码", "短信码", "动态密码", "短信验证", "验证号码", "确认码", "激活码", "随机码",
+        "授权码", "登录码", "认证码", "效验码",
     ),
     PASSPORT: ("护照号码", "护照号", "护照", "通行证号码", "通行证号", "通行证", "台胞证", "回乡证", "旅行证"),
     LICENSE_PLATE: ("车牌号码", "车牌号", "车牌"),
@@ -62,9 +63,34 @@ CUES: dict[str, tuple[str, ...]] = {
         "客服", "密码", "取件码", "提货码", "取餐码", "会员号", "分机", "房间号", "房号", "票号", "批次", "还款",
         "扣款", "退款金额", "价格", "多少钱", "排队", "邮政", "序列号", "串号", "IMEI", "imei", "宽带账号",
         "电话卡", "房卡", "会员卡", "购物卡", "社保卡", "医保卡", "公交卡", "积分卡", "QQ号", "QQ", "qq", "微信号",
-        "微信",
+        "微信", "就诊卡", "户号", "病历号", "床号", "门诊号", "住院号", "排队号", "窗口号", "挂号", "限行", "车次号",
     ),
 }
+# The recognizer's homophones in cue words (码→吗/马, 号→好, 证→正/政, 份→分, 机→鸡/几, 银行→银航): each cue also
+# counts in these spellings. Written from how Mandarin ASR confuses these syllables, not from any data set.
+HOMOPHONES: dict[str, tuple[str, ...]] = {
+    "码": ("吗", "马"), "号": ("好",), "证": ("正", "政"), "份": ("分",), "机": ("几",), "银行": ("银航",),
+    "护照": ("户照",), "车牌": ("车排",),
+}
+
+
+_NO_HOMOPHONES = frozenset({"短信码", "打这个号", "号码也是", "微信同号"})  # the variants are everyday phrases
+
+
+def _with_homophones(words: tuple[str, ...]) -> tuple[str, ...]:
+    out = list(words)
+    for w in words:
+        if len(w) < 3 or w in _NO_HOMOPHONES:
+            continue  # short words (卡, 号码) would turn into common words
+        for a, alts in HOMOPHONES.items():
+            if a in w:
+                out.extend(w.replace(a, b) for b in alts)
+    return tuple(dict.fromkeys(out))
+
+
+for _kind in (PHONE, ID_CARD, BANK_CARD, VERIFICATION_CODE, PASSPORT, LICENSE_PLATE):
+    CUES[_kind] = _with_homophones(CUES[_kind])
+
 # Cues that do not need the digits right next to them in a sentence (the rest must be within _CUE_WINDOW).
 CUE_WINDOW = 12  # characters between a cue's end and the digits it introduces
 AFTER_WINDOW = 10  # characters between digits and a cue that names them afterwards (2994的信用卡, … 这是我手机号)
@@ -166,6 +192,8 @@ PASSPORT_SHAPE = re.compile(
     r"(?![A-Za-z0-9])"
 )
 PASSPORT_STRONG = re.compile(r"[EGC][ ]?(?:[0-9][ ]?){7}[0-9]|E[ ]?[A-Z][ ]?(?:[0-9][ ]?){6}[0-9]")
+# A verification code of letters and digits (spoken one by one or written together), after a code cue.
+ALNUM_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z0-9](?:[ ]?[A-Za-z0-9]){3,7})(?![A-Za-z0-9])")
 PASSPORT_HEAD = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?:[ ]?[0-9]){0,7}\s*$")
 
 # E-mail: "@" and "." in any spoken form; the local part may be spelled with spaces between letters.
@@ -196,6 +224,8 @@ RELATIONS: tuple[str, ...] = (
     "我老婆", "我老公", "我爱人", "我媳妇", "我太太", "我先生", "我丈夫", "我妻子", "我爸爸", "我爸", "我妈妈",
     "我妈", "我父亲", "我母亲", "我儿子", "我女儿", "我哥哥", "我哥", "我姐姐", "我姐", "我弟弟", "我弟", "我妹妹",
     "我妹", "我爷爷", "我奶奶", "我外婆", "我姥姥", "我朋友", "我同事", "我家人", "我对象", "我男朋友", "我女朋友",
+    "我舅舅", "我叔叔", "我姑姑", "我姨妈", "我外公", "我公公", "我婆婆", "我岳父", "我岳母", "我孙子", "我孙女",
+    "我侄子", "我外甥", "我伯伯", "我表哥", "我表姐", "我堂哥",
     "老婆", "老公", "爱人", "媳妇", "太太", "丈夫", "妻子", "爸爸", "妈妈", "父亲", "母亲", "儿子", "女儿", "朋友",
     "同事", "家里人", "是", "叫", "的", "为",
 )
@@ -233,3 +263,39 @@ LEAD_IN = re.compile(
 TRAILING = re.compile(
     r"^[\s,，。.、!！?？:：]*(?:(?:呃|嗯|啊|额|哦|噢|对|吧|呢|吗|哈|啦|了|的|是|这样|然后|就这些|就是这个)[\s,，。.、!！?？]*)*$"
 )
+
+# Common surnames (a fallback only when LAC does not tag a name right after 我叫 / 名字是).
+SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭"
+    "陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易"
+    "乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管"
+    "柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟"
+    "邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+# Compound surnames (the given name follows them).
+COMPOUND_SURNAMES: tuple[str, ...] = (
+    "欧阳", "司马", "上官", "诸葛", "令狐", "慕容", "皇甫", "东方", "夏侯", "尉迟", "公孙", "长孙", "宇文", "司徒",
+    "端木",
+)
+# Cues after which a surname and one or two given-name characters are taken as a name without the model: the
+# strong self-introductions, and a role noun (…人, …主: 收货人, 登记人, 被保险人, 机主, 车主) with an optional
+# 是 / 写 / 叫 / 为, possibly through a relation (持卡人是我爸 …), and 给 (过户给我弟弟 …).
+STRONG_NAME_CUE = re.compile(
+    r"(?:我叫|我的名字叫|我的名字是|名字叫|名字是|姓名是?|姓名叫|全名叫|全名是|全名|"
+    r"(?:[\u4e00-\u9fff]{1,4}人|患者|家属|户名|乘客|学员|业主|房东|租客)(?:是|写的?|叫|为|姓名是?|名字是?|名字叫|名字|姓名)?|"
+    r"[机车户]主(?:是|叫|为)?|给|名字|姓名)\s*$"
+)
+# Characters that end a given name read without the model (particles, verbs, pronouns, titles, cue words).
+GIVEN_STOP = frozenset(
+    "的了是在要和跟就我你他她它们吧呢啊吗呀说电手地身卡号证先女小姐太到从去来给把被让对也都还只又与过着得有没不很"
+    "这那哪请帮查办问打住姓叫名全现已经刚再先后前上下里边面点个位零幺两"
+)
+# Words that start with a surname character but are places or common words (江苏, 成都, 高新区 …).
+NOT_NAMES = re.compile(
+    r"^(?:江苏|江西|黄山|周口|常州|温州|金华|武汉|安徽|安庆|成都|高新|高速|高铁|石家庄|马上|白天|明天|万一|平安|华为|"
+    r"文件|方便|方面|钱包|钟点|时间|时候|云南|贵州|宁波|宁夏|龙岗|白云|海淀|朱雀|关于|于是|包裹|余额|车子|车辆|"
+    r"牛奶|顾客|易购|苏州|常熟|康复|梁山|房子|房间|景区|毛病|程序|席位|全部|全款|严重|任何|林业|谢谢|师傅|"
+    r"商品|商家|武侯|史上|田园|叶子|杨浦|徐汇|路上|路口|金额|金卡|和平|齐全|米粉|舒服|曲江|雷锋)"
+)
+# Particles and punctuation an utterance may end in after a cue.
+TRAILING_PARTICLES = re.compile(r"[\s,，。.、:：]*(?:(?:呃|嗯|啊|额|哦|吧|呢)[\s,，。.、:：]*)*$")
