@@ -274,9 +274,18 @@ def cmd_emotion(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from speechsvc.evaluation.bench_stream import main as bench_stream
+    if args.kind == "batch":
+        from speechsvc.evaluation.bench_batch import main as bench_batch
 
-    bench_stream(args.options)
+        bench_batch(args.options)
+    elif args.kind == "gpu":
+        from speechsvc.evaluation.bench_gpu import main as bench_gpu
+
+        bench_gpu(args.options)
+    else:
+        from speechsvc.evaluation.bench_stream import main as bench_stream
+
+        bench_stream(args.options)
     return 0
 
 
@@ -592,8 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish with one line of aggregates (score distribution, top failing rules, per agent)")
     p.set_defaults(func=cmd_qa)
 
-    p = sub.add_parser("bench", help="benchmarks: `bench stream` (latency and capacity; --help for options)")
-    p.add_argument("kind", choices=["stream"])
+    p = sub.add_parser("bench", help="benchmarks: `bench stream` (latency and capacity), `bench batch` (ASR batch "
+                                     "size), `bench gpu` (the GPU capacity run); --help after the kind for options")
+    p.add_argument("kind", choices=["stream", "batch", "gpu"])
     p.add_argument("options", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
 

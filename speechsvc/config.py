@@ -90,8 +90,11 @@ class StreamOptions:
     partial_interval_ms: int
     # ... and the first one as soon as the utterance has this much audio (pre-roll included).
     first_partial_ms: int
-    # Skip a partial when the ASR queue already holds this many items (finals keep their latency).
-    partial_skip_depth: int
+    # A partial that the ASR worker could not start within this many ms is not decoded (it would arrive stale),
+    # and the leg's cadence stretches: interval x 2, x 4 ... up to partial_max_stretch, back as partials come
+    # promptly again.
+    partial_stale_ms: int
+    partial_max_stretch: int
     # Largest binary frame accepted, in ms of audio at the declared format.
     max_frame_ms: int
     # Bound on queued outgoing events per call; a client that does not read is disconnected.
@@ -108,8 +111,14 @@ class WorkerOptions:
 
     # Most items run in one model call (cross-call batching).
     max_batch: int
+    # ... and at most this much estimated model work (the items' ``cost_s`` summed; 0 = no bound), so an urgent
+    # item waits for at most one short batch.
+    max_batch_cost_s: float
     # Queued items beyond this are refused with Overloaded.
     max_queue: int
+    # OS niceness added to the worker's thread (0: as the process): analysis after the final yields the cores to
+    # the ASR thread, so finals are not slowed by emotion features computed beside them.
+    nice: int
 
 
 @dataclass(frozen=True)
@@ -312,7 +321,7 @@ class Settings(BaseSettings):
     compute_type: str = "default"
     cpu_threads: int = Field(2, ge=0, le=256)
     asr_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
-    asr_partial_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
+    asr_partial_min_window_s: float = Field(5.0, ge=1.0, le=30.0)
     asr_beam_size: int = Field(1, ge=1, le=10)
     asr_tokens_per_second: float = Field(10.0, gt=0)
     asr_extra_tokens: int = Field(12, ge=0)
@@ -330,6 +339,13 @@ class Settings(BaseSettings):
     languages: tuple[str, ...] = ("zh", "en")
     default_language: Literal["zh", "en", "auto"] = "zh"
     asr_max_batch: int = Field(8, ge=1, le=64)
+    # A batch's estimated cost: the seconds of audio its items encode (each item's speech + 2 s), summed; a final
+    # that arrives while a batch runs waits for at most this much work (0 = bounded by items only). Unset: 8 s on a
+    # CPU, where a bigger batch buys no throughput (measured: items/s fall from batch 1 to 8), unbounded on a GPU.
+    asr_max_batch_cost_s: float | None = Field(None, ge=0)
+    # Niceness of the analysis workers' threads (intent, sentiment, emotion): they run after a final went out and
+    # yield the CPU to ASR (0: same as ASR).
+    analysis_nice: int = Field(5, ge=0, le=19)
     asr_max_queue: int = Field(256, ge=1)
 
     # ---- VAD ---------------------------------------------------------------------------------------------
@@ -349,7 +365,8 @@ class Settings(BaseSettings):
     max_frame_ms: int = Field(1000, ge=20, le=10000)
     partial_interval_ms: int = Field(1000, ge=0)
     first_partial_ms: int = Field(600, ge=100)
-    partial_skip_depth: int = Field(2, ge=0)
+    partial_stale_ms: int = Field(1000, ge=50)
+    partial_max_stretch: int = Field(4, ge=1, le=64)
     max_pending_events: int = Field(1000, ge=10)
     max_pending_utterances: int = Field(32, ge=1)
     # Previous finals of a leg given to the decoder with its next final (eval/long: CER 0.206 -> 0.170 with 2),
@@ -495,7 +512,8 @@ class Settings(BaseSettings):
         return StreamOptions(
             partial_interval_ms=self.partial_interval_ms,
             first_partial_ms=self.first_partial_ms,
-            partial_skip_depth=self.partial_skip_depth,
+            partial_stale_ms=self.partial_stale_ms,
+            partial_max_stretch=self.partial_max_stretch,
             max_frame_ms=self.max_frame_ms,
             max_pending_events=self.max_pending_events,
             max_pending_utterances=self.max_pending_utterances,
@@ -511,9 +529,14 @@ class Settings(BaseSettings):
                              self.event_publish_queue, replica, self.event_claim_idle_s)
 
     def asr_worker(self) -> WorkerOptions:
-        return WorkerOptions(max_batch=self.asr_max_batch, max_queue=self.asr_max_queue)
+        cost = self.asr_max_batch_cost_s
+        if cost is None:
+            gpu = self.device == "cuda" or (self.device == "auto" and Path("/dev/nvidiactl").exists())
+            cost = 0.0 if gpu else 8.0
+        return WorkerOptions(max_batch=self.asr_max_batch, max_batch_cost_s=cost, max_queue=self.asr_max_queue, nice=0)
 
     def analysis_worker(self) -> WorkerOptions:
         """Bounds of the analysis stages' workers (text, emotion): they see every final of every call."""
-        return WorkerOptions(max_batch=self.text_max_batch, max_queue=self.asr_max_queue * 2)
+        return WorkerOptions(max_batch=self.text_max_batch, max_batch_cost_s=0.0, max_queue=self.asr_max_queue * 2,
+                             nice=self.analysis_nice)
 

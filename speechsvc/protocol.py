@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from speechsvc.errors import ProtocolError, SpeechsvcError, UnsupportedFormat
-from speechsvc.speech.wordtext import wire_words
 from speechsvc.types import (
     PIPELINE_RATE,
     AudioFormat,
@@ -32,6 +31,7 @@ from speechsvc.types import (
     RedactionRequest,
     RemoteEvent,
 )
+from speechsvc.wordtext import wire_words
 
 PROTOCOL_VERSION = 1
 

@@ -6,6 +6,15 @@ run first: live finals before live partials before batch work, so batch jobs nev
 queue is full, ``submit`` raises :class:`~speechsvc.errors.Overloaded` at once instead of waiting; batch work
 that must not be refused uses :meth:`InferenceWorker.submit_wait`, which waits for room (backpressure).
 
+A batch holds items of one priority only (a final never shares a batch with partials, so it never waits for
+partials to be decoded), and is bounded in cost as well as in items: items that have a ``cost_s`` (estimated model
+seconds of work, e.g. encoder seconds for ASR) are added while the batch stays within
+``WorkerOptions.max_batch_cost_s``, so an urgent item that arrives while a batch runs waits for at most one short
+batch. Within a priority, items run in the order of their ``key`` (default: arrival), so a caller can put the
+longest-waiting call first. An item submitted with ``stale_after`` (seconds) that has waited longer than that when
+its turn comes is not run at all: its future fails with :class:`~speechsvc.errors.Overloaded` (a partial that
+would arrive too late to be worth showing).
+
 A batch that fails fails only its own futures, never the worker: when a batch of several items raises, each
 item is run again alone, so one bad item (say, a language the model does not know) cannot fail other calls'
 items that happened to share its batch.
@@ -18,11 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import ctypes
 import enum
+import heapq
 import itertools
 import logging
+import math
+import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -45,10 +60,53 @@ class Priority(enum.IntEnum):
 @dataclass(order=True)
 class _Job(Generic[In, Out]):
     priority: int
+    key: float  # order within a priority (arrival time unless the caller says otherwise)
     order: int
     item: Any = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
     enqueued: float = field(compare=False, default=0.0)
+    deadline: float = field(compare=False, default=math.inf)  # not run when its turn comes after this
+
+
+def name_os_thread(name: str) -> str:
+    """Give the calling thread ``name`` in the OS too (``/proc/PID/task/*/comm``, top -H), so CPU per thread
+    can be told apart; threads a native library starts from this thread inherit it. Returns the previous name.
+    Best effort: only Linux has ``prctl``."""
+    try:
+        libc = ctypes.CDLL(None)
+        old = ctypes.create_string_buffer(16)
+        libc.prctl(16, old, 0, 0, 0)  # PR_GET_NAME
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        return old.value.decode(errors="replace")
+    except (OSError, AttributeError):
+        return name
+
+
+@contextlib.contextmanager
+def os_thread_named(name: str) -> Iterator[None]:
+    """The calling thread is called ``name`` meanwhile: a native library's thread pool created inside (e.g.
+    CTranslate2's compute threads at the first decode) carries that name."""
+    old = name_os_thread(name)
+    try:
+        yield
+    finally:
+        name_os_thread(old)
+
+
+def _thread_setup(name: str, nice: int) -> None:
+    """A worker thread's OS name, and its niceness on top of the process's (Linux: per thread)."""
+    name_os_thread(name)
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        except OSError as e:
+            log.warning("cannot lower the priority of the %s thread: %s", name, e)
+
+
+def cost_of(item: object) -> float:
+    """Estimated model seconds of an item: its ``cost_s`` when it has one, else 0 (bounded by count only)."""
+    cost = getattr(item, "cost_s", 0.0)
+    return float(cost) if isinstance(cost, int | float) else 0.0
 
 
 class InferenceWorker(Generic[In, Out]):
@@ -64,20 +122,39 @@ class InferenceWorker(Generic[In, Out]):
         self.name = name
         self._run = run
         self.options = options
-        self._queue: asyncio.PriorityQueue[_Job[In, Out]] = asyncio.PriorityQueue(maxsize=options.max_queue)
+        self._heap: list[_Job[In, Out]] = []  # bounded by options.max_queue
+        self._wake = asyncio.Event()
         self._counter = itertools.count()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}",
+                                            initializer=_thread_setup, initargs=(f"infer-{name}", options.nice))
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._on_batch = on_batch
         self._room = asyncio.Condition()
         self._queued: collections.Counter[int] = collections.Counter()  # queued items per priority
         self.busy = False
+        self.busy_since = 0.0  # perf_counter() when the batch in flight started
+        self._running_s = 0.0  # expected model seconds of the batch in flight
+        # Model seconds per item, moving average per priority: what a caller can expect to wait.
+        self._item_s: dict[int, float] = {}
+        self.stale = 0  # items dropped because their turn came after their stale_after
 
     @property
     def depth(self) -> int:
         """Items waiting (not counting the batch being run)."""
-        return self._queue.qsize()
+        return len(self._heap)
+
+    def item_seconds(self, priority: int) -> float:
+        """Recent model seconds per item of this priority (0 before the first batch)."""
+        return self._item_s.get(priority, 0.0)
+
+    def expected_wait(self, priority: int) -> float:
+        """Seconds a new item of ``priority`` would wait before its batch starts, from the items queued ahead of
+        it and the batch in flight (moving averages; an estimate, not a promise)."""
+        ahead = sum(n * self._item_s.get(p, 0.0) for p, n in self._queued.items() if p <= priority)
+        if self.busy:
+            ahead += max(0.0, self._running_s - (time.perf_counter() - self.busy_since))
+        return ahead
 
     def queued(self, upto: int) -> int:
         """Items waiting at priority ``upto`` or more urgent (what would run before a new item of that
@@ -88,23 +165,31 @@ class InferenceWorker(Generic[In, Out]):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"worker-{self.name}")
 
-    async def submit(self, item: In, priority: int = Priority.FINAL) -> Out:
+    async def submit(self, item: In, priority: int = Priority.FINAL, *, key: float | None = None,
+                     stale_after: float | None = None) -> Out:
         """Queue ``item`` and wait for its result.
 
+        Args:
+            key: order among items of the same priority, lower first (default: arrival time).
+            stale_after: seconds; if the item has not started by then, it is not run (Overloaded).
+
         Raises:
-            Overloaded: the queue is full.
+            Overloaded: the queue is full, or the item went stale.
             ShuttingDown: the worker is stopping.
             SpeechsvcError: the model failed on this item (InternalError for an unexpected failure).
         """
         if self._closing:
             raise ShuttingDown(f"{self.name} worker is shutting down")
+        if len(self._heap) >= self.options.max_queue:
+            raise Overloaded(f"{self.name} queue is full ({self.options.max_queue} items)")
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        job: _Job[In, Out] = _Job(int(priority), next(self._counter), item, future, time.perf_counter())
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise Overloaded(f"{self.name} queue is full ({self.options.max_queue} items)") from None
+        now = time.perf_counter()
+        deadline = now + stale_after if stale_after is not None else math.inf
+        job: _Job[In, Out] = _Job(int(priority), now if key is None else key, next(self._counter), item, future,
+                                  now, deadline)
+        heapq.heappush(self._heap, job)
         self._queued[job.priority] += 1
+        self._wake.set()
         return await future
 
     async def submit_wait(self, item: In, priority: int = Priority.BATCH) -> Out:
@@ -121,28 +206,63 @@ class InferenceWorker(Generic[In, Out]):
                 async with self._room:
                     await self._room.wait()
 
+    def _pop(self) -> _Job[In, Out] | None:
+        """The next job worth running (cancelled and stale ones are dropped on the way), or None."""
+        now = time.perf_counter()
+        while self._heap:
+            job = heapq.heappop(self._heap)
+            self._queued[job.priority] -= 1
+            if job.future.done():
+                continue
+            if now > job.deadline:
+                self.stale += 1
+                job.future.set_exception(Overloaded(f"{self.name}: item went stale before its turn"))
+                continue
+            return job
+        return None
+
+    def _batch(self) -> list[_Job[In, Out]]:
+        """The next batch: the most urgent job, then more of the same priority while count and cost allow."""
+        first = self._pop()
+        if first is None:
+            return []
+        jobs = [first]
+        budget = self.options.max_batch_cost_s
+        cost = cost_of(first.item)
+        while len(jobs) < self.options.max_batch and self._heap and self._heap[0].priority == first.priority:
+            if budget and cost + cost_of(self._heap[0].item) > budget:
+                break
+            job = self._pop()
+            if job is None:
+                break
+            jobs.append(job)
+            cost += cost_of(job.item)
+        return jobs
+
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = [await self._queue.get()]
-            while len(jobs) < self.options.max_batch and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
-            for job in jobs:
-                self._queued[job.priority] -= 1
+            while not self._heap:
+                self._wake.clear()
+                await self._wake.wait()
+            jobs = self._batch()
             async with self._room:
                 self._room.notify_all()
-            jobs = [j for j in jobs if not j.future.cancelled()]
             if not jobs:
                 continue
+            priority = jobs[0].priority
             started = time.perf_counter()
-            self.busy = True
+            self.busy, self.busy_since = True, started
+            self._running_s = self._item_s.get(priority, 0.0) * len(jobs)
             try:
                 outcomes = await self._outcomes(loop, jobs)
             finally:
                 self.busy = False
+            took = time.perf_counter() - started
+            previous = self._item_s.get(priority)
+            self._item_s[priority] = took / len(jobs) if previous is None else 0.8 * previous + 0.2 * took / len(jobs)
             if self._on_batch:
-                self._on_batch(self.name, len(jobs), time.perf_counter() - started,
-                               started - min(j.enqueued for j in jobs))
+                self._on_batch(self.name, len(jobs), took, started - min(j.enqueued for j in jobs))
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if job.future.done():
                     continue
@@ -191,7 +311,7 @@ class InferenceWorker(Generic[In, Out]):
         self._closing = True
         async with self._room:
             self._room.notify_all()
-        while not self._queue.empty() or self.busy:
+        while self._heap or self.busy:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()

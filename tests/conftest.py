@@ -1,5 +1,5 @@
-"""Shared fixtures: the eval data (skipped with a reason when ../shared is absent), models loaded once per
-test session, and a real server on a free port.
+"""Shared fixtures: the eval data (skipped with a reason when ../shared is absent), the committed fixture audio
+(tests/data, always present), models loaded once per test session, and a real server on a free port.
 
 Tiers: a test that uses a fixture loading a real model (:data:`MODEL_FIXTURES`) is marked ``model`` here, and
 so is every test of a module with ``pytestmark = pytest.mark.model``. ``pytest -m "not model"`` (``make
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import os
+import re
 import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,54 @@ def eval_path(*parts: str) -> Path:
 
 def manifest(folder: str) -> list[dict[str, str]]:
     return list(csv.DictReader(eval_path(folder, "manifest.csv").open()))
+
+
+DATA = REPO / "tests" / "data"
+
+
+@dataclass(frozen=True)
+class FixtureClip:
+    """One row of tests/data/README.md: licensed audio committed with the repository."""
+
+    path: Path
+    seconds: float
+    rate: int
+    language: str
+    source: str
+    licence: str
+    sha256: str
+    text: str
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+# | `audio/NAME.wav` | seconds | rate | language | source | licence | `sha256` | reference text |
+_ROW = re.compile(r"^\| `(audio/[^`]+)` \| ([0-9.]+) \| ([0-9]+) \| (\w+) \| ([^|]+) \| ([^|]+) \| "
+                  r"`([0-9a-f]{64})` \| (.+) \|$")
+
+
+def fixture_clips() -> dict[str, FixtureClip]:
+    """The committed clips by name (file name without ``.wav``), as tests/data/README.md lists them."""
+    clips = {}
+    for line in (DATA / "README.md").read_text(encoding="utf-8").splitlines():
+        if m := _ROW.match(line):
+            path = DATA / m[1]
+            clips[path.stem] = FixtureClip(path, float(m[2]), int(m[3]), m[4], m[5].strip(), m[6].strip(), m[7],
+                                           m[8].strip())
+    return clips
+
+
+def fixture_clip(name: str) -> FixtureClip:
+    """A committed clip (tests/data/audio/NAME.wav): present in every clone, unlike :func:`eval_path`."""
+    return fixture_clips()[name]
+
+
+def eval_or_fixture(parts: tuple[str, ...], name: str) -> Path:
+    """The eval file when ../shared/eval is there, else the committed clip ``name`` (for tests that need some
+    real speech, not the eval set's statistics)."""
+    path = EVAL.joinpath(*parts)
+    return path if path.exists() else fixture_clip(name).path
 
 
 MODEL_FIXTURES = {"server", "recognizer", "vad_model", "silero"}

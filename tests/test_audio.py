@@ -18,7 +18,7 @@ from speechsvc.speech.audio import (
     mulaw_encode,
 )
 from speechsvc.types import AudioFormat
-from tests.conftest import eval_path
+from tests.conftest import fixture_clip
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -86,7 +86,7 @@ def test_stream_resampler_keeps_duration_and_pitch(rate: int) -> None:
 
 
 def test_decode_file_real_8k_recording() -> None:
-    path = eval_path("asr_en", "orig_8k", "asterisk_agent-user.wav")
+    path = fixture_clip("asterisk_agent-user").path  # committed (tests/data); also in the eval set
     audio, rate = decode_file(path)
     assert rate == 16000 and audio.shape[0] == 1
     assert audio.shape[1] > 16000 and np.abs(audio).max() > 0.05

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from speechsvc.batch.transcribe import FileSegment, FileTranscript
 from speechsvc.batch.writers import WRITERS
 from speechsvc.protocol import event_dict
-from speechsvc.speech.wordtext import plain_word
 from speechsvc.types import CallEvent, Transcript, Word
+from speechsvc.wordtext import plain_word
 
 
 def stereo() -> FileTranscript:

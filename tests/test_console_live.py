@@ -92,7 +92,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def job_id(browser: Any, live: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A short recorded call submitted through the console's upload form (after the live calls: while a job
-    runs, its queued segments hold the ASR queue above PARTIAL_SKIP_DEPTH and live partials are skipped)."""
+    runs, its queued segments make live partials wait past PARTIAL_STALE_MS and be skipped)."""
     recording = tmp_path_factory.mktemp("upload") / "complaint-0417.wav"
     encode_file(recording, dialogue(casia("casia_wangzhe", "neutral", 2) + casia("casia_wangzhe", "angry", 3),
                                     read_sentences(5, skip=20)), 16000)

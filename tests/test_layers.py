@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "speechsvc"
 
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"types", "errors", "log", "config", "metrics", "workers", "protocol", "v1", "security"}),
+    ("base", {"types", "errors", "log", "config", "metrics", "workers", "protocol", "wordtext", "v1", "security"}),
     ("stages", {"speech", "models"}),
     ("analysis", {"analysis"}),
     ("runtime", {"runtime"}),

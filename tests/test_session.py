@@ -4,6 +4,8 @@ the analysis seam, what subscribers see, the end of a call, and failures that st
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -319,3 +321,49 @@ async def test_a_close_stuck_on_asr_still_ends_the_call_within_its_deadline(capl
     finally:
         release.set()
         await engine.stop()
+
+
+async def run_paced(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float = 0.1) -> list[CallEvent]:  # type: ignore[no-untyped-def]
+    """As run_call, at real time (partials are due by media time, decoded in wall time)."""
+    step = int(16000 * frame_s) * cfg.audio.channels
+    async with open_call(engine, cfg, "test") as session:
+        reader = asyncio.ensure_future(_collect(session.events()))
+        data = pcm16(audio)
+        for i in range(0, len(data), step * 2):
+            session.feed_bytes(data[i : i + step * 2])
+            await asyncio.sleep(frame_s)
+        await session.close("stop")
+        return await reader
+
+
+async def test_partials_while_speaking_only_and_their_committed_text_never_changes() -> None:
+    engine = await started(fake_engine(fast_settings(partial_interval_ms=500, first_partial_ms=400)))
+    events = await run_paced(engine, config(partials=True), np.concatenate([tone(400, 3.0), silence(1.0)]))
+    kinds = [e.event.type for e in events if e.event.type.startswith("transcript")]
+    assert kinds.count("transcript.final") == 1 and kinds.index("transcript.final") == len(kinds) - 1
+    partials = [e.event for e in events if e.event.type == "transcript.partial"]
+    assert 3 <= len(partials) <= 6  # every ~0.5 s of the 3 s of speech, none in the pause before the final
+    for before, after in itertools.pairwise(partials):
+        assert after.stable_text.startswith(before.stable_text)
+
+
+async def test_partials_that_cannot_arrive_in_time_are_not_decoded_and_finals_still_come() -> None:
+    engine = await started(fake_engine(fast_settings(partial_interval_ms=300, first_partial_ms=300,
+                                                     partial_stale_ms=50)))
+    slow = engine.recognizer.transcribe
+
+    def slow_transcribe(requests):  # type: ignore[no-untyped-def]
+        time.sleep(0.4)  # a model far behind: each partial takes longer than the cadence
+        return slow(requests)
+
+    engine.recognizer.transcribe = slow_transcribe
+    cfg = config(channels=2, partials=True)
+    audio = np.stack([np.concatenate([tone(h, 3.0), silence(1.0)]) for h in (400, 600)], 1)
+    events = await run_paced(engine, cfg, audio)
+    finals = [e.event for e in events if e.event.type == "transcript.final"]
+    partials = [e.event for e in events if e.event.type == "transcript.partial"]
+    assert {f.leg for f in finals} == {"customer", "agent"}
+    assert len(partials) < 2 * 3.0 / 0.3  # the cadence stretched: far fewer than asked for
+    rejections = engine.metrics.rejections
+    missed = sum(rejections.labels(reason)._value.get() for reason in ("partial_skipped", "partial_stale"))
+    assert missed > 0, [p.end_ms for p in partials]

@@ -24,7 +24,7 @@ async def test_results_in_order_and_batched() -> None:
         sizes.append(len(batch))
         return double(batch)
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=4, max_queue=100))
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=4, max_batch_cost_s=0.0, max_queue=100, nice=0))
     futures = [worker.submit(i) for i in range(10)]  # queued before the worker starts: they batch
     tasks = [asyncio.ensure_future(f) for f in futures]
     await asyncio.sleep(0)
@@ -43,7 +43,7 @@ async def test_priority_finals_first() -> None:
         order.extend(batch)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_queue=100))
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     first = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)  # the worker is now blocked inside run(0)
@@ -63,7 +63,7 @@ async def test_full_queue_is_refused_at_once_but_batch_work_waits_for_room() -> 
         gate.wait(5)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_queue=2))
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=2, nice=0))
     worker.start()
     running = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)
@@ -85,7 +85,7 @@ async def test_one_bad_item_fails_alone_and_the_worker_goes_on() -> None:
             raise ValueError("model cannot take -1")
         return double(batch)
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_queue=100))
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_batch_cost_s=0.0, max_queue=100, nice=0))
     tasks = [asyncio.ensure_future(worker.submit(i)) for i in (1, -1, 3)]
     await asyncio.sleep(0)
     worker.start()
@@ -103,7 +103,7 @@ async def test_wrong_number_of_results_fails_the_batch_not_the_worker() -> None:
         calls["n"] += 1
         return [] if calls["n"] == 1 else double(batch)
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_queue=100))
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     with pytest.raises(InternalError, match="returned 0 results for 1 items"):
         await worker.submit(1)
@@ -111,7 +111,7 @@ async def test_wrong_number_of_results_fails_the_batch_not_the_worker() -> None:
 
 
 async def test_stop_finishes_queued_work_then_refuses() -> None:
-    worker = InferenceWorker("t", double, WorkerOptions(max_batch=2, max_queue=10))
+    worker = InferenceWorker("t", double, WorkerOptions(max_batch=2, max_batch_cost_s=0.0, max_queue=10, nice=0))
     worker.start()
     pending = [asyncio.ensure_future(worker.submit(i)) for i in range(5)]
     await asyncio.sleep(0)
@@ -128,7 +128,7 @@ async def test_queued_counts_only_work_at_or_above_a_priority() -> None:
         gate.wait(5)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_queue=100))
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     first = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)
@@ -139,4 +139,61 @@ async def test_queued_counts_only_work_at_or_above_a_priority() -> None:
     gate.set()
     await asyncio.gather(first, *rest)
     assert worker.queued(upto=Priority.BATCH) == 0
+    await worker.stop()
+
+
+class Costly:
+    """An item with an estimated cost (as AsrRequest has: seconds of audio to encode)."""
+
+    def __init__(self, n: int, cost_s: float) -> None:
+        self.n = n
+        self.cost_s = cost_s
+
+
+async def test_a_batch_holds_one_priority_and_is_bounded_in_cost() -> None:
+    gate = threading.Event()
+    batches: list[list[int]] = []
+
+    def run(batch: list[Costly]) -> list[int]:
+        gate.wait(5)
+        batches.append([c.n for c in batch])
+        return [c.n for c in batch]
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_batch_cost_s=10.0, max_queue=100, nice=0))
+    worker.start()
+    first = asyncio.ensure_future(worker.submit(Costly(0, 1.0)))
+    await asyncio.sleep(0.05)  # the worker is blocked inside run([0])
+    partials = [asyncio.ensure_future(worker.submit(Costly(n, 4.0), Priority.PARTIAL)) for n in (1, 2, 3)]
+    finals = [asyncio.ensure_future(worker.submit(Costly(n, 4.0))) for n in (4, 5)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.gather(first, *partials, *finals)
+    # Finals first and alone; partials after, two of them (8 s) within the 10 s bound, the third in a batch of its own.
+    assert batches == [[0], [4, 5], [1, 2], [3]]
+    await worker.stop()
+
+
+async def test_key_orders_within_a_priority_and_stale_items_are_not_run() -> None:
+    gate = threading.Event()
+    ran: list[int] = []
+
+    def run(batch: list[int]) -> list[int]:
+        gate.wait(5)
+        ran.extend(batch)
+        return batch
+
+    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker.start()
+    first = asyncio.ensure_future(worker.submit(0))
+    await asyncio.sleep(0.05)
+    late = asyncio.ensure_future(worker.submit(1, Priority.PARTIAL, key=5.0))
+    early = asyncio.ensure_future(worker.submit(2, Priority.PARTIAL, key=1.0))  # has waited longer: goes first
+    stale = asyncio.ensure_future(worker.submit(3, Priority.PARTIAL, key=0.0, stale_after=0.01))
+    await asyncio.sleep(0.1)
+    gate.set()
+    assert await asyncio.gather(first, late, early) == [0, 1, 2]
+    with pytest.raises(Overloaded, match="stale"):
+        await stale
+    assert ran == [0, 2, 1] and worker.stale == 1
+    assert worker.item_seconds(Priority.PARTIAL) > 0 and worker.expected_wait(Priority.FINAL) == 0
     await worker.stop()

@@ -8,7 +8,10 @@ delivered) or :meth:`abort` (client gone: work is dropped).
 
 Per leg: a streaming resampler, a :class:`~speechsvc.speech.vad.VadStream`, a bounded queue of finished
 utterances and one task that decodes them in order (so finals of a leg never overtake each other). Partials
-are decoded at most one at a time per leg, and are skipped when the ASR queue is deep. Every final then goes,
+are decoded at most one at a time per leg, only while the speaker is speaking (not in the pause that ends the
+utterance: its final is due), and only when they can arrive in time: a partial that the ASR worker could not
+start within ``partial_stale_ms`` is skipped or dropped, and the leg's cadence stretches (1 s, 2 s, 4 s) until
+partials come back promptly; across calls the longest-waiting leg goes first. Every final then goes,
 in order, through the call's :class:`~speechsvc.analysis.analyzer.CallAnalyzer` (intent, emotion,
 escalation, ...), after the final itself went out.
 
@@ -33,10 +36,10 @@ from speechsvc.analysis.base import CallInfo, Mode
 from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.errors import InternalError, InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
 from speechsvc.runtime.engine import Engine
-from speechsvc.runtime.partials import PartialStabilizer
+from speechsvc.runtime.partials import PartialCadence, PartialStabilizer
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
-from speechsvc.speech.vad import SpeechEnded, VadStream
+from speechsvc.speech.vad import SpeechEnded, VadState, VadStream
 from speechsvc.types import (
     PIPELINE_RATE,
     CallConfig,
@@ -73,7 +76,11 @@ class _Leg:
         )
         self.stabilizer = PartialStabilizer()
         self.partial_task: asyncio.Task[None] | None = None
-        self.partial_at = 0  # samples of the current utterance at the last partial
+        options = session.options
+        self.cadence = PartialCadence(options.partial_interval_ms * PIPELINE_RATE // 1000,
+                                      options.first_partial_ms * PIPELINE_RATE // 1000, options.partial_max_stretch)
+        self.partial_check_at = 0  # received samples before which no partial can be due (saves copying audio)
+        self.partial_index = -1  # the utterance the cadence is counting
         self.finalized = -1  # index of the last utterance whose final was emitted
         self.received_samples = 0
         # Start times of utterances cut by the VAD whose final has not been emitted yet (oldest first).
@@ -202,7 +209,10 @@ class CallSession:
                 self._analysis.put_nowait(marks)
 
     def _queue_final(self, leg: _Leg, segment: SpeechSegment) -> None:
-        leg.partial_at = 0
+        leg.cadence.reset(time.perf_counter())
+        leg.partial_check_at = 0
+        if leg.partial_task and not leg.partial_task.done():
+            leg.partial_task.cancel()  # a partial of an utterance whose final is queued would arrive too late
         try:
             leg.utterances.put_nowait(segment)
             leg.undecoded.append(segment.start_ms)
@@ -268,26 +278,48 @@ class CallSession:
         return ("" if all(r.language == "zh" for r in heard) else " ").join(r.text for r in heard)
 
     def _maybe_partial(self, leg: _Leg) -> None:
-        interval = self.options.partial_interval_ms * PIPELINE_RATE // 1000
-        if not self.config.partials or interval <= 0 or (leg.partial_task and not leg.partial_task.done()):
+        if not self.config.partials or leg.cadence.interval <= 0 or (leg.partial_task and not leg.partial_task.done()):
             return
+        if leg.vad.state is not VadState.SPEAKING or leg.received_samples < leg.partial_check_at:
+            return  # not speaking, or in the pause that ends the utterance (its final is due), or not due yet
         current = leg.vad.current()
         if current is None:
             return
         index, start_ms, audio = current
-        due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * PIPELINE_RATE // 1000
+        if index != leg.partial_index:  # a new utterance (the previous one may have been dropped as a blip)
+            if leg.partial_index >= 0 and leg.cadence.at:
+                leg.cadence.reset(time.perf_counter())
+            leg.partial_index = index
+        due = leg.cadence.due()
         if audio.size < due:
+            # Not due before this much more audio arrives (at the call's rate): skip the copy until then.
+            rate = self.config.audio.sample_rate
+            leg.partial_check_at = leg.received_samples + (due - audio.size) * rate // PIPELINE_RATE
             return
-        if self.engine.asr.queued(upto=Priority.PARTIAL) >= self.options.partial_skip_depth:
-            return  # live work is queued; this partial would only add delay (batch work queued behind it does not)
-        leg.partial_at = audio.size
+        leg.cadence.taken(audio.size)
+        asr = self.engine.asr
+        stale_s = self.options.partial_stale_ms / 1000
+        if asr.expected_wait(Priority.PARTIAL) > stale_s:
+            # The finals and partials ahead of it would make this one late: it could not arrive in time.
+            leg.cadence.missed()
+            self.engine.metrics.rejections.labels("partial_skipped").inc()
+            return
         leg.partial_task = asyncio.get_running_loop().create_task(self._decode_partial(leg, index, start_ms, audio))
 
     async def _decode_partial(self, leg: _Leg, index: int, start_ms: int, audio: Float32Array) -> None:
+        asked = time.perf_counter()
+        stale_s = self.options.partial_stale_ms / 1000
         try:
-            result = await self.engine.asr.submit(self._request(audio, partial=True), Priority.PARTIAL)
+            result = await self.engine.asr.submit(self._request(audio, partial=True), Priority.PARTIAL,
+                                                  key=leg.cadence.waiting_since, stale_after=stale_s)
+        except Overloaded:
+            leg.cadence.missed()  # dropped before its turn (stale) or the queue is full: fewer partials for now
+            self.engine.metrics.rejections.labels("partial_stale").inc()
+            return
         except SpeechsvcError:
             return  # partials are best effort; the final of this utterance reports what went wrong
+        now = time.perf_counter()
+        leg.cadence.delivered(now, prompt=now - asked <= stale_s / 2)
         if index <= leg.finalized or not result.text or self._ended:
             return
         text, stable = leg.stabilizer.update(result.text)

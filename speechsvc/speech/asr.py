@@ -64,6 +64,11 @@ class AsrRequest:
     # Whisper's task: "translate" gives English text whatever was spoken (no word timings then).
     task: str = "transcribe"
 
+    @property
+    def cost_s(self) -> float:
+        """Estimated work, for the worker's bound on a batch: seconds of audio to encode (speech + 2 s margin)."""
+        return self.audio.size / PIPELINE_RATE + 2.0
+
 
 @dataclass(frozen=True)
 class AsrResult:
@@ -177,14 +182,17 @@ class WhisperRecognizer:
         compute_type = options.compute_type
         if compute_type == "default":
             compute_type = "float16" if device == "cuda" else "int8"
+        from speechsvc.workers import os_thread_named
+
         try:
-            self._model = WhisperModel(
-                str(model_dir),
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=options.cpu_threads,
-                local_files_only=True,
-            )
+            with os_thread_named("asr-ct2"):  # CTranslate2's compute threads start here: named for CPU accounting
+                self._model = WhisperModel(
+                    str(model_dir),
+                    device=device,
+                    compute_type=compute_type,
+                    cpu_threads=options.cpu_threads,
+                    local_files_only=True,
+                )
         except (RuntimeError, ValueError, OSError) as e:
             raise ModelUnavailable(f"cannot load Whisper model from {model_dir}: {e}") from e
         self.options = options
@@ -210,8 +218,11 @@ class WhisperRecognizer:
 
     def warm_up(self) -> None:
         """One decode of a short tone so the first call does not pay for lazy initialisation."""
+        from speechsvc.workers import os_thread_named
+
         t = np.arange(PIPELINE_RATE, dtype=np.float32) / PIPELINE_RATE
-        self.transcribe([AsrRequest(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32), "zh")])
+        with os_thread_named("asr-ct2"):  # CTranslate2's compute threads start here: named for CPU accounting
+            self.transcribe([AsrRequest(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32), "zh")])
 
     def log_mel(self, audio: Float32Array) -> Float32Array:
         """Log-mel features of up to 30 s of audio, shape (n_mels, frames)."""

@@ -42,9 +42,9 @@ from speechsvc.errors import MessageTooLarge, Overloaded, ShuttingDown, Speechsv
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.access import access
 from speechsvc.speech.asr import compression_ratio
-from speechsvc.speech.wordtext import wire_words
 from speechsvc.transports.uploads import decode_upload, read_form
 from speechsvc.types import PIPELINE_RATE, Float32Array, fixed_language
+from speechsvc.wordtext import wire_words
 
 # Names OpenAI's clients send; every one is served by the loaded Whisper model.
 MODEL_ALIASES = ("whisper-1",)
