@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from speechsvc import __version__
-from speechsvc.batch.jobs import JobRunner, JobStore
+from speechsvc.batch.jobs import JobRunner, RunnerOptions, open_store
 from speechsvc.config import Settings
 from speechsvc.console.routes import router as console_router
 from speechsvc.metrics import exposition
@@ -25,6 +27,7 @@ from speechsvc.security.access import AccessGate, Verifier
 from speechsvc.security.asgi import PlatformGuard, require
 from speechsvc.security.principal import Principal
 from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_jobs, subscribe, twilio, ws
+from speechsvc.transports.job_webhook import JobWebhook
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,10 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Authentication required"},
     403: {"description": "The admin scope is required"},
 }
+
+
+def _host() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -48,8 +55,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         app.state.guard = eng.guard
         if engine is None:
             await eng.start()
-        store = JobStore(settings.jobs_path, settings.max_job_attempts)
-        runner = JobRunner(eng, store, settings.max_jobs, settings.batch_concurrency, settings.keep_audio)
+        store = await asyncio.to_thread(open_store, settings)
+        replica = eng.broker.options.replica if eng.broker is not None else settings.replica_id or _host()
+        options = RunnerOptions(replica, settings.max_jobs * settings.batch_concurrency, settings.jobs_lease_s,
+                                settings.jobs_poll_s, settings.keep_audio)
+        runner = JobRunner(eng, store, options, JobWebhook(settings).send)
         runner.start()
         app.state.jobs = runner
         try:

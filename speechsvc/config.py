@@ -307,6 +307,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(512 << 20, ge=1024)
     # Keep uploaded audio after its job ends.
     keep_audio: bool = False
+    # Where jobs are stored: empty = SQLite in the jobs folder (one machine); postgresql://user:pass@host/db = one
+    # store shared by every replica (then jobs_dir must be a folder every replica mounts: uploads and outputs).
+    jobs_db: str = ""
+    # A replica holds a job item this long without a heartbeat before another replica takes it over.
+    jobs_lease_s: float = Field(30.0, ge=1.0)
+    # How often a replica looks for work another replica queued.
+    jobs_poll_s: float = Field(1.0, gt=0)
 
     # ---- ASR ---------------------------------------------------------------------------------------------
     asr_model_dir: Path | None = None

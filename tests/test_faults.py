@@ -379,21 +379,26 @@ async def test_a_sender_faster_than_asr_is_held_back_and_loses_no_utterance() ->
 # ---- jobs: poison jobs, permissions, credentials in logs -------------------------------------------------------
 
 
-def test_a_job_interrupted_three_times_is_failed_not_rerun(tmp_path: Path) -> None:
-    from speechsvc.batch.jobs import JobStore
+async def test_a_job_interrupted_three_times_is_failed_not_rerun(tmp_path: Path) -> None:
+    from speechsvc.batch.jobs import JobRunner, RunnerOptions, SqliteJobStore
+    from tests.fakes import fake_engine
 
-    store = JobStore(tmp_path)
+    store = SqliteJobStore(tmp_path)
     job = store.create({"inputs": ["poison.wav"], "formats": ["json"], "language": "zh"})
     runs = 0
-    while runs < 5 and (queued := store.next_queued()) is not None:
-        runs += 1
-        store.start(queued.id)  # the runner picks it (and counts the attempt)
+    while runs < 5 and (claims := store.claim(f"replica{runs}", 1, 0.0)):  # the process dies running it: its
+        runs += 1  # lease is never renewed
+        if claims[0].attempts > store.max_attempts:
+            break
         store.close()
-        store = JobStore(tmp_path)  # the process died running it; a restart
-        store.requeue_interrupted()
-    final = store.get(job.id)
-    assert final is not None and final.state == "failed" and runs == 3
-    assert "interrupted" in (final.error or "")
+        store = SqliteJobStore(tmp_path)  # a restart
+    runner = JobRunner(fake_engine(), store, RunnerOptions("survivor", poll_s=0.05))
+    result = await runner._work(claims[0])
+    assert runs == 4 and result[0] == "failed" and "interrupted 3 times" in (result[1] or "")
+    assert store.finish(claims[0], "replica3", *result)  # the fourth claim's owner
+    final = store.complete_if_finished(job.id)
+    assert final is not None and final.progress["failed"] == 1
+    store.close()
 
 
 def _mode(path: Path) -> int:

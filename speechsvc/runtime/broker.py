@@ -8,7 +8,8 @@ calls.
   the order the call produced them, so the stream holds each call's events in order.
 - Reading: one task follows the stream (``XREAD``) and hands other replicas' events to the local bus as
   :class:`~speechsvc.types.RemoteEvent` s: the JSON text that call's own client received, its call id, seq,
-  tenant and type (what subscriptions filter on). This replica's own events were delivered locally already.
+  tenant and type (what subscriptions filter on), and to the ``listeners`` with the replica that holds the call
+  (the call index shows every replica's calls). This replica's own events were delivered locally already.
 - Webhooks: :meth:`RedisBroker.feed` is a consumer group per webhook target (``XREADGROUP``/``XACK``): each event
   goes to one replica. A replica settles an event after its last attempt; one it gave up on goes to the
   dead-letter stream ``<stream>:dead`` (with the reason) and is acknowledged. An event a replica took and never
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -108,6 +109,8 @@ class RedisBroker:
         self._reading = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Redis | None = None
+        # Called with each other replica's event and that replica's name (synchronously, on the event loop).
+        self.listeners: list[Callable[[RemoteEvent, str], None]] = []
 
     @property
     def redis(self) -> Redis:
@@ -234,6 +237,8 @@ class RedisBroker:
                     continue
                 self.metrics.broker_events.labels("received").inc()
                 self.bus.deliver(event)
+                for listener in self.listeners:
+                    listener(event, fields.get("origin", "") if fields else "")
 
     # ---- webhook groups ----------------------------------------------------------------------------------
 

@@ -6,6 +6,13 @@ sum of the stages' own) and each call's events so far.
 Calls are kept per tenant (keyed by ``(tenant, call_id)``: two tenants may use the same call id) and every view is
 filtered by the caller: a tenant sees its own calls, an admin every tenant's.
 
+Across replicas (an event broker): other replicas' calls are folded from their serialised events
+(:meth:`CallIndex.remote`, fed by the broker), so every replica's console and ``/v1/calls`` list the whole fleet's
+calls, each with the ``replica`` that holds it: transport, legs, metadata, last words, state and the whole event
+history. The stages' card and risk score are computed from typed events, so only the holding replica has them
+(elsewhere the card is empty and the risk 0). A remote call whose replica went silent (it died without
+``ended``) is forgotten after ``keep_ended_s`` without an event.
+
 Fed synchronously by the event bus (one listener, O(1) per event), bounded: at most ``max_events`` per call
 (partials are not kept, only the latest per leg), ended calls are forgotten ``keep_ended_s`` after they end, and
 at most ``max_calls`` calls are remembered (the oldest ended ones go first).
@@ -16,6 +23,7 @@ Thread-safety: used from the event loop only.
 from __future__ import annotations
 
 import collections
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +31,7 @@ from typing import Any
 
 from speechsvc.analysis.base import Stage
 from speechsvc.security.principal import Principal
-from speechsvc.types import CallEnded, CallEvent, Ready, Transcript
+from speechsvc.types import BusEvent, CallEnded, CallEvent, Ready, RemoteEvent, Transcript
 
 CallKey = tuple[str, str]  # (tenant, call_id)
 
@@ -34,6 +42,10 @@ class CallView:
 
     call_id: str
     tenant: str = ""
+    # The replica that holds the call (its broker name; empty without a broker).
+    replica: str = ""
+    # When the last event arrived (time.time()): a remote call whose replica died goes silent.
+    last_event_at: float = 0.0
     transport: str = ""
     legs: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
@@ -45,8 +57,8 @@ class CallView:
     # and each stage's risk score for it.
     card: dict[str, Any] = field(default_factory=dict)
     risks: dict[str, float] = field(default_factory=dict)
-    events: collections.deque[CallEvent] = field(default_factory=collections.deque, repr=False)
-    partials: dict[str, CallEvent] = field(default_factory=dict, repr=False)
+    events: collections.deque[BusEvent] = field(default_factory=collections.deque, repr=False)
+    partials: dict[str, BusEvent] = field(default_factory=dict, repr=False)
 
     @property
     def risk(self) -> float:
@@ -57,7 +69,8 @@ class CallView:
     def summary(self, now: float) -> dict[str, Any]:
         end = self.ended_at or now
         return {
-            "call_id": self.call_id, "tenant": self.tenant, "transport": self.transport, "legs": list(self.legs),
+            "call_id": self.call_id, "tenant": self.tenant, "replica": self.replica,
+            "transport": self.transport, "legs": list(self.legs),
             "metadata": self.metadata,
             "started_at": self.started_at, "ended_at": self.ended_at, "end_reason": self.end_reason,
             "active": self.ended_at is None, "duration_s": round(max(0.0, end - self.started_at), 1),
@@ -67,8 +80,10 @@ class CallView:
 
 class CallIndex:
     def __init__(self, stages: Sequence[Stage] = (), max_events: int = 2000, max_calls: int = 500,
-                 keep_ended_s: float = 600.0) -> None:
+                 keep_ended_s: float = 600.0, replica: str = "") -> None:
         self.stages = stages
+        # This replica's name: the holder of the calls it folds as typed events.
+        self.replica = replica
         self.max_events = max_events
         self.max_calls = max_calls
         self.keep_ended_s = keep_ended_s
@@ -82,8 +97,39 @@ class CallIndex:
             if not isinstance(event.event, Ready):
                 return  # a call started before the index did: nothing to anchor it to
             self._forget_old()
-            view = self._calls[key] = CallView(event.call_id, event.tenant, started_at=event.event.emitted_at)
+            view = self._calls[key] = CallView(event.call_id, event.tenant, self.replica,
+                                               started_at=event.event.emitted_at)
+        view.last_event_at = time.time()
         self._fold(view, event)
+
+    def remote(self, event: RemoteEvent, origin: str) -> None:
+        """Broker listener: fold one event of a call that replica ``origin`` holds (its JSON, as its client got it)."""
+        key = (event.tenant, event.call_id)
+        view = self._calls.get(key)
+        body: dict[str, Any] = json.loads(event.json)
+        if view is None:
+            if event.type != Ready.TYPE:
+                return  # a call that started before this replica followed the stream
+            self._forget_old()
+            view = self._calls[key] = CallView(event.call_id, event.tenant, origin,
+                                               started_at=float(body.get("emitted_at") or time.time()))
+        view.last_event_at = time.time()
+        leg = str(body.get("leg", ""))
+        if event.type == "transcript.partial":
+            view.partials[leg] = event
+            return
+        view.events.append(event)
+        if len(view.events) > self.max_events:
+            view.events.popleft()
+        if event.type == Ready.TYPE:
+            view.transport, view.legs = str(body.get("transport", "")), tuple(body.get("legs") or ())
+            view.metadata = dict(body.get("metadata") or {})
+        elif event.type == "transcript.final":
+            view.partials.pop(leg, None)
+            view.last_text[leg] = str(body.get("text", ""))
+        elif event.type == CallEnded.TYPE:
+            view.ended_at, view.end_reason = float(body.get("emitted_at") or time.time()), body.get("reason")
+            view.partials.clear()
 
     def calls(self, viewer: Principal, include_ended: bool = True, tenant: str | None = None) -> list[dict[str, Any]]:
         """The calls ``viewer`` may see (an admin: every tenant's, or ``tenant``'s), riskiest first, active before
@@ -110,7 +156,7 @@ class CallIndex:
         return max(matches, key=lambda v: v.started_at) if matches else None
 
     @staticmethod
-    def history(view: CallView) -> list[CallEvent]:
+    def history(view: CallView) -> list[BusEvent]:
         """The call's events so far in seq order (only the latest partial per leg)."""
         return sorted([*view.events, *view.partials.values()], key=lambda e: e.seq)
 
@@ -140,7 +186,8 @@ class CallIndex:
     def _forget_old(self, now: float | None = None) -> None:
         now = now or time.time()
         for key in [k for k, v in self._calls.items()
-                    if v.ended_at is not None and now - v.ended_at > self.keep_ended_s]:
+                    if (v.ended_at is not None and now - v.ended_at > self.keep_ended_s)
+                    or (v.replica != self.replica and now - v.last_event_at > self.keep_ended_s)]:
             del self._calls[key]
         while len(self._calls) >= self.max_calls:
             ended = [v for v in self._calls.values() if v.ended_at is not None]

@@ -91,6 +91,9 @@ class Engine:
         # Several replicas: events shared through Redis (SPEECHSVC_EVENT_BROKER); None = this process only.
         broker_options = settings.broker()
         self.broker = RedisBroker(broker_options, self.bus, self.metrics) if broker_options is not None else None
+        if self.broker is not None:  # the index shows every replica's calls, each with the replica that holds it
+            self.calls.replica = self.broker.options.replica
+            self.broker.listeners.append(self.calls.remote)
         # Authentication, per-tenant limits, audit log: shared by every transport and the job API.
         self.guard = Guard(settings, self.metrics)
         # What of a call's metadata may travel (allowed keys, personal values masked): applied at admission.

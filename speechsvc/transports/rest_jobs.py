@@ -1,7 +1,11 @@
 """REST job API: ``POST /v1/jobs`` (uploaded files, or server-side paths under the allowed roots),
 ``GET /v1/jobs`` (the caller's jobs), ``GET /v1/jobs/{id}`` (state, progress), ``GET /v1/jobs/{id}/results?
 offset=&limit=`` (per-call reports, a page at a time: a quality-inspection job may hold 10,000 calls),
-``GET /v1/jobs/{id}/outputs/{index}/{fmt}`` (one input's JSON/SRT/VTT/TXT).
+``GET /v1/jobs/{id}/outputs/{index}/{fmt}`` (one input's JSON/SRT/VTT/TXT), ``DELETE /v1/jobs/{id}`` (cancel: items
+running on any replica stop at their item boundary; then the job and its files are deleted).
+
+A job may name a ``webhook_url``: its completion is POSTed there, signed (:mod:`.job_webhook`). With a shared store
+(PostgreSQL) any replica answers for any job; a store that cannot be reached is 503.
 
 Every route needs the ``jobs`` scope; a job belongs to the submitting key's tenant, and another tenant's job is
 a 404 (its existence is not revealed); ``admin`` sees every job. Server-side inputs are checked against the
@@ -16,8 +20,9 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,10 +32,11 @@ from starlette.formparsers import MultiPartException
 from starlette.types import Message
 
 from speechsvc.batch.files import InputPolicy, TooManyInputs, expand_inputs
-from speechsvc.batch.jobs import Job, JobRunner
+from speechsvc.batch.jobs import Job, JobRunner, StoreUnavailable
 from speechsvc.batch.outputs import OutputDir, output_name, read_report
 from speechsvc.errors import Forbidden
 from speechsvc.security.asgi import require
+from speechsvc.security.network import check_webhook_url
 from speechsvc.security.principal import Principal
 from speechsvc.types import fixed_language
 
@@ -45,6 +51,8 @@ class JobRequest(BaseModel):
     inputs: list[str] = Field(min_length=1, max_length=10000)
     language: Literal["zh", "en", "auto"] = "zh"
     formats: list[Format] = Field(default_factory=lambda: list[Format](["json"]))
+    # Where the signed completion callback goes.
+    webhook_url: str | None = Field(None, max_length=2000)
 
 
 class UploadTooLarge(Exception):
@@ -58,8 +66,41 @@ def _runner(request: Request) -> JobRunner:
     return runner
 
 
-def _view(job: Job) -> dict[str, Any]:
+T = TypeVar("T")
+
+
+async def _db(fn: Callable[..., T], *args: Any) -> T:
+    """A store call, in a thread; a store that cannot be reached is 503."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StoreUnavailable as e:
+        raise HTTPException(503, f"the job store is unavailable ({e}); retry", headers={"Retry-After": "5"}) from None
+
+
+async def _webhook(url: str | None, runner: JobRunner) -> str | None:
+    """The job's callback URL, checked like every webhook (http(s); no link-local or metadata address); 422."""
+    if not url:
+        return None
+    try:
+        return await asyncio.to_thread(check_webhook_url, url, runner.engine.settings.webhook_allow_link_local)
+    except (Forbidden, ValueError) as e:
+        raise HTTPException(422, f"webhook_url: {e}") from None
+
+
+def _named(value: T, item: str, name: str) -> T:
+    """``value`` (a message, a report) with an uploaded input's path inside the job folder replaced by the name the
+    client gave it."""
+    if item == name:
+        return value
+    text = json.dumps(value, ensure_ascii=False)
+    found, named = (json.dumps(v, ensure_ascii=False)[1:-1] for v in (item, name))
+    return json.loads(text.replace(found, named))  # type: ignore[no-any-return]
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """A job as the API shows it: inputs by the client's names (an upload's file name), never internal paths."""
     p = job.progress
+    names = {item: job.name(i) for i, item in enumerate(job.request["inputs"])} if job.request.get("names") else {}
     total = p.get("total") or 0
     finished = (p.get("done", 0) + p.get("skipped", 0) + p.get("failed", 0))
     return {
@@ -67,15 +108,18 @@ def _view(job: Job) -> dict[str, Any]:
         "updated_at": job.updated, "inputs": len(job.request["inputs"]),
         "formats": job.request.get("formats", ["json"]), "done": p.get("done", 0),
         "skipped": p.get("skipped", 0), "failed": p.get("failed", 0), "audio_s": round(p.get("audio_s", 0.0), 1),
-        "progress": round(finished / total, 4) if total else 0.0, "errors": p.get("errors", {}), "error": job.error,
+        "progress": round(finished / total, 4) if total else 0.0,
+        "errors": {names.get(item, item): _named(message, item, names.get(item, item))
+                   for item, message in p.get("errors", {}).items()},
+        "error": job.error, "webhook": job.webhook_url is not None,
     }
 
 
-def _quota(runner: JobRunner, principal: Principal) -> None:
+async def _quota(runner: JobRunner, principal: Principal) -> None:
     """Raises HTTPException 429 when the tenant already has its maximum of unfinished jobs."""
     guard = runner.engine.guard
     limit = guard.policy.bounds(principal.tenant).max_jobs
-    if limit and runner.store.active(principal.tenant) >= limit:
+    if limit and await _db(runner.store.active, principal.tenant) >= limit:
         runner.engine.metrics.tenant_rejections.labels(principal.tenant, "jobs").inc()
         runner.engine.metrics.rejections.labels("tenant_jobs").inc()
         raise HTTPException(429, f"tenant {principal.tenant} has {limit} unfinished jobs; retry when one ends",
@@ -86,7 +130,7 @@ def _quota(runner: JobRunner, principal: Principal) -> None:
 async def create_job(request: Request, principal: Principal = JOBS) -> JSONResponse:
     runner = _runner(request)
     settings = runner.engine.settings
-    _quota(runner, principal)
+    await _quota(runner, principal)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await _create_from_upload(request, runner, principal)
     body_limit = 4 << 20  # a JSON request names paths; it is never large
@@ -108,12 +152,13 @@ async def create_job(request: Request, principal: Principal = JOBS) -> JSONRespo
         raise HTTPException(422, f"cannot read the inputs: {type(e).__name__}") from None
     if not inputs:
         raise HTTPException(422, "no audio files found in the inputs")
-    job = runner.submit({"inputs": inputs, "language": fixed_language(job_request.language),
-                         "formats": sorted({"json", *job_request.formats}), "uploaded": False},
-                        tenant=principal.tenant)
+    webhook_url = await _webhook(job_request.webhook_url, runner)
+    job = await _db(runner.submit, {"inputs": inputs, "language": fixed_language(job_request.language),
+                                    "formats": sorted({"json", *job_request.formats}), "uploaded": False},
+                    principal.tenant, webhook_url)
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
                                      detail=f"{len(inputs)} server-side inputs")
-    return JSONResponse(_view(job), status_code=201)
+    return JSONResponse(job_view(job), status_code=201)
 
 
 def _errors(e: ValidationError) -> str:
@@ -170,25 +215,29 @@ async def _create_from_upload(request: Request, runner: JobRunner, principal: Pr
         if language not in ("zh", "en", "auto"):
             raise HTTPException(422, "language must be zh, en or auto")
         formats = _formats([str(v) for v in form.getlist("formats")] or ["json"])
-        job = runner.store.create({"inputs": [], "language": None, "formats": formats, "uploaded": True},
-                                  state="uploading", tenant=principal.tenant)
+        webhook_url = await _webhook(str(form.get("webhook_url") or "") or None, runner)
+        job = await _db(runner.store.create, {"inputs": [], "language": None, "formats": formats, "uploaded": True},
+                        "uploading", principal.tenant, webhook_url)
         folder = runner.store.job_dir(job.id) / "input"
         folder.mkdir(mode=0o700, exist_ok=True)
-        inputs = []
+        inputs, names = [], []
         for i, upload in enumerate(files):
-            name = re.sub(r"[^\w.\-]+", "_", Path(upload.filename or f"upload{i}").name)[-100:]
-            target = folder / f"{i:04d}_{name}"
+            given = Path(upload.filename or f"upload{i}").name[-200:] or f"upload{i}"
+            safe = re.sub(r"[^\w.\-]+", "_", given)[-100:]
+            target = folder / f"{i:04d}_{safe}"
             await asyncio.to_thread(_save, upload, target)
             inputs.append(str(target))
+            names.append(given)
     finally:
         await form.close()
-    request_body = {"inputs": inputs, "language": fixed_language(language), "formats": formats,
+    request_body = {"inputs": inputs, "names": names, "language": fixed_language(language), "formats": formats,
                     "uploaded": True}
-    runner.store.set_request(job.id, request_body)  # the job becomes runnable only now
+    await _db(runner.store.set_request, job.id, request_body)  # the job becomes runnable only now
     runner.wake()
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
                                      detail=f"{len(inputs)} uploaded files")
-    return JSONResponse(_view(runner.store.get(job.id) or job), status_code=201)
+    queued: Job | None = await _db(runner.store.get, job.id)
+    return JSONResponse(job_view(queued or job), status_code=201)
 
 
 def _save(upload: UploadFile, target: Path) -> None:
@@ -217,9 +266,9 @@ def _capped_receive(request: Request, limit: int):  # type: ignore[no-untyped-de
     return receive
 
 
-def _own(runner: JobRunner, job_id: str, principal: Principal) -> Job:
+async def _own(runner: JobRunner, job_id: str, principal: Principal) -> Job:
     """The job, if the caller may see it; another tenant's job is a 404 like a missing one."""
-    job = runner.store.get(job_id)
+    job = await _db(runner.store.get, job_id)
     if job is None or not principal.sees(job.tenant):
         raise HTTPException(404, f"no job {job_id[:64]}")
     return job
@@ -234,9 +283,9 @@ async def list_jobs(
 ) -> dict[str, Any]:
     runner = _runner(request)
     tenant = (request.query_params.get("tenant") or None) if principal.is_admin else principal.tenant
-    jobs = await asyncio.to_thread(runner.store.list, tenant, limit, offset)
-    total = await asyncio.to_thread(runner.store.count, tenant)
-    return {"jobs": [_view(job) for job in jobs], **_page(offset, limit, total)}
+    jobs = await _db(runner.store.list, tenant, limit, offset)
+    total = await _db(runner.store.count, tenant)
+    return {"jobs": [job_view(job) for job in jobs], **_page(offset, limit, total)}
 
 
 def _page(offset: int, limit: int, total: int) -> dict[str, int | None]:
@@ -244,6 +293,8 @@ def _page(offset: int, limit: int, total: int) -> dict[str, int | None]:
     return {"total": total, "offset": offset, "next_offset": offset + limit if offset + limit < total else None}
 
 
+# An item's state as a result's status (an item with a report or an error shows done/failed).
+STATUS = {"queued": "pending", "running": "running", "cancelled": "cancelled", "done": "pending", "skipped": "pending"}
 OUTPUT_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
                 "txt": "text/plain; charset=utf-8"}
 
@@ -253,7 +304,7 @@ async def job_output(job_id: str, index: int, fmt: str, request: Request, princi
     """One input's output file (``json``, ``srt``, ``vtt``, ``txt``: what the job was asked for), by the input's
     position in the job."""
     runner = _runner(request)
-    job = _own(runner, job_id, principal)
+    job = await _own(runner, job_id, principal)
     inputs = job.request["inputs"]
     if fmt not in OUTPUT_TYPES or not 0 <= index < len(inputs):
         raise HTTPException(404, f"no {fmt[:8]} output for input {index} of job {job_id}")
@@ -262,12 +313,29 @@ async def job_output(job_id: str, index: int, fmt: str, request: Request, princi
     text = await asyncio.to_thread(out.read_text, f"{output_name(inputs[index])}.{fmt}")
     if text is None:
         raise HTTPException(404, f"no {fmt} output for input {index} of job {job_id} (yet)")
+    if (name := job.name(index)) != inputs[index]:  # an upload: its name, never its path in the job folder
+        found, named = ((json.dumps(v, ensure_ascii=False)[1:-1] if fmt == "json" else v)
+                        for v in (inputs[index], name))
+        text = text.replace(found, named)
     return Response(text, media_type=OUTPUT_TYPES[fmt])
 
 
 @router.get("/v1/jobs/{job_id}")
 async def get_job(job_id: str, request: Request, principal: Principal = JOBS) -> dict[str, Any]:
-    return _view(_own(_runner(request), job_id, principal))
+    return job_view(await _own(_runner(request), job_id, principal))
+
+
+@router.delete("/v1/jobs/{job_id}", status_code=204)
+async def delete_job(job_id: str, request: Request, principal: Principal = JOBS) -> Response:
+    """Cancel and delete: queued items never start, running ones (on any replica) stop at their item boundary,
+    then the job's rows and files are removed. A job already gone is 404."""
+    runner = _runner(request)
+    job = await _own(runner, job_id, principal)
+    if not await _db(runner.store.cancel, job.id):
+        raise HTTPException(404, f"no job {job_id[:64]}")
+    runner.engine.guard.audit.record("job.delete", principal=principal, surface="rest", target=job.id)
+    runner.wake()
+    return Response(status_code=204)
 
 
 @router.get("/v1/jobs/{job_id}/results")
@@ -279,21 +347,27 @@ async def job_results(
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     runner = _runner(request)
-    job = _own(runner, job_id, principal)
+    job = await _own(runner, job_id, principal)
     runner.engine.guard.audit.record("job.read", principal=principal, surface="rest", target=job_id)
     out = OutputDir(runner.store.job_dir(job_id) / "out")
     errors = job.progress.get("errors", {})
     inputs = job.request["inputs"]
+    items = {item.index: item for item in await _db(runner.store.items, job_id, offset, limit)}
 
     def page() -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
-        for item in inputs[offset : offset + limit]:
+        for index in range(offset, min(offset + limit, len(inputs))):
+            item, known, name = inputs[index], items.get(index), job.name(index)
+            result: dict[str, Any] = {"index": index, "input": name}
+            if known is not None:
+                result.update(replica=known.replica, attempts=known.attempts)
             if item in errors:
-                results.append({"input": item, "status": "failed", "error": errors[item]})
+                result.update(status="failed", error=_named(errors[item], item, name))
             elif (report := read_report(out, item)) is not None:
-                results.append({"input": item, "status": "done", "report": report})
+                result.update(status="done", report=_named(report, item, name))
             else:
-                results.append({"input": item, "status": "pending"})
+                result.update(status=STATUS.get(known.state, known.state) if known else "pending")
+            results.append(result)
         return results
 
     results = await asyncio.to_thread(page)
