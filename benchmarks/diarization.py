@@ -124,7 +124,8 @@ def speaker_pools(eval_dir: Path) -> dict[str, dict[str, Float32Array]]:
         holdout[f"aishell_{spk}"] = _level(np.concatenate([_trim(p) for p in parts]))
     allison = sorted((eval_dir / "asr_en" / "audio").glob("asterisk_*.wav"))
     holdout["asterisk_allison"] = _level(np.concatenate([_trim(_load(p)) for p in allison]))
-    for name, stem in (("ibm_gettysburg", "ibm_05-gettysburg-address-2min"), ("ibm_watson", "ibm_08-ibm-watson-ai-3min"),
+    for name, stem in (("ibm_gettysburg", "ibm_05-gettysburg-address-2min"),
+                       ("ibm_watson", "ibm_08-ibm-watson-ai-3min"),
                        ("magicdata_talk", "magicdata_viewer_guava_talk_monologue")):
         holdout[name] = _level(_load(long_dir / "audio" / f"{stem}.wav"))
     return {"tune": tune, "holdout": holdout}

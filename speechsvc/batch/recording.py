@@ -22,6 +22,7 @@ from speechsvc.analysis.escalation import Escalation
 from speechsvc.analysis.inspection import Qa, QaSummary
 from speechsvc.batch.chunks import decode_utterances_async
 from speechsvc.batch.report import CallReport, SegmentReport, summarize
+from speechsvc.batch.speakers import SpeakerSplit, for_engine, label_roles, split_by_speaker
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, shift_words
@@ -36,15 +37,23 @@ async def analyze_recording(
     redaction: RedactionRequest = RedactionRequest(),  # noqa: B008 - frozen, shared safely
     words: bool = False,
     agent_id: str | None = None,
+    speaker_split: SpeakerSplit | None = None,
 ) -> CallReport:
     """One recording (16 kHz float32, shape (channels, n)); stereo = customer (left), agent (right).
     ``words`` adds word (character) timings to each segment; ``agent_id`` (from a manifest) goes in the report
-    for per-agent QA aggregates."""
+    for per-agent QA aggregates. ``speaker_split`` splits a mono recording by speaker and labels the speakers
+    agent / customer (:mod:`speechsvc.batch.speakers`); stereo recordings keep their channels."""
     legs = legs_for(audio.shape[0])
     segments: list[SpeechSegment] = []
     for channel, leg in enumerate(legs):
         segments.extend(await asyncio.to_thread(segment_audio, audio[channel], leg, engine.vad_model,
                                                 engine.vad_options))
+    # -- diarization (#29): a mono recording is split by speaker here and put on agent/customer legs after ASR.
+    speaker_split = speaker_split or for_engine(engine)
+    split = await split_by_speaker(segments, speaker_split) if speaker_split and legs == ("mixed",) else None
+    if split is not None:
+        segments = split.segments
+    # --
     def submit(request: AsrRequest) -> Awaitable[AsrResult]:
         return engine.asr.submit_wait(request, Priority.BATCH)
 
@@ -56,6 +65,14 @@ async def analyze_recording(
         asr = [replace(r, encoder_stats=e.encoder_stats) for r, e in zip(decoded, encoded, strict=True)]
     else:
         asr = await texts
+    # -- diarization (#29): roles from each speaker's text; segments move onto those legs.
+    speaker_of: dict[tuple[str, int], str] = {}
+    speakers: dict[str, Any] | None = None
+    if split is not None:
+        labelled = label_roles(split, [r.text for r in asr], speaker_split.qa_pack if speaker_split else None)
+        segments, legs, speakers = labelled.segments, labelled.legs, labelled.summary()
+        speaker_of = {(s.leg, s.index): label for s, label in zip(segments, labelled.speakers, strict=True)}
+    # --
     kept = sorted(((s, r) for s, r in zip(segments, asr, strict=True) if r.text),
                   key=lambda sr: (sr[0].start_ms, sr[0].leg))
     analyzer = CallAnalyzer(engine.stages, CallInfo(path, legs, Mode.BATCH, redaction=redaction), engine.metrics)
@@ -75,12 +92,14 @@ async def analyze_recording(
         SegmentReport(u.leg, u.utterance, u.start_ms, u.end_ms, u.text, u.language, round(u.confidence, 4),
                       final.redactions, final.words, intent=u.intent,
                       intent_probability=u.intent_probability if u.intent is not None else None,
-                      negativity=u.negativity, emotion=u.emotion, p_angry=u.p_angry, arousal=u.arousal)
+                      negativity=u.negativity, emotion=u.emotion, p_angry=u.p_angry, arousal=u.arousal,
+                      speaker=speaker_of.get((u.leg, u.utterance)))
         for u, final in zip(utterances, finals, strict=True)
     ]
     escalations = [asdict(e) for e in events if isinstance(e, Escalation)]
     summary = summarize(duration, legs, segments, reports, escalations)
-    return CallReport(path, round(duration, 3), legs, tuple(reports), summary, qa_section(events), agent_id)
+    return CallReport(path, round(duration, 3), legs, tuple(reports), summary, qa_section(events), agent_id,
+                      speakers)
 
 
 def qa_section(events: list[Event]) -> dict[str, Any] | None:

@@ -60,10 +60,13 @@ class CallReport:
     qa: dict[str, Any] | None = None
     # The agent who took the call, when the job's manifest says (per-agent QA aggregates).
     agent_id: str | None = None
+    # A diarized mono recording: speakers found, each one's role (or speaker_N when unsure), role confidence.
+    speakers: dict[str, Any] | None = None
 
     def transcript(self) -> FileTranscript:
         return FileTranscript(self.path, self.duration_s, self.legs, tuple(
-            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions, s.words)
+            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions, s.words,
+                        s.speaker)
             for s in self.segments
         ))
 

@@ -98,12 +98,13 @@ def read_legacy_checkpoint(f: BinaryIO) -> dict[str, Any]:
             data[str(key)] = np.frombuffer(raw, dtype=dtype)
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelUnavailable(f"not a readable legacy PyTorch checkpoint: {e}") from e
-    for holder, storage, offset, size, stride in tensors:
+    for holder, storage, offset, shape, stride in tensors:
         flat = data[storage]
         itemsize = flat.dtype.itemsize
         holder["array"] = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride)).copy()
-    return _unwrap(obj)
+            flat[offset:], shape=shape, strides=[s * itemsize for s in stride]).copy()
+    unwrapped: dict[str, Any] = _unwrap(obj)
+    return unwrapped
 
 
 def _unwrap(obj: Any) -> Any:
@@ -153,7 +154,8 @@ def install_speaker_encoder(target: Path) -> Path:
         raise ModelUnavailable(f"{source} lacks {missing}")
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "encoder.tmp.npz"
-    np.savez(tmp, **{k: np.asarray(state[k], np.float32) for k in ENCODER_KEYS})
+    arrays: dict[str, Any] = {k: np.asarray(state[k], np.float32) for k in ENCODER_KEYS}
+    np.savez(tmp, **arrays)
     tmp.replace(out)
     stamp.write_text(json.dumps({"sha256": SPEAKER_SHA256, "source": f"{SPEAKER_PACKAGE}==0.1.4"}))
     log.info("installed the speaker encoder into %s", target)

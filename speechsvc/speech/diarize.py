@@ -95,7 +95,7 @@ def spectral_labels(embeddings: Float32Array, k: int, prune: float) -> np.ndarra
     if n <= k:
         return np.arange(n)
     affinity = np.clip(embeddings @ embeddings.T, 0.0, None)
-    keep = max(2, int(round(prune * n)))
+    keep = max(2, round(prune * n))
     threshold = np.sort(affinity, axis=1)[:, -keep][:, None]
     affinity = np.where(affinity >= threshold, affinity, 0.0)
     affinity = np.maximum(affinity, affinity.T)
@@ -188,7 +188,7 @@ def _smooth(labels: list[int], min_run: int) -> list[int]:
 
 
 def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
-            options: DiarizeOptions = DiarizeOptions()) -> Diarization:  # noqa: B008 - frozen
+            options: DiarizeOptions = DiarizeOptions()) -> Diarization:
     """Split a mono recording's VAD segments by speaker (see the module docstring). Speakers are numbered in
     order of first appearance; a segment's parts keep its leg, and indexes are renumbered in time order."""
     ordered = sorted(segments, key=lambda s: s.start_ms)

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
+from speechsvc.batch.speakers import for_engine
 from speechsvc.batch.transcribe import FileSegment, FileTranscript, rewrite_segments, transcribe_audio_async
 from speechsvc.batch.writers import WRITERS
 from speechsvc.errors import SpeechsvcError
@@ -101,6 +102,18 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
     granularities = {str(g) for g in form.getlist("timestamp_granularities[]")}
     if granularities - {"segment", "word"}:
         raise OpenAIError(400, "timestamp_granularities[] takes segment and word", "timestamp_granularities")
+    # Not an OpenAI parameter: diarize=true splits a mono upload by speaker (speakers=N, default 2); each
+    # verbose_json segment then says who spoke (agent / customer, or speaker_N when the roles are unclear).
+    diarize = str(form.get("diarize") or "false").lower() in ("true", "1", "yes")
+    try:
+        speakers = int(str(form.get("speakers") or 0))
+    except ValueError:
+        raise OpenAIError(400, "speakers must be a whole number", "speakers") from None
+    if not 0 <= speakers <= 8:
+        raise OpenAIError(400, "speakers must be between 1 and 8", "speakers")
+    split = for_engine(engine, speakers or None) if diarize else None
+    if diarize and split is None:
+        raise OpenAIError(400, "diarization is off on this server (SPEECHSVC_DIARIZE)", "diarize")
     data = await upload.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise OpenAIError(413, f"file exceeds {settings.max_upload_bytes} bytes", "file")
@@ -111,7 +124,7 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
                                                   None if language == "auto" else language, words=wants_words,
                                                   hotwords=(prompt,) if prompt.strip() else (),
-                                                  punctuation=settings.punctuation)
+                                                  punctuation=settings.punctuation, speaker_split=split)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
     transcript = FileTranscript(upload.filename or "audio", round(audio.shape[1] / 16000, 3), legs, tuple(segments))
@@ -145,9 +158,12 @@ def joined(segments: list[FileSegment]) -> str:
 
 
 def _segment(i: int, s: FileSegment, temperature: float) -> dict[str, Any]:
-    return {"id": i, "seek": s.start_ms // 10, "start": s.start_ms / 1000, "end": s.end_ms / 1000, "text": s.text,
-            "tokens": [], "temperature": temperature, "avg_logprob": _logprob(s.confidence),
-            "compression_ratio": 0.0, "no_speech_prob": 0.0}
+    out = {"id": i, "seek": s.start_ms // 10, "start": s.start_ms / 1000, "end": s.end_ms / 1000, "text": s.text,
+           "tokens": [], "temperature": temperature, "avg_logprob": _logprob(s.confidence),
+           "compression_ratio": 0.0, "no_speech_prob": 0.0}
+    if s.speaker is not None:  # diarized: the role when known, else the speaker's number
+        out["speaker"] = s.leg if s.leg in ("agent", "customer") else s.speaker
+    return out
 
 
 def _logprob(confidence: float) -> float:
