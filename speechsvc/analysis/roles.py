@@ -89,7 +89,7 @@ class RoleCues:
 
     def score(self, text: str) -> float:
         """Agent-likeness of one utterance (positive: agent; negative: customer)."""
-        t = normalize(text)
+        t = normalize(text).replace(" ", "")  # English cues are written without spaces too
         s = sum(w for cue, w in self.agent if cue in t) - sum(w for cue, w in self.customer if cue in t)
         s += sum(1.0 for p in self.agent_patterns if p.search(t)) - sum(1.0 for p in self.customer_patterns
                                                                         if p.search(t))
@@ -116,7 +116,8 @@ def cues_for(qa_pack: Path | None = QA_PACK) -> RoleCues:
                 if role not in ("agent", "customer"):
                     continue
                 if op == "keyword":
-                    extra = [(normalize(v), 1.0) for v in values if normalize(v) and normalize(v) not in known]
+                    words = [normalize(v).replace(" ", "") for v in values]
+                    extra = [(w, 1.0) for w in words if w and w not in known]
                     (agent if role == "agent" else customer).extend(extra)
                     known.update(c for c, _ in extra)
                 elif op == "regex":
