@@ -197,7 +197,9 @@ def score(reference: np.ndarray, hyp: np.ndarray) -> dict[str, Any]:
     miss = float(np.sum(single & (mapped == 0)))
     fa = float(np.sum((reference == 0) & (mapped != 0)))
     conf = float(np.sum(single & (mapped != 0) & (mapped != reference)))
+    heard = ref_speech - miss
     return {"on_right_speaker": best[0] / ref_speech, "der": (miss + fa + conf) / ref_speech,
+            "heard_on_right_speaker": best[0] / heard if heard else 0.0,
             "miss": miss / ref_speech, "false_alarm": fa / ref_speech, "confusion": conf / ref_speech,
             "mapping": mapping, "speakers_found": len(found)}
 
@@ -281,6 +283,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "calls": len(rows),
         "on_right_speaker": round(float(np.mean([r["on_right_speaker"] for r in rows])), 4),
         "on_right_speaker_min": round(min(r["on_right_speaker"] for r in rows), 4),
+        "heard_on_right_speaker": round(float(np.mean([r["heard_on_right_speaker"] for r in rows])), 4),
         "der": round(float(np.mean([r["der"] for r in rows])), 4),
         "miss": round(float(np.mean([r["miss"] for r in rows])), 4),
         "false_alarm": round(float(np.mean([r["false_alarm"] for r in rows])), 4),
