@@ -44,6 +44,8 @@ class DiarizeOptions:
     same_speaker: float = 0.9
     # A speaker change inside a segment must hold this long.
     min_turn_s: float = 1.0
+    # A voice heard in fewer windows than this is not a speaker of its own (a cough, a short clip of one voice).
+    min_speaker_windows: int = 3
 
     def __post_init__(self) -> None:
         if not 1 <= self.speakers <= 8:
@@ -149,7 +151,9 @@ def cluster(embeddings: Float32Array, options: DiarizeOptions) -> Float32Array:
         if np.allclose(new, centroids):
             break
         centroids = new
-    centroids = centroids[[j for j in range(k) if np.any(labels == j)]]
+    counts = np.bincount(labels, minlength=k)
+    kept = [j for j in range(k) if counts[j] >= options.min_speaker_windows] or [int(np.argmax(counts))]
+    centroids = _centroids(embeddings, np.argmax(embeddings @ centroids[kept].T, axis=1), len(kept))
     return _merge_close(centroids, embeddings, options.same_speaker)
 
 
