@@ -46,10 +46,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from speechsvc.analysis.call import CallEnd, Utterance  # noqa: E402
 from speechsvc.analysis.intent import TextModel, embedder  # noqa: E402
-from speechsvc.analysis.qa import QaEngine  # noqa: E402
-from speechsvc.analysis.qa_rules import QaRules  # noqa: E402
+from speechsvc.analysis.qa.engine import QaEngine  # noqa: E402
+from speechsvc.analysis.qa.rules import QaRules  # noqa: E402
+from speechsvc.analysis.record import CallEnd, Utterance  # noqa: E402
 from speechsvc.analysis.roles import MIN_MARGIN, SpeakerText, assign_roles  # noqa: E402
 from speechsvc.batch.transcribe import segment_audio  # noqa: E402
 from speechsvc.config import Settings  # noqa: E402
@@ -78,8 +78,11 @@ def load_calls(path: Path, model: TextModel) -> list[dict[str, Any]]:
             call["parsed"].append(Utterance(
                 leg=u["leg"], index=u["index"], start_ms=u["start_ms"], end_ms=u["end_ms"], text=u["text"],
                 intent=a.intent, intent_probability=a.probability, negativity=a.negativity,
-                emotion=u.get("emotion"), p_angry=u.get("p_angry")))
-        call["call_end"] = CallEnd(**call["end"])
+                emotion=u.get("emotion"), p_angry=u.get("p_angry"), p_angry_smoothed=u.get("p_angry")))
+        end = call["end"]
+        legs = sorted({u.leg for u in call["parsed"]}) or ["mixed"]
+        cut = (end.get("mid_utterance_leg") or legs[-1],) if end.get("mid_utterance") else ()
+        call["call_end"] = CallEnd("recording", dict.fromkeys(legs, end["duration_ms"]), cut, end.get("ended_by"))
     return calls
 
 

@@ -34,11 +34,11 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from speechsvc.analysis.assist import AssistEngine, AssistOptions
-from speechsvc.analysis.call import CallEnd, Utterance
 from speechsvc.analysis.embedding import encode
 from speechsvc.analysis.intent import TextModel, embedder
 from speechsvc.analysis.qa import QaEngine, QaReport
-from speechsvc.analysis.qa_rules import QaRules
+from speechsvc.analysis.qa.rules import QaRules
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.evaluation.machine import describe
 from speechsvc.models import heads_dir
 
@@ -56,10 +56,15 @@ def load_calls(path: Path, model: TextModel) -> list[dict[str, Any]]:
             utterances.append(Utterance(
                 leg=u["leg"], index=u["index"], start_ms=u["start_ms"], end_ms=u["end_ms"], text=u["text"],
                 intent=a.intent, intent_probability=a.probability, negativity=a.negativity,
-                emotion=u.get("emotion"), p_angry=u.get("p_angry"),
+                # The calls give one P(angry) per utterance (no audio to smooth over): rules read it as the
+                # leg's smoothed value, as they do live.
+                emotion=u.get("emotion"), p_angry=u.get("p_angry"), p_angry_smoothed=u.get("p_angry"),
             ))
         call["parsed"] = utterances
-        call["call_end"] = CallEnd(**call["end"])
+        end = call["end"]
+        legs = sorted({u.leg for u in utterances}) or ["mixed"]
+        cut = (end.get("mid_utterance_leg") or legs[-1],) if end.get("mid_utterance") else ()
+        call["call_end"] = CallEnd("recording", dict.fromkeys(legs, end["duration_ms"]), cut, end.get("ended_by"))
     return calls
 
 

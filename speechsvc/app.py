@@ -1,8 +1,8 @@
 """The FastAPI application: lifespan (load models once, warm up, drain), health, readiness, metrics,
 and the routers of the other HTTP/WebSocket transports.
 
-``/healthz`` and ``/readyz`` are public (probes); ``/metrics`` needs the ``admin`` scope whenever
-authentication is on (anonymous clients are admins only where authentication is not required)."""
+``/healthz`` and ``/readyz`` are public (probes); every other route is behind the access gate
+(:mod:`speechsvc.security.access`); ``/metrics`` needs the ``admin`` scope."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from speechsvc.batch.jobs import JobRunner, JobStore
 from speechsvc.config import Settings
 from speechsvc.console.routes import router as console_router
 from speechsvc.runtime.engine import Engine
-from speechsvc.security.asgi import PlatformGuard, Verifier, require
+from speechsvc.security.access import AccessGate, Verifier
+from speechsvc.security.asgi import PlatformGuard, require
 from speechsvc.security.principal import Principal
 from speechsvc.transports import audio_fork, audiohook, calls, openai_api, rest_jobs, subscribe, twilio, ws
 
@@ -52,7 +53,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 await eng.drain(settings.shutdown_grace_s)
                 await eng.stop()
 
-    app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan)
+    # No Swagger UI or ReDoc pages: they load their scripts from a CDN (offline sites, the console's CSP); the
+    # OpenAPI document is public.
+    # Every HTTP body is capped at MAX_UPLOAD_BYTES while it arrives (413): no route can be made to spool more.
+    app = FastAPI(title="speechsvc", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  max_body_size=settings.max_upload_bytes)
     if engine is not None:
         app.state.engine = engine
         app.state.guard = engine.guard
@@ -63,8 +68,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         verifiers["/v1/twilio"] = twilio.signature_verifier(settings)
     verifiers["/v1/audiohook"] = audiohook.guard_verifier(settings)
     app.state.platform_verifiers = verifiers
-    app.add_middleware(PlatformGuard, guard=lambda: app.state.guard, start_timeout_s=settings.platform_start_timeout_s,
-                       verifiers=verifiers)
+    app.add_middleware(PlatformGuard, guard=lambda: app.state.guard, start_timeout_s=settings.platform_start_timeout_s)
+    # One lock for every door: every route below is authenticated by its declared access (admin when it declares
+    # none) unless it is in security.access.PUBLIC_ROUTES. Added last, so it runs first.
+    app.add_middleware(AccessGate, routes=lambda: app.router.routes, guard=lambda: app.state.guard,
+                       verifiers=verifiers, recheck_s=settings.auth_recheck_s)
     routers = (ws, twilio, audio_fork, audiohook, subscribe, rest_jobs, calls, openai_api)
     for router in (*(module.router for module in routers), console_router):
         app.include_router(router)
@@ -82,7 +90,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             "status": "ready",
             "active_calls": eng.active_calls,
             "max_calls": eng.settings.max_calls,
-            "models": [m.__dict__ for m in eng.models],
+            # What is loaded, never where from (paths tell an anonymous prober about the host).
+            "models": [{k: v for k, v in m.__dict__.items() if k != "path"} for m in eng.models],
         }
         return JSONResponse(body)
 

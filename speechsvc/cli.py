@@ -17,6 +17,7 @@ from speechsvc import __version__
 from speechsvc import log as logsetup
 from speechsvc.config import Settings
 from speechsvc.errors import SpeechsvcError
+from speechsvc.types import fixed_language
 
 if TYPE_CHECKING:
     from speechsvc.analysis.base import Stage
@@ -132,7 +133,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     recognizer = _recognizer(settings)
     vad = SileroModel(silero_vad_path())
     stages = load_stages(settings, only=("pii",))
-    language = None if args.language == "auto" else args.language
+    language = fixed_language(args.language)
     failures = 0
     for path in args.files:
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio"
@@ -166,7 +167,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     if args.grpc:
-        from speechsvc.clients.grpc import stream_grpc
+        from speechsvc.clients.grpc_client import stream_grpc
 
         asyncio.run(stream_grpc(args.grpc, audio, language=args.language, speed=args.speed, on_event=show))
     else:
@@ -195,7 +196,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         log.error("--redact-audio runs on the local engine; leave out --ray")
         return 2
     formats = sorted({"json", *args.format})
-    language = None if args.language == "auto" else args.language
+    language = fixed_language(args.language)
     out = OutputDir(args.out)
     if args.ray is not None:
         progress = run_ray(items, out, formats, language, settings, address=args.ray or None,
@@ -229,6 +230,7 @@ def cmd_emotion(args: argparse.Namespace) -> int:
     from speechsvc.analysis.analyzer import CallAnalyzer
     from speechsvc.analysis.base import CallInfo, Mode
     from speechsvc.analysis.emotion import Emotion, overall_label
+    from speechsvc.analysis.record import Utterance
     from speechsvc.batch.transcribe import legs_for, segment_audio
     from speechsvc.models import silero_vad_path
     from speechsvc.speech.audio import decode_file
@@ -249,7 +251,7 @@ def cmd_emotion(args: argparse.Namespace) -> int:
             for seg in segment_audio(audio[channel], leg, vad, settings.vad()):
                 stats = recognizer.encoder_stats([seg.audio])[0]
                 final = Transcript(leg, seg.index, seg.start_ms, seg.end_ms, "", "", True, 0.0)
-                utterances.append(CallAnalyzer.utterance(final, seg.audio, stats))
+                utterances.append(Utterance.of(final, seg.audio, stats))
         emotions = [e for e in await analyzer.analyze(utterances) if isinstance(e, Emotion)]
         segments = [{"leg": e.leg, "start_ms": e.start_ms, "end_ms": e.end_ms, "label": e.label,
                      "probabilities": dict(e.probabilities), "p_angry": e.p_angry, "arousal": e.arousal}
@@ -315,6 +317,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from speechsvc.analysis.analyzer import CallAnalyzer
     from speechsvc.analysis.base import CallInfo, Mode
     from speechsvc.analysis.intent import Intent, Sentiment
+    from speechsvc.analysis.record import Utterance
     from speechsvc.types import Transcript
 
     stages = _text_stages(args)
@@ -324,7 +327,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         async with started(stages):
             for i, text in enumerate(texts):
                 analyzer = CallAnalyzer(stages, CallInfo(f"classify-{i}", ("customer",), Mode.BATCH))
-                u = CallAnalyzer.utterance(Transcript("customer", 0, 0, 0, text, "zh", True, 1.0, text))
+                u = Utterance.of(Transcript("customer", 0, 0, 0, text, "zh", True, 1.0, text))
                 events = await analyzer.analyze([u])
                 intent = next(e for e in events if isinstance(e, Intent))
                 negativity = next(e.negativity for e in events if isinstance(e, Sentiment))
@@ -408,9 +411,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_qa(args: argparse.Namespace) -> int:
     """Re-score batch reports with a QA rules file, without re-running ASR: one JSON line per report."""
-    from speechsvc.analysis.call import call_end_from_report, utterances_from_report
     from speechsvc.analysis.qa import QaEngine, qa_aggregates
-    from speechsvc.analysis.qa_rules import QaRules, QaRulesError
+    from speechsvc.analysis.qa.rules import QaRules, QaRulesError
+    from speechsvc.analysis.record import call_end_from_report, utterances_from_report
 
     try:
         rules = QaRules.load(args.rules)
@@ -448,8 +451,8 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a text model from the operator's labelled TSV; per-intent cross-validated accuracy to stdout."""
-    from speechsvc.analysis.intent_data import IntentDataError, read_examples
-    from speechsvc.analysis.intent_train import SHIPPED_DATA, model_card, train
+    from speechsvc.training.intent_data import IntentDataError, read_examples
+    from speechsvc.training.intent_train import SHIPPED_DATA, model_card, train
 
     try:
         examples = read_examples(args.data)
@@ -482,7 +485,7 @@ def _progress(line: str) -> None:
 
 def cmd_intents(args: argparse.Namespace) -> int:
     """The labelling sheet: utterances from batch reports the model was least sure of, and a diverse sample."""
-    from speechsvc.analysis.intent_data import IntentDataError, candidates, select, write_sheet
+    from speechsvc.training.intent_data import IntentDataError, candidates, select, write_sheet
 
     try:
         found = candidates(args.reports, legs=tuple(args.legs.split(",")))

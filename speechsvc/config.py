@@ -249,6 +249,24 @@ class Settings(BaseSettings):
     rate_per_s: float = Field(20.0, gt=0)
     rate_burst: int = Field(100, ge=1)
     tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
+    # Failed authentication per source address: a burst of auth_fail_burst failures, then auth_fail_per_s; past
+    # that the source is answered 429 (gRPC RESOURCE_EXHAUSTED) without checking, and its audit lines are counted
+    # (speechsvc_auth_audit_suppressed_total) instead of written.
+    auth_fail_burst: int = Field(30, ge=1)
+    auth_fail_per_s: float = Field(1.0, gt=0)
+    # Call metadata that reaches events, webhooks, the console and reports: only these keys ("*" = every key), and
+    # personal values masked (phone/ID/card numbers keep their last 4 digits, e-mails their domain, *name* keys
+    # their first character; see speechsvc/security/metadata.py). Other keys are dropped at admission.
+    metadata_keys: tuple[str, ...] = (
+        "callSid", "streamSid", "accountSid", "uuid", "callId", "call_id", "conversationId", "audiohookSessionId",
+        "organizationId", "correlationId", "participantId", "sessionId", "agentId", "agent_id", "agentName",
+        "queue", "skill", "campaign", "direction", "channel", "language", "customerId", "ticketId", "callerPhone",
+        "calledPhone", "ani", "dnis", "callerName",
+    )
+    mask_metadata: bool = True
+    # An open connection's key or token is checked again this often: a revoked key or an expired token closes it
+    # (WebSocket 1008, gRPC UNAUTHENTICATED); 0 = only at the handshake.
+    auth_recheck_s: float = Field(2.0, ge=0)
     # Open WebSocket connections (calls, platform streams, subscriptions) at once; 0 = 2 x max_calls + 64.
     max_connections: int = Field(0, ge=0)
     # Event subscriptions open at once (all tenants).
@@ -395,7 +413,7 @@ class Settings(BaseSettings):
     pii_dtmf: Literal["mask", "clear"] = "mask"
     # Quality-inspection rules on every call (qa events live, a qa section in batch reports).
     qa: bool = True
-    # QA rules file; None = the packaged pack for Chinese service calls (speechsvc/analysis/qa_default.toml).
+    # QA rules file; None = the packaged pack for Chinese service calls (speechsvc/analysis/qa/qa_default.toml).
     qa_rules: Path | None = None
     # Mono recordings (batch jobs, REST jobs, Ray, gRPC Transcribe) are split by speaker and the speakers labelled
     # agent / customer from what they say (speechsvc/speech/diarize.py, speechsvc/analysis/roles.py). Stereo
@@ -405,7 +423,7 @@ class Settings(BaseSettings):
     diarize_speakers: int = Field(2, ge=1, le=8)
     # Agent assist: knowledge-base suggestions for the agent on each customer final (live calls).
     assist: bool = True
-    # Knowledge file; None = the packaged example (speechsvc/analysis/assist_default.toml).
+    # Knowledge file; None = the packaged example (speechsvc/analysis/assist/assist_default.toml).
     assist_knowledge: Path | None = None
 
     @model_validator(mode="after")

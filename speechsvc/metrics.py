@@ -55,6 +55,10 @@ class Metrics:
             "speechsvc_auth_failures_total", "Handshakes and requests refused by authentication", ["reason"],
             registry=r,
         )
+        self.auth_audit_suppressed = Counter(
+            "speechsvc_auth_audit_suppressed_total",
+            "Refused authentications not written to the audit log (a source past its failure rate)", registry=r,
+        )
         self.webhook_deliveries = Counter(
             "speechsvc_webhook_deliveries_total", "Webhook deliveries by outcome (delivered, rejected, failed)",
             ["outcome"], registry=r,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from speechsvc.errors import ProtocolError, SpeechsvcError, UnsupportedFormat
 from speechsvc.types import (
+    PIPELINE_RATE,
     AudioFormat,
     BusEvent,
     CallConfig,
@@ -71,7 +72,7 @@ class StartMessage(BaseModel):
     version: Literal[1] = 1
     call_id: CallId = Field(default_factory=lambda: uuid.uuid4().hex)
     encoding: Encoding = "pcm16"
-    sample_rate: int = 16000
+    sample_rate: int = PIPELINE_RATE
     channels: Literal[1, 2] = 1
     # Leg per channel; defaults: mono -> customer, stereo -> customer, agent.
     legs: list[Leg] | None = None

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import uvicorn
 
-from speechsvc.analysis.intent import reload_on_sighup
+from speechsvc.analysis import reload_stages
+from speechsvc.analysis.base import Stage
 from speechsvc.app import create_app
 from speechsvc.config import Settings
 from speechsvc.errors import Forbidden, Overloaded, SpeechsvcError
@@ -155,6 +157,21 @@ async def start_adapters(engine: Engine, settings: Settings) -> list[Callable[[]
     return stops
 
 
+_reloads: set[asyncio.Task[dict[str, bool]]] = set()  # reloads in progress (a task needs a reference until done)
+
+
+def reload_on_sighup(stages: Sequence[Stage]) -> None:
+    """On SIGHUP, every running stage reloads what it can (:func:`~speechsvc.analysis.reload_stages`) on the
+    running event loop; calls go on meanwhile."""
+
+    def reload() -> None:
+        task = asyncio.get_running_loop().create_task(reload_stages(stages))
+        _reloads.add(task)
+        task.add_done_callback(_reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+
 async def serve(settings: Settings) -> None:
     """Raises:
     ValueError: an insecure or inconsistent security configuration (before any model is loaded).
@@ -168,12 +185,12 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings, engine)
     http = _Server(uvicorn_config(app, settings), engine, settings.shutdown_grace_s)
     if settings.grpc_port >= 0:
-        from speechsvc.transports.grpc import start_grpc_server
+        from speechsvc.transports.grpc_server import start_grpc_server
 
         grpc_server = await start_grpc_server(engine, settings)
         http.stops.append(lambda: grpc_server.stop(settings.shutdown_grace_s))
     http.stops.extend(await start_adapters(engine, settings))
     scheme = "https/wss" if settings.tls_cert else "http/ws"
     log.info("serving %s on %s:%d", scheme, settings.host, settings.port)
-    reload_on_sighup(engine.stages)  # kill -HUP: reload the intent model (SPEECHSVC_INTENT_MODEL), no call dropped
+    reload_on_sighup(engine.stages)  # kill -HUP: stages reload their models (SPEECHSVC_INTENT_MODEL), no call dropped
     await http.serve()

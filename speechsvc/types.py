@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, final
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,14 @@ BYTES_PER_SAMPLE: dict[str, int] = {"pcm16": 2, "mulaw": 1, "alaw": 1, "f32": 4}
 # Any integer rate in this range is taken (libswresample converts it to the pipeline's 16 kHz): 8000, 11025,
 # 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000, 176400, 192000, ...
 SAMPLE_RATE_RANGE = (8000, 192000)
+# The one rate inside the service: every leg is resampled to it on arrival; the VAD, Whisper, the voice stages and
+# recorded-call outputs (redacted audio) work at it.
+PIPELINE_RATE = 16000
+
+
+def fixed_language(language: str) -> str | None:
+    """The language a call or job is decoded in, or None for ``auto`` (the model detects it per utterance)."""
+    return None if language == "auto" else language
 
 
 def now() -> float:
@@ -44,7 +52,7 @@ class AudioFormat:
     """What a client declared for its binary frames."""
 
     encoding: Encoding = "pcm16"
-    sample_rate: int = 16000
+    sample_rate: int = PIPELINE_RATE
     channels: int = 1
 
     @property
@@ -156,6 +164,7 @@ class Redacted:
     end_ms: int | None = None
 
 
+@final
 @dataclass(frozen=True)
 class Transcript(Event):
     """A partial or final hypothesis for one utterance of one leg."""
@@ -191,6 +200,7 @@ class ErrorEvent(Event):
     fatal: bool
 
 
+@final
 @dataclass(frozen=True)
 class Dtmf(Event):
     """A key pressed on a phone's keypad, as the platform reported it. ``digit`` is ``*`` masked when PII

@@ -133,7 +133,7 @@ class LiveServer:
                 raise RuntimeError("server did not become ready")
             time.sleep(0.05)
         if self.with_grpc:
-            from speechsvc.transports.grpc import start_grpc_server
+            from speechsvc.transports.grpc_server import start_grpc_server
 
             grpc_settings = self.settings.model_copy(update={"grpc_port": 0})
             self.grpc = asyncio.run_coroutine_threadsafe(start_grpc_server(self.engine, grpc_settings),

@@ -88,7 +88,7 @@ class FakeServer:
                 raise RuntimeError(f"server did not start: {self.serving.exception() if self.serving.done() else ''}")
             time.sleep(0.02)
         if self.with_grpc:
-            from speechsvc.transports.grpc import start_grpc_server
+            from speechsvc.transports.grpc_server import start_grpc_server
 
             self.grpc = self.run(start_grpc_server(self.engine, self.settings.model_copy(update={"grpc_port": 0})))
             grpc_server = self.grpc

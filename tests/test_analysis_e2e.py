@@ -221,5 +221,6 @@ async def test_qa_and_assist_live_and_the_same_outcomes_in_batch(tmp_path: Path)
     assert kinds.index("assist") > song_final  # after the final it answers
     summary = next(e for e in events if e["type"] == "qa.summary")
     assert summary["score"] == 100 - 5 - 5 and kinds.index("qa.summary") == len(kinds) - 2
-    assert report.qa is not None and report.qa["score"] == summary["score"]
-    assert {o["rule"]: o["passed"] for o in report.qa["outcomes"]} == {r: q["passed"] for r, q in qa.items()}
+    section = report.sections["qa"]
+    assert section is not None and section["score"] == summary["score"]
+    assert {o["rule"]: o["passed"] for o in section["outcomes"]} == {r: q["passed"] for r, q in qa.items()}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from speechsvc.analysis.assist import AssistEngine, AssistOptions, Knowledge, KnowledgeError, Suggestion
-from speechsvc.analysis.call import Utterance
+from speechsvc.analysis.record import Utterance
 
 KNOWLEDGE = '''
 version = 1

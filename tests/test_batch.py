@@ -82,7 +82,7 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
     assert 4 < talk["customer"]["talk_s"] < 9 and talk["customer"]["rate_unit"] == "chars/min"
     assert talk["agent"]["talk_s"] > 3 and talk["agent"]["rate_unit"] == "words/min"
     assert qa["overtalk_s"] > 0.2 and qa["silence_s"] > 5 and qa["duration_s"] == pytest.approx(24, abs=0.1)
-    assert sum(qa["intents"].values()) == 3
+    assert sum(call["intent"]["counts"].values()) == 3
     srt = next(out.glob("*call_stereo.wav-*.srt")).read_text()
     assert "[customer]" in srt and "[agent]" in srt and " --> " in srt
     assert call["qa"]["score"] <= 100 and {o["status"] for o in call["qa"]["outcomes"]} <= {

@@ -101,18 +101,32 @@ def test_both_languages_have_every_text() -> None:
 
 def test_a_failed_qa_rule_on_the_call_index_keeps_its_note_and_evidence() -> None:
     """The console's cards read why a rule failed from GET /v1/calls (a console-driven addition)."""
-    from speechsvc.analysis.inspection import Qa
-    from speechsvc.analysis.qa_ops import QaEvidence
-    from speechsvc.runtime.calls import CallIndex
+    from speechsvc.analysis.qa import QaEngine
+    from speechsvc.analysis.qa.ops import QaEvidence
+    from speechsvc.analysis.qa.rules import QaRules
+    from speechsvc.analysis.qa.stage import InspectionStage, Qa
+    from speechsvc.runtime.call_index import CallIndex
+    from speechsvc.security.principal import ANONYMOUS
     from speechsvc.types import CallEvent, Ready
 
-    index = CallIndex()
+    pack = """version = 1
+[[rule]]
+id = "forbidden"
+category = "attitude"
+severity = "critical"
+score = -20
+kind = "violation"
+description = "a phrase the agent must not say"
+when = { op = "keyword", role = "agent", any = ["不归我管"] }
+"""
+    index = CallIndex([InspectionStage(QaEngine(QaRules.parse(pack)))])
     index(CallEvent("c1", 0, Ready(("customer", "agent"), "pcm16", 16000, "zh", "ws")))
     evidence = (QaEvidence(2, "agent", 1000, 2000, "这个不归我管", "forbidden"),)
     index(CallEvent("c1", 5, Qa("forbidden", "attitude", "critical", False, -20.0, evidence, "live", "said it")))
-    (call,) = index.calls()
+    (call,) = index.calls(ANONYMOUS)
     (failed,) = call["qa_failed"]
     assert (failed["rule"], failed["note"], failed["text"]) == ("forbidden", "said it", "这个不归我管")
+    assert call["risk"] == 2.0  # a critical rule, as the rules pack weighs it
 
 
 # -- the browser ------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from speechsvc.analysis.escalation import EscalationStage
-from speechsvc.analysis.inspection import InspectionStage
+from speechsvc.analysis.qa.stage import InspectionStage
 from speechsvc.analysis.redaction import RedactionStage
 from speechsvc.app import create_app
 from speechsvc.config import Settings

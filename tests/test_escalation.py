@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from speechsvc.analysis.base import UtteranceAnalysis
 from speechsvc.analysis.escalation import EscalationPolicy, EscalationRules
+from speechsvc.analysis.record import Utterance
 from speechsvc.config import Settings
 from speechsvc.models import head_labels
 
@@ -17,8 +17,8 @@ INTENTS = head_labels(Settings().heads_dir / "text")
 
 
 def utt(text: str, intent: str = "other", p: float = 0.9, neg: float = 0.1, angry: float | None = None,
-        leg: str = "customer", i: int = 0) -> UtteranceAnalysis:
-    return UtteranceAnalysis(leg, i, i * 1000, i * 1000 + 900, text, "zh", 0.9,  # type: ignore[arg-type]
+        leg: str = "customer", i: int = 0) -> Utterance:
+    return Utterance(leg, i, i * 1000, i * 1000 + 900, text, "zh", 0.9,  # type: ignore[arg-type]
                              intent=intent, intent_probability=p, negativity=neg, p_angry_smoothed=angry,
                              cues=RULES.detect(text))
 
@@ -44,12 +44,12 @@ def utt(text: str, intent: str = "other", p: float = 0.9, neg: float = 0.1, angr
         (utt("查一下余额", "balance_bill_query"), set()),
     ],
 )
-def test_each_rule_fires_where_it_should(analysis: UtteranceAnalysis, kinds: set[str]) -> None:
+def test_each_rule_fires_where_it_should(analysis: Utterance, kinds: set[str]) -> None:
     fired = EscalationPolicy(RULES).update(analysis)
     assert {e.kind for e in fired} == kinds
     for e in fired:
         assert e.reasons and 0 < e.score <= 1 and e.leg == "customer"
-        assert all(ev.utterance == analysis.utterance and ev.text == analysis.text for ev in e.evidence)
+        assert all(ev.utterance == analysis.index and ev.text == analysis.text for ev in e.evidence)
 
 
 def test_fires_once_per_episode_and_rearms_after_calm() -> None:
@@ -81,7 +81,7 @@ def test_operator_rules_file(tmp_path: Path) -> None:
         '[kinds.vip_customer]\ncues = { vip = 1.0 }\nfire_at = 0.5\nrelease_below = 0.1\n', encoding="utf-8")
     rules = EscalationRules.load(custom)
     fired = EscalationPolicy(rules).update(
-        UtteranceAnalysis("customer", 0, 0, 1, "我是黑金卡用户", "zh", 1.0, cues=rules.detect("我是黑金卡用户")))
+        Utterance("customer", 0, 0, 1, "我是黑金卡用户", "zh", 1.0, cues=rules.detect("我是黑金卡用户")))
     assert [e.kind for e in fired] == ["vip_customer"]
 
 

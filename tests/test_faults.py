@@ -511,7 +511,7 @@ async def test_a_client_that_stops_reading_gets_1013_not_a_keepalive_1006() -> N
     from tests.secutil import RawWebSocket
 
     metadata = {f"k{i}": "x" * 256 for i in range(32)}  # ~9 KB echoed on every event
-    with FakeServer(send_timeout_s=1.0, max_pending_events=100_000) as s:
+    with FakeServer(send_timeout_s=1.0, max_pending_events=100_000, metadata_keys=("*",), mask_metadata=False) as s:
 
         def client() -> tuple[list[dict], int | None]:
             ws = RawWebSocket("127.0.0.1", s.port, "/v1/stream")

@@ -94,7 +94,7 @@ def fuzzed() -> Iterator[FakeServer]:
     tracebacks = Tracebacks()
     logging.getLogger().addHandler(tracebacks)
     with FakeServer(grpc=True, max_message_bytes=64 * 1024, max_connections=64, max_subscribers=64,
-                    rate_burst=10**6, rate_per_s=10**6, max_frame_ms=1000) as s:
+                    rate_burst=10**6, rate_per_s=10**6, max_frame_ms=1000, auth_fail_burst=10**6) as s:
         s.tracebacks = tracebacks  # type: ignore[attr-defined]
         s.rss_start = rss_mb()  # type: ignore[attr-defined]
         yield s
@@ -325,6 +325,56 @@ def test_fuzz_rest_job_reads(fuzzed: FakeServer, job_id: str, offset: int, limit
             return (await client.get(path, params={"offset": offset, "limit": limit})).status_code
 
     assert CLIENT.run(one()) in {200, 404, 422, 405, 307}
+
+
+# ---- the OpenAI-compatible API and the call index (doors added later) -------------------------------------------
+
+@settings(max_examples=max(10, EXAMPLES // 3), deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(audio=st.binary(max_size=4000) | st.sampled_from([b"RIFF", b"fLaC" + bytes(40), b"OggS" + bytes(60)]),
+       fields=st.dictionaries(st.sampled_from(["model", "language", "response_format", "temperature", "prompt",
+                                               "timestamp_granularities[]"]), st.text(max_size=30), max_size=6),
+       credential=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=60),
+       proxied=st.booleans())
+def test_fuzz_openai_transcriptions(fuzzed: FakeServer, audio: bytes, fields: dict[str, str],
+                                    credential: str | None, proxied: bool) -> None:
+    TALLY["openai requests"] += 1
+    headers = {"X-Forwarded-For": "203.0.113.9"} if proxied else {}
+    if credential is not None:
+        headers["Authorization"] = "Bearer " + credential
+
+    async def one() -> int:
+        async with httpx.AsyncClient(base_url=fuzzed.http_url, timeout=20) as client:
+            answer = await client.post("/v1/audio/transcriptions", data=fields, headers=headers,
+                                       files={"file": ("a.wav", audio, "audio/wav")})
+            return answer.status_code
+
+    status = CLIENT.run(one())
+    assert status in HTTP_STATUSES | {200, 401}, status
+    if proxied and credential is None:
+        assert status == 401  # a proxied request is never the loopback admin
+
+
+@settings(max_examples=max(10, EXAMPLES // 3), deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call_id=st.text(max_size=80), tenant=st.none() | st.text(max_size=40), active=st.sampled_from(["", "1", "x"]),
+       proxied=st.booleans())
+def test_fuzz_call_index(fuzzed: FakeServer, call_id: str, tenant: str | None, active: str, proxied: bool) -> None:
+    TALLY["call index requests"] += 1
+    headers = {"X-Real-IP": "203.0.113.9"} if proxied else {}
+
+    async def one() -> tuple[int, int]:
+        async with httpx.AsyncClient(base_url=fuzzed.http_url, timeout=20) as client:
+            params = {"active": active, **({"tenant": tenant} if tenant is not None else {})}
+            listed = await client.get("/v1/calls", params=params, headers=headers)
+            one = await client.get("/v1/calls/" + quote(call_id, safe=""), headers=headers)
+            return listed.status_code, one.status_code
+
+    listed, one_status = CLIENT.run(one())
+    if proxied:  # never the loopback admin (an empty id is only redirected, an id with "/" names no route)
+        assert listed == 401 and one_status in {401, 307, 404}, (listed, one_status)
+    else:
+        assert listed in {200, 422} and one_status in {200, 404, 405, 307, 422}, (listed, one_status)
 
 
 # ---- subscriptions ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from speechsvc.clients.grpc import stream_grpc
+from speechsvc.clients.grpc_client import stream_grpc
 from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws
 from speechsvc.evaluation.scoring import error_rate
 from speechsvc.v1 import pb, pb_grpc

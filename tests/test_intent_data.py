@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from speechsvc.analysis.intent_data import (
+from speechsvc.cli import main
+from speechsvc.training.intent_data import (
     MIN_PER_INTENT,
     SHEET_COLUMNS,
     IntentDataError,
@@ -17,8 +18,7 @@ from speechsvc.analysis.intent_data import (
     read_examples,
     select,
 )
-from speechsvc.analysis.intent_train import SHIPPED_DATA
-from speechsvc.cli import main
+from speechsvc.training.intent_train import SHIPPED_DATA
 
 
 def tsv(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "data.tsv") -> Path:
@@ -159,7 +159,7 @@ def test_asr_style_text_substitutes_homophones_and_drops_characters() -> None:
 def test_overlapping_intents_are_named() -> None:
     import numpy as np
 
-    from speechsvc.analysis.intent_train import confusions
+    from speechsvc.training.intent_train import confusions
 
     labels = ["bill", "invoice", "refund"]
     y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechsvc.analysis import load_stages, started
+from speechsvc.analysis import load_stages, reload_stages, started
 from speechsvc.analysis.base import Mode
 from speechsvc.analysis.escalation import EscalationRules, EscalationStage
-from speechsvc.analysis.intent import IntentStage, TextModel, reload_on_sighup, reload_text_model
+from speechsvc.analysis.intent import IntentStage, TextModel
 from speechsvc.cli import main
 from speechsvc.config import Settings
 from speechsvc.errors import ModelUnavailable
+from speechsvc.server import reload_on_sighup
 
 pytestmark = pytest.mark.model
 
@@ -108,11 +109,11 @@ def test_reload_is_refused_when_escalation_rules_would_break(own_model: Path, tm
     assert any(isinstance(s, EscalationStage) for s in stages)
     shutil.rmtree(live)
     shutil.copytree(own_model, live)  # a retraining that lost the intent the rules weigh
-    assert not asyncio.run(reload_text_model(stages))
+    assert asyncio.run(reload_stages(stages)) == {"intent": False}
     assert "转人工" in intent.model.labels  # the running model stays
 
     with pytest.raises(ValueError, match=r"weigh intents \['转人工'\]"):
-        asyncio.run(intent.reload([EscalationRules.load(rules)]))
+        asyncio.run(intent.reload_model([EscalationRules.load(rules)]))
 
 
 def test_mismatched_files_are_refused(own_model: Path, tmp_path: Path) -> None:

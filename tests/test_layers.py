@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("batch", {"batch"}),
     ("transports", {"transports", "console"}),
     ("app", {"app", "server"}),
-    ("tools", {"clients", "evaluation", "cli"}),
+    ("tools", {"clients", "evaluation", "training", "cli"}),
 ]
 
 

@@ -27,7 +27,7 @@ from tests.platforms import FakeServer, finals, quiet, tone, write_wav
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeServer]:
     with FakeServer(max_message_bytes=64 * 1024, transcribe_max_s=30) as s:
-        from speechsvc.transports.grpc import start_grpc_server
+        from speechsvc.transports.grpc_server import start_grpc_server
 
         s.grpc = s.run(start_grpc_server(s.engine, s.settings.model_copy(update={"grpc_port": 0})))
         yield s

@@ -62,7 +62,7 @@ def test_ready_and_error_are_built_once() -> None:
 
 
 def test_words_are_asked_for_the_same_way_on_websocket_and_grpc() -> None:
-    from speechsvc.transports.grpc import config_from_proto
+    from speechsvc.transports.grpc_server import config_from_proto
     from speechsvc.types import Word
     from speechsvc.v1 import speechsvc_pb2 as pb
 
@@ -77,7 +77,7 @@ def test_words_are_asked_for_the_same_way_on_websocket_and_grpc() -> None:
 
 
 def test_hotwords_per_call_on_websocket_and_grpc() -> None:
-    from speechsvc.transports.grpc import config_from_proto
+    from speechsvc.transports.grpc_server import config_from_proto
     from speechsvc.v1 import speechsvc_pb2 as pb
 
     msg = parse_client_message('{"type":"start","hotwords":["九井日本料理"," 星巴克 ","九井日本料理"]}')

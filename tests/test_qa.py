@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from speechsvc.analysis.call import CallEnd, Utterance, call_end_from_report, utterances_from_report
 from speechsvc.analysis.qa import QaEngine, QaOutcome, QaReport, qa_aggregates
-from speechsvc.analysis.qa_rules import DEFAULT_RULES, QaRules, QaRulesError
+from speechsvc.analysis.qa.rules import DEFAULT_RULES, QaRules, QaRulesError
+from speechsvc.analysis.record import CallEnd, Utterance, call_end_from_report, utterances_from_report
 
 DATA = Path(__file__).parent / "data"
 HEADER = 'version = 1\n'
@@ -53,9 +53,16 @@ class Calls:
         return self("customer", start_s, end_s, text, **extra)
 
 
+def ended(duration_ms: int, ended_by: str | None = None, mid_utterance: bool = False,
+          mid_utterance_leg: str | None = None) -> CallEnd:
+    """How a call of ``duration_ms`` ended: who hung up, and whether (and which leg) was cut off."""
+    cut = (mid_utterance_leg or "customer",) if mid_utterance else ()
+    return CallEnd("stop", {"customer": duration_ms, "agent": duration_ms}, cut, ended_by)  # type: ignore[arg-type]
+
+
 def score(eng: QaEngine, calls: Calls, duration_s: float | None = None, **end: Any) -> QaReport:
     duration = int((duration_s or max(u.end_ms for u in calls.items) / 1000 + 1) * 1000)
-    return eng.score_call(calls.items, CallEnd(duration, **end))
+    return eng.score_call(calls.items, ended(duration, **end))
 
 
 def status(eng: QaEngine, calls: Calls, rule_id: str = "r", **end: Any) -> str:
@@ -129,9 +136,9 @@ def test_intent_negativity_and_emotion_thresholds_ignore_missing_values() -> Non
     assert status(negativity, Calls().customer(1, 2, "太差了", negativity=0.93)) == "fail"
     assert status(negativity, Calls().customer(1, 2, "太差了")) == "pass"  # no text model: no match
     emotion = engine(rule('{ op = "emotion", labels = ["angry"], p_angry_above = 0.7 }'))
-    assert status(emotion, Calls().customer(1, 2, "啊", emotion="angry", p_angry=0.8)) == "fail"
-    assert status(emotion, Calls().customer(1, 2, "啊", emotion="angry", p_angry=0.6)) == "pass"
-    assert status(emotion, Calls().customer(1, 2, "啊", emotion="neutral", p_angry=0.9)) == "pass"
+    assert status(emotion, Calls().customer(1, 2, "啊", emotion="angry", p_angry_smoothed=0.8)) == "fail"
+    assert status(emotion, Calls().customer(1, 2, "啊", emotion="angry", p_angry_smoothed=0.6)) == "pass"
+    assert status(emotion, Calls().customer(1, 2, "啊", emotion="neutral", p_angry_smoothed=0.9)) == "pass"
 
 
 MATCHERS = '''
@@ -354,7 +361,7 @@ def test_rules_about_a_role_the_call_lacks_are_not_applicable() -> None:
     eng = engine(rule('{ op = "keyword", role = "agent", any = ["工号"] }', kind="requirement", rule_id="greeting"),
                  rule('{ op = "keyword", any = ["投诉"] }', rule_id="anyone"))
     mono = Calls()("mixed", 1, 2, "您好工号1024 我要投诉")
-    report = eng.score_call(mono.items, CallEnd(3000))
+    report = eng.score_call(mono.items, ended(3000))
     assert report.outcome("greeting").status == "not_applicable"
     assert report.outcome("anyone").status == "fail"
 
@@ -416,7 +423,7 @@ def random_calls(seed: int) -> Iterator[tuple[list[Utterance], CallEnd]]:
         cut = rng.random() < 0.3
         last = max(items, key=lambda u: u.end_ms)
         duration = last.end_ms if cut else last.end_ms + rng.randint(0, 30_000)
-        yield items, CallEnd(duration, rng.choice(("agent", "customer", None)), cut, last.leg if cut else None)
+        yield items, ended(duration, rng.choice(("agent", "customer", None)), cut, last.leg if cut else None)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -436,7 +443,7 @@ def test_some_rules_are_decided_while_the_call_goes_on() -> None:
     eng = engine(*PACK_RULES, matchers=PACK_MATCHERS)
     calls = (Calls().agent(1, 3, "您好工号1024").customer(3.5, 5, "服务太差了").agent(5.5, 6, "这个不知道")
              .customer(6.5, 7, "什么").agent(7.5, 8, "好的").customer(8.5, 9, "好的").agent(9.5, 10, "好的"))
-    outcomes = run_live(eng, calls.items, CallEnd(11_000, "customer"))
+    outcomes = run_live(eng, calls.items, ended(11_000, "customer"))
     live = {o.rule for o in outcomes if o.decided_at == "live"}
     assert {"greeting", "taboo", "apology"} <= live
     assert {o.rule for o in outcomes if o.decided_at == "end"} >= {"closing", "hangup"}
@@ -447,10 +454,10 @@ def test_update_after_end_and_unknown_legs_are_refused() -> None:
     call = eng.call()
     with pytest.raises(ValueError, match="not one of this call's legs"):
         call.update(Utterance("mixed", 0, 0, 1000, "x"))
-    call.end(CallEnd(1000))
+    call.end(ended(1000))
     with pytest.raises(ValueError, match="after end"):
         call.update(Utterance("agent", 0, 0, 1000, "x"))
-    assert call.end(CallEnd(1000)) == []
+    assert call.end(ended(1000)) == []
 
 
 # ---- validation ---------------------------------------------------------------------------------------------
@@ -543,9 +550,10 @@ def test_reports_become_utterances_and_a_call_end() -> None:
     assert [u.start_ms for u in utterances] == sorted(u.start_ms for u in utterances)
     assert utterances[5].intent == "complaint" and utterances[5].negativity == 0.97
     end = call_end_from_report(report)
-    assert end == CallEnd(38_200, None, False, None)
+    assert (end.duration_ms, end.ended_by, end.mid_utterance, end.mid_utterance_leg) == (38_200, None, False, None)
     cut = call_end_from_report({**report, "duration_s": 36.9, "ended_by": "agent"})
-    assert cut == CallEnd(36_900, "agent", True, "customer")
+    assert (cut.duration_ms, cut.ended_by, cut.mid_utterance, cut.mid_utterance_leg) == (36_900, "agent", True,
+                                                                                          "customer")
 
 
 def test_aggregates_over_reports() -> None:
@@ -644,7 +652,7 @@ def default_pack_call() -> Calls:
                       intent_probability=0.98, negativity=0.99)
             .agent(8.5, 10, "这个不归我管")
             .customer(10.5, 12, "什么态度啊我要投诉你", intent="complaint", intent_probability=0.99, negativity=1.0,
-                      p_angry=0.8, emotion="angry")
+                      p_angry_smoothed=0.8, emotion="angry")
             .agent(12.5, 15, "您的账单金额是三千六百元")
             .customer(15.5, 16, "算了")
             .agent(16.5, 18, "请问还有其他问题吗"))
@@ -654,7 +662,7 @@ def default_pack_call() -> Calls:
 def test_default_pack_scores_a_call_live_and_after_alike(encoder: Callable[[list[str]], np.ndarray]) -> None:
     eng = QaEngine(QaRules.load(), encoder)
     calls = default_pack_call()
-    end = CallEnd(20_000, "customer")
+    end = ended(20_000, "customer")
     post = eng.score_call(calls.items, end)
     assert set(post.failed) == {"no_forbidden_phrases", "apology_after_complaint", "identity_before_account",
                                 "anger_addressed"}

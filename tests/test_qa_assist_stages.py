@@ -4,6 +4,7 @@ with redacted text only; assist only live, from the intent stage's embedding."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,13 +12,17 @@ import numpy as np
 import pytest
 
 from speechsvc.analysis.analyzer import CallAnalyzer
-from speechsvc.analysis.base import CallInfo, Mode
-from speechsvc.analysis.inspection import InspectionStage, Qa, QaSummary
+from speechsvc.analysis.assist.stage import AssistStage
+from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall
+from speechsvc.analysis.qa import QaEngine
+from speechsvc.analysis.qa.rules import QaRules
+from speechsvc.analysis.qa.stage import InspectionStage, Qa, QaSummary
+from speechsvc.analysis.record import CallEnd, Utterance, call_end_from_report, utterances_from_report
 from speechsvc.analysis.redaction import RedactionStage
-from speechsvc.analysis.suggestions import AssistStage
 from speechsvc.batch.recording import analyze_recording
+from speechsvc.batch.report import CallReport, summarize
 from speechsvc.config import Settings
-from speechsvc.types import AudioFormat, CallConfig
+from speechsvc.types import AudioFormat, CallConfig, Event, Transcript
 from tests.fakes import fake_engine, fast_settings, silence, tone
 from tests.test_session import run_call
 
@@ -101,8 +106,8 @@ async def test_qa_events_live_and_the_same_outcomes_for_the_recording(tmp_path: 
 
     stereo = stereo_call().reshape(-1, 2).T.astype(np.float32)
     report = await analyze_recording(engine, stereo, "call.wav", "zh")
-    assert report.qa is not None and report.qa["score"] == summary.score
-    assert {o["rule"]: o["status"] for o in report.qa["outcomes"]} == {
+    assert report.sections["qa"] is not None and report.sections["qa"]["score"] == summary.score
+    assert {o["rule"]: o["status"] for o in report.sections["qa"]["outcomes"]} == {
         q.rule: ("pass" if q.passed else "fail") for q in qa}
     assert any(r.type == "PHONE" for s in report.segments for r in s.redactions)
     await engine.stop()
@@ -125,3 +130,61 @@ def test_assist_says_nothing_about_recordings() -> None:
     stage.engine = Engine()  # type: ignore[assignment]
     analyzer = CallAnalyzer([stage], CallInfo("r", ("customer", "agent"), Mode.BATCH))
     assert analyzer.end.__self__ is analyzer  # opened without touching the engine
+
+
+ANGER = """
+version = 1
+[[rule]]
+id = "anger"
+category = "emotion"
+severity = "major"
+score = -10
+kind = "violation"
+description = "the customer's voice stays angry"
+when = { op = "utterance", match = { op = "emotion", role = "customer", p_angry_above = 0.7 } }
+"""
+
+
+class _Voice(Stage):
+    """Stands in for the emotion stage: one sharp burst of anger (raw P(angry) 0.9) that the leg's smoothing
+    keeps below the rule's threshold (0.5)."""
+
+    name = "voice-test"
+    phase = 1
+
+    @classmethod
+    def load(cls, settings: Settings) -> None:
+        return None  # never loaded from settings: the test builds it
+
+    def open(self, call: CallInfo) -> StageCall[None]:
+        return _VoiceCall()
+
+
+Stage.registry.remove(_Voice)  # built by the test only; never found by discovery
+
+
+class _VoiceCall(StageCall[None]):
+    def apply(self, u: Utterance, found: None) -> list[Event]:
+        u.emotion, u.p_angry, u.p_angry_smoothed = "angry", 0.9, 0.5
+        return []
+
+
+async def test_live_qa_and_rescoring_a_saved_report_see_the_same_anger() -> None:
+    """The record the stages fill in is what the report saves and what ``speechsvc qa`` reads back, so a rule on
+    the voice decides the same live and when the report is re-scored (it once saw the smoothed P(angry) live
+    and the raw one when re-scoring)."""
+    qa = InspectionStage(QaEngine(QaRules.parse(ANGER)))
+    analyzer = CallAnalyzer([_Voice(), qa], CallInfo("anger", ("customer", "agent"), Mode.BATCH))
+    said = Transcript("customer", 0, 1000, 3000, "你们这是什么服务", "zh", True, 0.9, "你们这是什么服务")
+    await analyzer.analyze([Utterance.of(said)])
+    end = CallEnd("recording", {"customer": 5000, "agent": 5000})
+    live = [e for e in analyzer.end(end) if isinstance(e, Qa)]
+    summary = summarize(5.0, ("customer", "agent"), [], analyzer.utterances)
+    report = json.loads(CallReport("anger.wav", 5.0, ("customer", "agent"), tuple(analyzer.utterances), summary,
+                                   analyzer.sections()).to_json())
+    (segment,) = report["segments"]
+    assert (segment["p_angry"], segment["p_angry_smoothed"]) == (0.9, 0.5)
+    rescored = QaEngine(QaRules.parse(ANGER)).score_call(utterances_from_report(report),
+                                                         call_end_from_report(report), legs=report["legs"])
+    assert [o.passed for o in live] == [rescored.outcome("anger").passed] == [True]
+    assert report["qa"]["outcomes"][0]["status"] == "pass"

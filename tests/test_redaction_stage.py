@@ -132,16 +132,17 @@ def test_redacted_audio_covers_each_value_or_its_whole_utterance() -> None:
 
     import numpy as np
 
+    from speechsvc.analysis.record import Utterance
     from speechsvc.batch.audio_redaction import redact_recording, redaction_spans, wav_bytes
-    from speechsvc.batch.report import CallReport, CallSummary, SegmentReport
+    from speechsvc.batch.report import CallReport, CallSummary
     from speechsvc.speech.audio import decode_file
     from speechsvc.types import Redacted
 
-    timed = SegmentReport("customer", 0, 1000, 3000, "我的手机号是[PHONE]", "zh", 0.9,
+    timed = Utterance("customer", 0, 1000, 3000, "我的手机号是[PHONE]", "zh", 0.9,
                           (Redacted("PHONE", 6, 13, 1500, 2500),))
-    untimed = SegmentReport("agent", 0, 4000, 5000, "[PHONE]", "zh", 0.9, (Redacted("PHONE", 0, 7),))
+    untimed = Utterance("agent", 0, 4000, 5000, "[PHONE]", "zh", 0.9, (Redacted("PHONE", 0, 7),))
     report = CallReport("x.wav", 6.0, ("customer", "agent"), (timed, untimed),
-                        CallSummary(6.0, (), 0.0, 0.0, 0.0, {}, ()))
+                        CallSummary(6.0, (), 0.0, 0.0, 0.0))
     assert redaction_spans(report) == {"customer": [(1500, 2500)], "agent": [(4000, 5000)]}
     audio = np.full((2, 16000 * 6), 0.3, np.float32)
     covered = redact_recording(audio, report, "silence")

@@ -10,11 +10,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from speechsvc.analysis.base import CallEnd, CallInfo, Stage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Stage, StageCall
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.config import Settings
 from speechsvc.errors import Overloaded, ProtocolError, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.protocol import event_dict
+from speechsvc.security.principal import ANONYMOUS
 from speechsvc.transports.lifecycle import open_call
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, Event, Leg
 from tests.fakes import fake_engine, fast_settings, pcm16, silence, tone
@@ -60,15 +62,15 @@ class _EchoCall(StageCall[str]):
         self.fail_on = fail_on
         self.count = 0
 
-    async def infer(self, u: UtteranceAnalysis) -> str:
+    async def infer(self, u: Utterance) -> str:
         await asyncio.sleep(0)
         return u.text.upper()
 
-    def apply(self, u: UtteranceAnalysis, found: str | None) -> list[Event]:
+    def apply(self, u: Utterance, found: str | None) -> list[Event]:
         if self.fail_on and self.fail_on in u.text:
             raise RuntimeError("a bug in this stage")
         self.count += 1
-        return [Echo(u.leg, u.utterance, found or "", self.count - 1)]
+        return [Echo(u.leg, u.index, found or "", self.count - 1)]
 
     def end(self, ended: CallEnd) -> list[Event]:
         return [Tally(self.count, ended.reason)]
@@ -226,7 +228,10 @@ def test_metrics_registry_is_per_engine() -> None:
 
 
 async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
-    engine = await started(fake_engine())
+    from speechsvc.analysis.redaction import RedactionStage
+
+    settings = fast_settings(pii_names_addresses=False)
+    engine = await started(fake_engine(settings, [RedactionStage.load(settings)]))  # it masks keypad digits
     async with open_call(engine, config(), "test") as session:
         reader = asyncio.ensure_future(_collect(session.events()))
         session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking: no pause yet
@@ -250,18 +255,20 @@ async def test_the_call_index_keeps_recent_calls_for_views_that_open_mid_call() 
         session.feed_bytes(pcm16(tone(300, 1.0)))
         session.feed_bytes(pcm16(silence(1.0)))
         for _ in range(100):
-            if any(e.event.type == "echo" for e in engine.calls.history("idx-1")):
+            view = engine.calls.get(ANONYMOUS, "idx-1")
+            if view is not None and any(e.event.type == "echo" for e in engine.calls.history(view)):
                 break
             await asyncio.sleep(0.01)
-        (live,) = engine.calls.calls()
+        (live,) = engine.calls.calls(ANONYMOUS)
         assert live["active"] and live["metadata"] == {"callSid": "CA9"} and live["transport"] == "test"
         assert hz(live["last_text"]["customer"]) == "300"
         await session.close("stop")
         events = await reader
-    assert [e.seq for e in engine.calls.history("idx-1")] == [e.seq for e in events]
-    (ended,) = engine.calls.calls()
+    view = engine.calls.get(ANONYMOUS, "idx-1")
+    assert view is not None and [e.seq for e in engine.calls.history(view)] == [e.seq for e in events]
+    (ended,) = engine.calls.calls(ANONYMOUS)
     assert not ended["active"] and ended["end_reason"] == "stop"
-    assert engine.calls.calls(include_ended=False) == []
+    assert engine.calls.calls(ANONYMOUS, include_ended=False) == []
     await engine.stop()
 
 
@@ -279,3 +286,36 @@ async def test_each_final_is_decoded_with_the_legs_previous_finals_as_context() 
     await run_call(engine, config(), speech(300, 500, 700, 600))
     assert [c for c, partial in seen if not partial] == ["", "您好。", "您好。我要查账单。", "我要查账单。上个月的。"]
     await engine.stop()
+
+
+async def test_a_close_stuck_on_asr_still_ends_the_call_within_its_deadline(caplog: pytest.LogCaptureFixture) -> None:
+    """The drain gives each call's close a deadline: an utterance whose ASR outlives it is cancelled, the stuck step
+    is logged by name, and ``ended`` (reason shutdown, with the audio heard) still reaches the client."""
+    import threading
+    import time
+
+    engine = await started(fake_engine())
+    release = threading.Event()
+    transcribe = engine.recognizer.transcribe
+
+    def stuck(requests):  # type: ignore[no-untyped-def]
+        release.wait(10)  # a model that hangs (a driver stall); freed at the end of the test
+        return transcribe(requests)
+
+    engine.recognizer.transcribe = stuck
+    try:
+        async with open_call(engine, config("stuck-1"), "test") as session:
+            reader = asyncio.ensure_future(_collect(session.events()))
+            session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking when the server drains
+            begun = time.monotonic()
+            await session.close("shutdown", timeout_s=0.5)
+            took = time.monotonic() - begun
+            events = await asyncio.wait_for(reader, 5)
+        ended = events[-1].event
+        assert ended.type == "ended" and ended.reason == "shutdown"  # type: ignore[attr-defined]
+        assert ended.legs[0].audio_ms >= 1000  # type: ignore[attr-defined]
+        assert took < 2.0
+        assert "did not finish within the close deadline" in caplog.text
+    finally:
+        release.set()
+        await engine.stop()

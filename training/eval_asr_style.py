@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from speechsvc.analysis.intent import TextModel
-from speechsvc.analysis.intent_train import SHIPPED_DATA
 from speechsvc.evaluation.text import AsrNoise
+from speechsvc.training.intent_train import SHIPPED_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 

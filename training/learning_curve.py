@@ -32,8 +32,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from speechsvc.analysis.intent_train import SHIPPED_DATA
 from speechsvc.analysis.text import char_ngrams, normalize
+from speechsvc.training.intent_train import SHIPPED_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (5, 10, 20, 50)
@@ -50,7 +50,7 @@ def encoder(spec: str) -> Callable[[list[str]], np.ndarray]:
         from speechsvc.analysis.intent import embedder
 
         return embedder().encode  # type: ignore[no-any-return]
-    from finetune_e5 import load_encoder  # training/, for a fine-tuned e5 directory
+    from e5_torch import load_encoder  # training/, for a fine-tuned e5 directory
 
     return load_encoder(Path(spec.split(":", 1)[1]))
 

@@ -3,7 +3,7 @@
     .venv/bin/python training/train_text.py [--data speechsvc/models/text/intent_train.tsv]
         [--out speechsvc/models/text]
 
-The trainer is the one operators run (`speechsvc train intent`, speechsvc.analysis.intent_train): character
+The trainer is the one operators run (`speechsvc train intent`, speechsvc.training.intent_train): character
 1–3-gram TF-IDF of the normalised text plus the multilingual Universal Sentence Encoder embedding; class-balanced
 logistic regression heads; C, temperature and the `other` threshold by 5-fold cross-validation on the training
 data only: ../shared/eval/intent_dev.tsv is evaluation-only and is never read here.
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechsvc.analysis.intent_data import read_examples
-from speechsvc.analysis.intent_train import SHIPPED_DATA, train
+from speechsvc.training.intent_data import read_examples
+from speechsvc.training.intent_train import SHIPPED_DATA, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""The analysis seam: what every analysis stage is, and the record of one analysed utterance.
+"""The analysis seam: what every analysis stage is. The record it fills in is :mod:`speechsvc.analysis.record`.
 
 A **stage** (intent, emotion, escalation, ...) is loaded once per process (:meth:`Stage.load`, blocking: its
 models and rules), started on the event loop (:meth:`Stage.start`: its inference workers, warm-up), and opens
@@ -8,12 +8,24 @@ one :class:`StageCall` per call (its per-call state). For every final utterance 
 * :meth:`StageCall.infer` — model work that needs no per-call state (it may run concurrently for many
   utterances of a recording, and for the stages of one phase), then
 * :meth:`StageCall.apply` — in utterance order: update the per-call state, write what the stage found into the
-  :class:`UtteranceAnalysis` for later stages, and return the stage's events;
+  :class:`~speechsvc.analysis.record.Utterance` for later stages, and return the stage's events;
 
-and at the end of the call :meth:`StageCall.end`. A stage that must change what anyone sees of a transcript
-(PII redaction) implements :meth:`StageCall.rewrite`, which every partial and final passes through before it is
-sent anywhere. Stages run in ``phase`` order (a stage sees what stages of
-earlier phases wrote), so the live session and the recorded-call path get the same results.
+and at the end of the call :meth:`StageCall.end`. A stage that must change what anyone sees of what a caller said
+(PII redaction) implements :meth:`StageCall.rewrite`, which every partial, final and keypad digit passes through
+before it is sent anywhere. Stages run in ``phase`` order (a stage sees what stages of earlier phases wrote), so
+the live session and the recorded-call path get the same results.
+
+The rest of the service knows no stage by name; what it needs of one it asks through these optional hooks:
+
+* :meth:`Stage.check` — admission: may this call's config ask what it asks (every call, every transport);
+* :meth:`Stage.reload` — reload models or rules from their files (the service calls it on SIGHUP);
+* :attr:`Stage.needs_encoder_stats` — the recorded-call path computes the Whisper encoder statistics of each
+  utterance only when a loaded stage reads them;
+* :meth:`Stage.report`, :meth:`Stage.columns`, :meth:`Stage.aggregate` — the stage's section of a recording's
+  report (under its name), its columns of a job's summary row, its job-level summary (``<name>_summary.json``);
+  by default every event the stage emitted lands in its section;
+* :meth:`Stage.card` — what the live call list shows of the stage's events, and the call's risk score by it
+  (the weights come from the stage's own rules files).
 
 Adding a stage = one module in this package that defines a :class:`Stage` subclass with a ``name`` (it is
 found by :func:`speechsvc.analysis.stage_classes`) and the event class it emits (an
@@ -24,18 +36,25 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.config import Settings, WorkerOptions
 from speechsvc.metrics import Metrics
-from speechsvc.types import Event, Float32Array, Leg, ModelInfo, RedactionRequest, Transcript
+from speechsvc.types import CallConfig, Dtmf, Event, Leg, ModelInfo, RedactionRequest, Transcript
 from speechsvc.workers import InferenceWorker, Priority
 
 R = TypeVar("R")
 In = TypeVar("In")
 Out = TypeVar("Out")
+# What a caller said, as the stages' rewrite sees it: a transcript (partial or final) or a keypad digit.
+Said = TypeVar("Said", Transcript, Dtmf)
+
+# Report keys that are not stage sections; no stage may take one of these names.
+REPORT_KEYS = frozenset({"path", "duration_s", "legs", "segments", "summary", "agent_id", "ended_by"})
 
 
 class Mode(enum.Enum):
@@ -56,73 +75,16 @@ class CallInfo:
     redaction: RedactionRequest = field(default_factory=RedactionRequest)
 
 
-@dataclass(frozen=True)
-class CallEnd:
-    """How a call ended, for stages that decide at the end."""
-
-    # "stop", "error", "shutdown" for live calls; "recording" for the end of a recorded call.
-    reason: str
-    # Audio received per leg, in ms.
-    audio_ms: Mapping[str, int] = field(default_factory=dict)
-    # Legs that were still speaking when the call ended (cut off mid-utterance).
-    cut_off: tuple[Leg, ...] = ()
-    # Who hung up, when the platform said: "customer", "agent" or "platform".
-    ended_by: str | None = None
-
-    @property
-    def duration_ms(self) -> int:
-        return max(self.audio_ms.values(), default=0)
-
-
-@dataclass
-class UtteranceAnalysis:
-    """One final utterance and what the stages found, filled in phase by phase. Built only by
-    :class:`~speechsvc.analysis.analyzer.CallAnalyzer`."""
-
-    leg: Leg
-    utterance: int
-    start_ms: int
-    end_ms: int
-    # The transcript as later stages see it.
-    text: str
-    language: str
-    confidence: float
-    # 16 kHz audio of the utterance and the Whisper encoder statistics, for the voice stages (None in
-    # text-only analysis).
-    audio: Float32Array | None = field(default=None, repr=False)
-    encoder_stats: Float32Array | None = field(default=None, repr=False)
-    # Text stage (None when it did not run).
-    intent: str | None = None
-    intent_probability: float = 0.0
-    negativity: float | None = None
-    # L2-normalised sentence embedding of the text (from the text stage), for stages that compare sentences.
-    embedding: Float32Array | None = field(default=None, repr=False)
-    # Voice emotion stage (None when it did not run).
-    emotion: str | None = None
-    p_angry: float | None = None
-    arousal: float | None = None
-    # P(angry) smoothed over the leg so far.
-    p_angry_smoothed: float | None = None
-    # Escalation cues found in the text: cue name -> the matched words.
-    cues: dict[str, str] = field(default_factory=dict)
-    # What stages added later found, by stage name.
-    found: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def where(self) -> tuple[Leg, int, int, int]:
-        """(leg, utterance, start_ms, end_ms): the leading fields of every per-utterance event."""
-        return self.leg, self.utterance, self.start_ms, self.end_ms
-
-
 class StageCall(Generic[R]):
     """A stage's state for one call. The default does nothing; override what the stage needs."""
 
-    def rewrite(self, transcript: Transcript) -> Transcript:
-        """Change a transcript before anyone sees it (the client, subscribers, later stages, outputs): every
-        partial, and every final in order per leg. Synchronous and cheap: it runs on the event loop."""
-        return transcript
+    def rewrite(self, said: Said) -> Said:
+        """Change what a caller said before anyone sees it (the client, subscribers, later stages, outputs):
+        every partial, every final in order per leg, and every keypad digit (:class:`~speechsvc.types.Dtmf`).
+        Synchronous and cheap: it runs on the event loop."""
+        return said
 
-    async def infer(self, u: UtteranceAnalysis) -> R | None:
+    async def infer(self, u: Utterance) -> R | None:
         """Model work for one utterance, independent of the call's history (may run concurrently).
 
         Raises:
@@ -131,7 +93,7 @@ class StageCall(Generic[R]):
         """
         return None
 
-    def apply(self, u: UtteranceAnalysis, found: R | None) -> list[Event]:
+    def apply(self, u: Utterance, found: R | None) -> list[Event]:
         """Called in utterance order with what ``infer`` returned: update state, annotate ``u``, emit events."""
         return []
 
@@ -152,12 +114,62 @@ class Stage(abc.ABC):
     name: ClassVar[str] = ""
     # Stages of one phase run side by side; phases run in ascending order.
     phase: ClassVar[int] = 0
+    # True when the stage's ``infer`` reads ``Utterance.encoder_stats`` (voice stages): the recorded-call path
+    # computes the encoder statistics of each utterance only when a loaded stage needs them.
+    needs_encoder_stats: ClassVar[bool] = False
     registry: ClassVar[list[type[Stage]]] = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.name:
+            if cls.name in REPORT_KEYS:
+                raise TypeError(f"stage name {cls.name!r} is a report key; pick another")
             Stage.registry.append(cls)
+
+    @classmethod
+    def check(cls, config: CallConfig, settings: Settings) -> None:
+        """Admission, for every call whatever transport built it, whether or not the settings turn the stage on
+        (a call may ask a stage that is off for something): nothing by default.
+
+        Raises:
+            ValueError: what the call asks of this stage that it may not have, in words for the caller.
+        """
+        return None
+
+    async def reload(self, running: Sequence[Stage]) -> bool | None:
+        """Reload models or rules from their files without dropping calls (the service does this on SIGHUP);
+        ``running``: every running stage, for cross-checks. None when there is nothing to reload; True when the
+        new ones are in use, False when refused (the old ones stay; the stage logs why)."""
+        return None
+
+    def card(self, card: dict[str, Any], event: Event) -> float | None:
+        """Fold one event of a live call (any stage's) into the call's card: what the console's list of calls
+        shows of it, under keys of the stage's own choosing. Returns this stage's risk score for the call when the
+        event changed it (calls are sorted by the sum over their stages), None otherwise. Default: nothing (the
+        event is still in the call's history, which the console shows)."""
+        return None
+
+    def report(self, utterances: Sequence[Utterance], events: Sequence[Event]) -> Any:
+        """This stage's section of a recording's report, saved under its name (JSON-able; None: no section).
+        ``utterances`` as the stages left them, ``events``: what this stage emitted for the recording.
+        Default: those events (their fields and ``type``), or None when there were none."""
+        return [event_fields(e) for e in events] or None
+
+    @classmethod
+    def columns(cls, section: Any) -> dict[str, Any]:
+        """This stage's columns in a job's summary row (``summary.csv``/``.jsonl``), from its report section.
+        Default: the number of events in it."""
+        return {f"{cls.name}_events": len(section)} if isinstance(section, list) else {}
+
+    @classmethod
+    def aggregate(cls, reports: Sequence[Mapping[str, Any]]) -> Any:
+        """This stage's summary of a job (``<name>_summary.json``; None: none) over the reports that have its
+        section. Default: how many recordings had events of the stage, and the events by type."""
+        sections = [r[cls.name] for r in reports if isinstance(r.get(cls.name), list)]
+        if not sections:
+            return None
+        types = Counter(str(e.get("type", "")) for section in sections for e in section)
+        return {"recordings": len(sections), "events": dict(types.most_common())}
 
     @classmethod
     @abc.abstractmethod
@@ -181,6 +193,11 @@ class Stage(abc.ABC):
     @abc.abstractmethod
     def open(self, call: CallInfo) -> StageCall[Any]:
         """Per-call state for a new call."""
+
+
+def event_fields(event: Event) -> dict[str, Any]:
+    """An event as a report saves it: ``type`` and its fields (not the wall-clock ``emitted_at``)."""
+    return {"type": event.type, **{k: v for k, v in asdict(event).items() if k != "emitted_at"}}
 
 
 class ModelStage(Stage, Generic[In, Out]):

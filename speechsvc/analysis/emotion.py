@@ -20,28 +20,30 @@ Thread-safety: :class:`EmotionHead` is immutable; one :class:`EmotionTracker` pe
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from speechsvc.analysis.base import CallInfo, Mode, ModelStage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Mode, ModelStage, StageCall
+from speechsvc.analysis.record import Utterance
 from speechsvc.config import Settings, WorkerOptions
 from speechsvc.errors import Overloaded, ShuttingDown
 from speechsvc.models import load_head
-from speechsvc.types import Event, Float32Array, Leg, ModelInfo
+from speechsvc.types import PIPELINE_RATE, Event, Float32Array, Leg, ModelInfo
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 HIGH_AROUSAL = ("angry", "happy")
-SAMPLE_RATE = 16000
-MIN_SAMPLES = SAMPLE_RATE // 4  # shorter segments carry too little voice to judge
+MIN_SAMPLES = PIPELINE_RATE // 4  # shorter segments carry too little voice to judge
 
 
 def egemaps(audio: Float32Array) -> Float32Array:
     from afx_audio.extractors.egemaps import extract_egemaps
 
-    values = extract_egemaps(audio.astype(np.float32), SAMPLE_RATE)["egemaps"][:, 0]
+    values = extract_egemaps(audio.astype(np.float32), PIPELINE_RATE)["egemaps"][:, 0]
     return np.nan_to_num(np.asarray(values, np.float32))
 
 
@@ -165,6 +167,7 @@ class EmotionStage(ModelStage[EmotionInput, Float32Array]):
     name = "emotion"
     phase = 1
     worker_name = "emotion"
+    needs_encoder_stats = True
 
     def __init__(self, head: EmotionHead, options: WorkerOptions, skip_depth: int) -> None:
         super().__init__(options)
@@ -186,6 +189,24 @@ class EmotionStage(ModelStage[EmotionInput, Float32Array]):
     def open(self, call: CallInfo) -> StageCall[Float32Array]:
         return _EmotionCall(self, call.mode)
 
+    def card(self, card: dict[str, Any], event: Event) -> float | None:
+        """Per leg the latest emotion and smoothed P(angry); risk: the highest of those (it breaks ties between
+        calls with the same escalations and failed rules)."""
+        if not isinstance(event, Emotion):
+            return None
+        legs = card.setdefault("emotion", {})
+        legs[event.leg] = {"label": event.label, "p_angry_smoothed": event.p_angry_smoothed}
+        return max((e["p_angry_smoothed"] or 0.0 for e in legs.values()), default=0.0)
+
+    def report(self, utterances: Sequence[Utterance], events: Sequence[Event]) -> dict[str, Any]:
+        """The dominant emotion of each leg (each utterance's own is in the report's segments)."""
+        dominant = {}
+        for leg in dict.fromkeys(u.leg for u in utterances):
+            labels = Counter(u.emotion for u in utterances if u.leg == leg and u.emotion)
+            if labels:
+                dominant[leg] = labels.most_common(1)[0][0]
+        return {"dominant": dominant}
+
 
 class _EmotionCall(StageCall[Float32Array]):
     def __init__(self, stage: EmotionStage, mode: Mode) -> None:
@@ -193,7 +214,7 @@ class _EmotionCall(StageCall[Float32Array]):
         self.mode = mode
         self.trackers: dict[str, EmotionTracker] = {}
 
-    async def infer(self, u: UtteranceAnalysis) -> Float32Array | None:
+    async def infer(self, u: Utterance) -> Float32Array | None:
         stage = self.stage
         if u.audio is None or u.encoder_stats is None or u.audio.size < MIN_SAMPLES:
             return None
@@ -206,7 +227,7 @@ class _EmotionCall(StageCall[Float32Array]):
         except (Overloaded, ShuttingDown):
             return None  # best effort: transcripts and text analysis go on
 
-    def apply(self, u: UtteranceAnalysis, found: Float32Array | None) -> list[Event]:
+    def apply(self, u: Utterance, found: Float32Array | None) -> list[Event]:
         if found is None:
             return []
         tracker = self.trackers.setdefault(u.leg, EmotionTracker(self.stage.head))

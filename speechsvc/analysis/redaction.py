@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from speechsvc.analysis.base import CallInfo, Stage, StageCall
+from speechsvc.analysis.base import CallInfo, Said, Stage, StageCall
 from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, PiiState, Redaction, entity_spans_ms, lac_model
 from speechsvc.analysis.pii_rules import ADDRESS, ALL_TYPES, NAME
 from speechsvc.config import Settings
-from speechsvc.types import Leg, Redacted, RedactionRequest, Transcript, Word
+from speechsvc.types import CallConfig, Leg, Redacted, RedactionRequest, Transcript, Word
 
 # Word timings are approximate: widen the audio span of a redacted value by this much on each side.
 AUDIO_PAD_MS = 80
@@ -56,8 +56,17 @@ class RedactionStage(Stage):
     name = "pii"
     phase = 0
 
-    def __init__(self, policy: PiiPolicy) -> None:
+    def __init__(self, policy: PiiPolicy, mask_dtmf: bool = True) -> None:
         self.policy = policy
+        self.mask_dtmf = mask_dtmf
+
+    @classmethod
+    def check(cls, config: CallConfig, settings: Settings) -> None:
+        """A call's redaction request (admission; see :func:`check_request`)."""
+        try:
+            check_request(config.redaction, settings)
+        except ValueError as e:
+            raise ValueError(f"redaction: {e}") from None
 
     @classmethod
     def load(cls, settings: Settings) -> RedactionStage | None:
@@ -71,18 +80,26 @@ class RedactionStage(Stage):
         )
         if policy.use_model and {NAME, ADDRESS} & policy.types:
             lac_model()  # load at start-up, not on the first call
-        return cls(policy)
+        return cls(policy, settings.pii_dtmf == "mask")
 
     def open(self, call: CallInfo) -> StageCall[None]:
-        return _RedactionCall(PiiRedactor(call_policy(self.policy, call.redaction)))
+        policy = call_policy(self.policy, call.redaction)
+        return _RedactionCall(PiiRedactor(policy), self.mask_dtmf and policy.enabled)
 
 
 class _RedactionCall(StageCall[None]):
-    def __init__(self, redactor: PiiRedactor) -> None:
+    def __init__(self, redactor: PiiRedactor, mask_dtmf: bool) -> None:
         self.redactor = redactor
+        self.mask_dtmf = mask_dtmf
         self.states: dict[Leg, PiiState] = {}
 
-    def rewrite(self, transcript: Transcript) -> Transcript:
+    def rewrite(self, said: Said) -> Said:
+        if isinstance(said, Transcript):
+            return self._redact(said)
+        # Keypad input: card numbers and PINs are typed as often as they are said.
+        return replace(said, digit="*", masked=True) if self.mask_dtmf else said
+
+    def _redact(self, transcript: Transcript) -> Transcript:
         state = self.states.get(transcript.leg)
         if state is None:
             state = self.states[transcript.leg] = self.redactor.new_state()

@@ -25,7 +25,7 @@ from typing import Any
 from speechsvc.analysis.text import normalize
 from speechsvc.types import Leg
 
-QA_PACK = Path(__file__).resolve().parent / "qa_default.toml"
+QA_PACK = Path(__file__).resolve().parent / "qa" / "qa_default.toml"
 
 # (cue, weight): normalised text (Simplified, lower case, no spaces or punctuation) contains the cue.
 AGENT_CUES: tuple[tuple[str, float], ...] = (

@@ -8,9 +8,10 @@ kept: they carry little weight in TF-IDF and the embeddings handle them.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
+
+from speechsvc.speech.text import converter
 
 _NUMBER = re.compile(r"[0-9０-９零〇一二三四五六七八九十百千万幺两点.]{3,}|[0-9]+")
 _MENTION = re.compile(r"@[\w\-·]+")
@@ -20,18 +21,11 @@ _NOISE = re.compile(r"[^\w#]+")
 _REPEAT = re.compile(r"(.)\1{2,}")
 
 
-@functools.lru_cache(maxsize=1)
-def _t2s() -> object:
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def simplify(text: str) -> str:
     """Script and width only: NFKC, lower case, Simplified characters. Digits and words are kept (cue rules
     match 12315 or 转人工 on this)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    return str(_t2s().convert(text))  # type: ignore[attr-defined]
+    return converter("t2s").convert(text)
 
 
 def normalize(text: str) -> str:

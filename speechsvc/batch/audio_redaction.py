@@ -15,8 +15,7 @@ import numpy as np
 
 from speechsvc.analysis.pii import redact_audio
 from speechsvc.batch.report import CallReport
-from speechsvc.speech.asr import SAMPLE_RATE
-from speechsvc.types import Float32Array, Leg
+from speechsvc.types import PIPELINE_RATE, Float32Array, Leg
 
 Mode = Literal["beep", "silence"]
 
@@ -38,11 +37,11 @@ def redact_recording(audio: Float32Array, report: CallReport, mode: Mode) -> Flo
     spans = redaction_spans(report)
     for channel, leg in enumerate(report.legs):
         if spans.get(leg):
-            out[channel] = redact_audio(audio[channel], spans[leg], mode, SAMPLE_RATE)
+            out[channel] = redact_audio(audio[channel], spans[leg], mode, PIPELINE_RATE)
     return out
 
 
-def wav_bytes(audio: Float32Array, sample_rate: int = SAMPLE_RATE) -> bytes:
+def wav_bytes(audio: Float32Array, sample_rate: int = PIPELINE_RATE) -> bytes:
     """16-bit PCM WAV of float32 audio of shape (channels, n)."""
     pcm = (np.clip(audio, -1.0, 1.0) * 32767).round().astype("<i2")
     buffer = io.BytesIO()

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from speechsvc.speech.asr import MAX_SAMPLES, SAMPLE_RATE, AsrRequest, AsrResult
+from speechsvc.speech.asr import MAX_SAMPLES, AsrRequest, AsrResult
 from speechsvc.speech.text import end_sentence
-from speechsvc.types import Float32Array, SpeechSegment, Word
+from speechsvc.types import PIPELINE_RATE, Float32Array, SpeechSegment, Word
 
 CHUNK_S = 20.0  # longest merged chunk (measured best of 10, 20 and 28 s on every set)
 GAP_S = 0.3  # silence put between joined utterances
@@ -49,8 +49,8 @@ class Chunk:
 
 def plan_chunks(segments: Sequence[SpeechSegment], chunk_s: float = CHUNK_S) -> list[Chunk]:
     """Utterances (any order, any legs) joined per leg in time order into chunks of at most ``chunk_s``."""
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    limit = min(int(chunk_s * SAMPLE_RATE), MAX_SAMPLES)  # 0: every utterance alone
+    gap = np.zeros(int(GAP_S * PIPELINE_RATE), np.float32)
+    limit = min(int(chunk_s * PIPELINE_RATE), MAX_SAMPLES)  # 0: every utterance alone
     chunks: list[Chunk] = []
     for leg in dict.fromkeys(s.leg for s in segments):
         current: list[SpeechSegment] = []
@@ -90,10 +90,10 @@ def split_chunk(chunk: Chunk, result: AsrResult, punctuation: bool = True) -> li
     for w in result.words:
         # By where the word ends: cross-attention alignment lets a word after a pause start early (the pause is
         # absorbed into it), while its end stays close to the audio.
-        at = max(w.start_ms, w.end_ms - _END_SLACK_MS) * SAMPLE_RATE // 1000
+        at = max(w.start_ms, w.end_ms - _END_SLACK_MS) * PIPELINE_RATE // 1000
         k = max(0, bisect.bisect_right(chunk.offsets, at) - 1)
-        start = chunk.offsets[k] * 1000 // SAMPLE_RATE
-        length = chunk.segments[k].audio.size * 1000 // SAMPLE_RATE
+        start = chunk.offsets[k] * 1000 // PIPELINE_RATE
+        length = chunk.segments[k].audio.size * 1000 // PIPELINE_RATE
         per[k].append(Word(w.text, min(length, max(0, w.start_ms - start)), min(length, max(0, w.end_ms - start)),
                            w.probability))
     for k in range(1, len(per)):  # punctuation aligned to an utterance's start ends the one before
@@ -172,7 +172,7 @@ def decode_utterances(
         batch = chunks[b : b + batch_size]
         results += recognize([c.request(language, hotwords, words) for c in batch])
         if progress:
-            progress(sum(s.audio.size for c in batch for s in c.segments) / SAMPLE_RATE)
+            progress(sum(s.audio.size for c in batch for s in c.segments) / PIPELINE_RATE)
     done, redo = _assemble(chunks, results, punctuation, words)
     for b in range(0, len(redo), batch_size):
         part = redo[b : b + batch_size]

@@ -15,15 +15,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from speechsvc.analysis.qa import qa_aggregates
+from speechsvc.analysis import stage_classes
 from speechsvc.batch.report import CallReport
 from speechsvc.batch.writers import WRITERS
 
 
 def output_name(item: str) -> str:
     """A file-system-safe name for an input's outputs, unique per input: the readable tail of the path plus a
-    digest of the whole of it (``x y.wav`` and ``x_y.wav`` would otherwise share a name)."""
-    stem = re.sub(r"[^\w.\-]+", "_", item.split("://")[-1].strip("/"))
+    digest of the whole of it (``x y.wav`` and ``x_y.wav`` would otherwise share a name). Never a hidden file:
+    ``.`` and ``..`` components are dropped and the name never starts with a dot (``../x/y.wav`` → ``x_y.wav-…``)."""
+    parts = [part for part in item.split("://")[-1].split("/") if part not in ("", ".", "..")]
+    stem = re.sub(r"[^\w.\-]+", "_", "_".join(parts)).lstrip(".-_") or "input"
     digest = hashlib.sha256(item.encode("utf-8")).hexdigest()[:10]
     return f"{stem[-120:]}-{digest}"
 
@@ -102,11 +104,13 @@ def is_done(out: OutputDir, item: str) -> bool:
 
 
 def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) -> dict[str, int]:
-    """summary.jsonl and summary.csv: one row per input (done or failed), from the per-call outputs; and
-    qa_summary.json: the QA score distribution, the rules failing most and per-agent means (when calls carry an
-    ``agent_id``) over the job's calls."""
+    """summary.jsonl and summary.csv: one row per input (done or failed), from the per-call outputs, with each
+    analysis stage's columns (``Stage.columns`` of its section); and ``<stage>_summary.json`` for each stage with
+    a job-level summary (``Stage.aggregate``: e.g. ``qa_summary.json``, the QA score distribution, the rules
+    failing most and per-agent means when calls carry an ``agent_id``)."""
+    stages = stage_classes()
     rows = []
-    qa_reports = []
+    reports = []
     for item in items:
         row: dict[str, Any] = {"input": item, "output": f"{output_name(item)}.json"}
         report = None if item in errors else read_report(out, item)
@@ -117,15 +121,14 @@ def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) 
             row.update(
                 status="done", duration_s=s["duration_s"], segments=len(report["segments"]),
                 silence_s=s["silence_s"], overtalk_s=s["overtalk_s"],
-                escalations=";".join(sorted({e["kind"] for e in s["escalations"]})),
-                top_intent=next(iter(s["intents"]), ""),
                 **{f"talk_s_{leg['leg']}": leg["talk_s"] for leg in s["legs"]},
             )
             if report.get("agent_id"):
                 row["agent_id"] = report["agent_id"]
-            if report.get("qa"):
-                qa_reports.append(report)
-                row.update(qa_score=report["qa"]["score"], qa_failed=";".join(report["qa"]["failed"]))
+            for stage in stages:
+                if stage.name in report:
+                    row.update(stage.columns(report[stage.name]))
+            reports.append(report)
         else:
             row.update(status="pending")
         rows.append(row)
@@ -135,6 +138,8 @@ def write_job_summary(out: OutputDir, items: list[str], errors: dict[str, str]) 
     writer.writeheader()
     writer.writerows(rows)
     out.write_text("summary.csv", buffer.getvalue())
-    if qa_reports:
-        out.write_text("qa_summary.json", json.dumps(qa_aggregates(qa_reports), ensure_ascii=False, indent=2))
+    for stage in stages:
+        aggregate = stage.aggregate([r for r in reports if stage.name in r])
+        if aggregate is not None:
+            out.write_text(f"{stage.name}_summary.json", json.dumps(aggregate, ensure_ascii=False, indent=2))
     return dict(Counter(r["status"] for r in rows))

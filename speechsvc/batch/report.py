@@ -1,29 +1,19 @@
-"""The report of one recorded call: its analysed segments and the quality-inspection summary (talk time and
-speaking rate per leg, silence, overtalk, intents, escalations, dominant emotion), with the summary maths."""
+"""The report of one recorded call: its analysed segments (the analysis record of each utterance), the call's
+summary (talk time and speaking rate per leg, silence, overtalk) with its maths, and each analysis stage's
+section under the stage's name (what it found beyond the segments: QA outcomes, escalations, ...)."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from speechsvc.analysis.record import Utterance
 from speechsvc.batch.transcribe import FileSegment, FileTranscript
 from speechsvc.types import Leg, SpeechSegment
-
-
-@dataclass(frozen=True)
-class SegmentReport(FileSegment):
-    """A transcribed segment and its analysis (None where that model is off)."""
-
-    intent: str | None = None
-    intent_probability: float | None = None
-    negativity: float | None = None
-    emotion: str | None = None
-    p_angry: float | None = None
-    arousal: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,9 +34,6 @@ class CallSummary:
     silence_s: float
     overtalk_s: float
     longest_silence_s: float
-    intents: dict[str, int]
-    escalations: tuple[dict[str, Any], ...]
-    dominant_emotion: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,10 +41,11 @@ class CallReport:
     path: str
     duration_s: float
     legs: tuple[Leg, ...]
-    segments: tuple[SegmentReport, ...]
+    segments: tuple[Utterance, ...]
     summary: CallSummary
-    # Quality inspection: score and every rule's outcome with evidence (None when QA is off).
-    qa: dict[str, Any] | None = None
+    # Each analysis stage's section, by stage name (``Stage.report``: ``qa``, ``escalation``, ...); saved as
+    # top-level keys of the report.
+    sections: Mapping[str, Any] = field(default_factory=dict)
     # The agent who took the call, when the job's manifest says (per-agent QA aggregates).
     agent_id: str | None = None
     # A diarized mono recording: speakers found, each one's role (or speaker_N when unsure), role confidence.
@@ -70,8 +58,14 @@ class CallReport:
             for s in self.segments
         ))
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "duration_s": self.duration_s, "legs": list(self.legs),
+                "segments": [s.to_dict() for s in self.segments], "summary": asdict(self.summary),
+                **self.sections, "agent_id": self.agent_id,
+                **({"speakers": self.speakers} if self.speakers is not None else {})}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
 
 
 def _intervals(segments: Iterable[SpeechSegment], leg: Leg) -> list[tuple[int, int]]:
@@ -107,30 +101,23 @@ def _rate(texts: list[str], languages: list[str], talk_s: float) -> tuple[float,
 
 
 def summarize(duration_s: float, legs: tuple[Leg, ...], segments: list[SpeechSegment],
-              reports: list[SegmentReport], escalations: list[dict[str, Any]]) -> CallSummary:
-    """Quality-inspection figures of one call from its speech segments (VAD) and analysed utterances."""
+              utterances: Iterable[Utterance]) -> CallSummary:
+    """The figures of one call from its speech segments (VAD) and transcribed utterances."""
     per_leg = {leg: _union(_intervals(segments, leg)) for leg in legs}
+    said = list(utterances)
     leg_stats = []
     for leg in legs:
         talk_s = sum(e - s for s, e in per_leg[leg]) / 1000
-        mine = [r for r in reports if r.leg == leg]
-        rate, unit = _rate([r.text for r in mine], [r.language for r in mine], talk_s)
+        mine = [u for u in said if u.leg == leg]
+        rate, unit = _rate([u.text for u in mine], [u.language for u in mine], talk_s)
         leg_stats.append(LegStats(leg, round(talk_s, 2), len(mine), rate, unit))
     speech = _union([i for ivs in per_leg.values() for i in ivs])
     gaps = [b[0] - a[1] for a, b in zip([(0, 0), *speech], [*speech, (int(duration_s * 1000),) * 2], strict=True)]
     overtalk = _overlap(per_leg["customer"], per_leg["agent"]) if {"customer", "agent"} <= set(legs) else 0
-    watched = [r for r in reports if r.leg in ("customer", "mixed") and r.intent]
-    emotions: dict[str, str] = {
-        leg: Counter(r.emotion for r in reports if r.leg == leg and r.emotion).most_common(1)[0][0]
-        for leg in legs if any(r.leg == leg and r.emotion for r in reports)
-    }
     return CallSummary(
         duration_s=round(duration_s, 2),
         legs=tuple(leg_stats),
         silence_s=round(max(0, sum(gaps)) / 1000, 2),
         overtalk_s=round(overtalk / 1000, 2),
         longest_silence_s=round(max(gaps, default=0) / 1000, 2),
-        intents=dict(Counter(r.intent for r in watched if r.intent).most_common()),
-        escalations=tuple(escalations),
-        dominant_emotion=emotions,
     )

@@ -17,16 +17,19 @@ from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.batch.chunks import CHUNK_S, decode_utterances, decode_utterances_async
 from speechsvc.batch.speakers import SpeakerSplit, label_roles, split_by_speaker
 from speechsvc.config import VadOptions
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, shift_words
+from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream
-from speechsvc.types import Float32Array, Leg, Redacted, SpeechSegment, Transcript, Word
+from speechsvc.types import PIPELINE_RATE, Float32Array, Leg, Redacted, SpeechSegment, Transcript, Word
 from speechsvc.workers import InferenceWorker, Priority
 
 log = logging.getLogger(__name__)
 
 # Feed the VAD in 0.5 s blocks (the VAD's own windows are 32 ms).
-VAD_BLOCK = SAMPLE_RATE // 2
+VAD_BLOCK = PIPELINE_RATE // 2
+
+# The longest recording decoded from a local file unless the caller says otherwise (Settings.max_recording_s).
+MAX_RECORDING_S = 4 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -150,14 +153,16 @@ def transcribe_file(
     on_duration: Callable[[float], None] | None = None,
     punctuation: bool = True,
     chunk_s: float = CHUNK_S,
+    max_seconds: float = MAX_RECORDING_S,
 ) -> FileTranscript:
-    """Transcribe one file. ``language`` None detects per segment.
+    """Transcribe one file (at most ``max_seconds`` of it). ``language`` None detects per segment.
 
     Raises:
         InvalidAudio: the file cannot be decoded.
+        MessageTooLarge: it is longer than ``max_seconds``.
     """
-    audio, _ = decode_file(path)
-    duration = audio.shape[1] / SAMPLE_RATE
+    audio, _ = decode_file(path, max_seconds)
+    duration = audio.shape[1] / PIPELINE_RATE
     if on_duration:
         on_duration(duration)
     legs = legs_for(audio.shape[0])

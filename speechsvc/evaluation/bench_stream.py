@@ -128,7 +128,7 @@ async def one_call(call: int, args: argparse.Namespace, audio: StreamAudio, utte
     t0 = time.time()
     try:
         if args.transport == "grpc":
-            from speechsvc.clients.grpc import stream_grpc
+            from speechsvc.clients.grpc_client import stream_grpc
 
             events = await stream_grpc(args.grpc_target, audio, frame_ms=args.frame_ms, speed=1.0)
         else:

@@ -6,9 +6,10 @@ removed, then characters compared. English: lower case, punctuation removed, dig
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
+
+from speechsvc.speech.text import converter
 
 _DIGITS = "零一二三四五六七八九"
 
@@ -34,16 +35,9 @@ def _spoken_integer(number: str) -> str:
     return out[1:] if out.startswith("一十") else out
 
 
-@functools.lru_cache(maxsize=1)
-def _t2s() -> object:
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def normalize_zh(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
-    text = _t2s().convert(text)  # type: ignore[attr-defined]
+    text = converter("t2s").convert(text)
     text = re.sub(r"\d+", lambda m: _spoken_integer(m.group()), text)
     return "".join(ch for ch in text if ch.isalnum())
 

@@ -15,6 +15,7 @@ from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode, Stage
 from speechsvc.analysis.escalation import Escalation
 from speechsvc.analysis.intent import Intent, Sentiment
+from speechsvc.analysis.record import Utterance
 from speechsvc.types import Transcript
 
 # Labelled cue (INTENTS.md) -> the escalation kind that stands for it.
@@ -67,7 +68,7 @@ async def evaluate_text(dev: Path, stages: Sequence[Stage]) -> dict[str, Any]:
     for i, row in enumerate(rows):
         analyzer = CallAnalyzer(stages, CallInfo(f"dev-{i}", ("customer",), Mode.BATCH))
         final = Transcript("customer", 0, 0, 0, row["text"], "zh", True, 1.0, row["text"])
-        events = await analyzer.analyze([CallAnalyzer.utterance(final)])
+        events = await analyzer.analyze([Utterance.of(final)])
         intents.extend(e for e in events if isinstance(e, Intent))
         negativity.extend(e.negativity for e in events if isinstance(e, Sentiment))
         fired.append({e.kind for e in events if isinstance(e, Escalation)})

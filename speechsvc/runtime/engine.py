@@ -17,9 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from speechsvc.analysis import load_stages
+from speechsvc.analysis import load_stages, stage_classes
 from speechsvc.analysis.base import Stage
-from speechsvc.analysis.redaction import check_request
 from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
@@ -27,13 +26,14 @@ from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.models.speaker import speaker_encoder_path
 from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
-from speechsvc.runtime.calls import CallIndex
+from speechsvc.runtime.call_index import CallIndex
 from speechsvc.security import Guard, principal_var
-from speechsvc.speech.asr import SAMPLE_RATE, AsrRequest, AsrResult, WhisperRecognizer
+from speechsvc.security.metadata import MetadataPolicy
+from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
 from speechsvc.speech.speaker import SpeakerEncoder
 from speechsvc.speech.vad import SileroModel
-from speechsvc.types import CallConfig, ModelInfo
+from speechsvc.types import PIPELINE_RATE, CallConfig, ModelInfo
 from speechsvc.workers import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ LEG_NAMES = ("customer", "agent", "mixed")
 # forge log lines, bounded length.
 CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 CallKey = tuple[str, str]  # (tenant, call id): call ids are unique per tenant
+# The share of the shutdown grace period a call's close may take (the rest: sending its last events).
+CLOSE_SHARE = 0.7
 
 
 class Recognizer(Protocol):
@@ -56,7 +58,7 @@ class Recognizer(Protocol):
 
 
 class OpenCall(Protocol):
-    async def close(self, reason: str = "stop") -> None: ...
+    async def close(self, reason: str = "stop", timeout_s: float | None = None) -> None: ...
 
 
 class Engine:
@@ -74,6 +76,8 @@ class Engine:
         self.recognizer = recognizer
         self.vad_model = vad_model
         self.stages = list(stages)
+        # Every stage the package defines, on or off: each checks what a call asks of it at admission.
+        self._checks = stage_classes()
         self.vad_options: VadOptions = settings.vad()
         self.stream_options: StreamOptions = settings.stream()
         self.metrics = Metrics()
@@ -87,13 +91,15 @@ class Engine:
         # Every call's events, for the subscription endpoints and the webhook; the index keeps recent calls'
         # state and events for views that open mid-call.
         self.bus = EventBus(settings.subscriber_queue)
-        self.calls = CallIndex()
+        self.calls = CallIndex(self.stages)
         self.bus.listeners.append(self.calls)
         # Several replicas: events shared through Redis (SPEECHSVC_EVENT_BROKER); None = this process only.
         broker_options = settings.broker()
         self.broker = RedisBroker(broker_options, self.bus, self.metrics) if broker_options is not None else None
         # Authentication, per-tenant limits, audit log: shared by every transport and the job API.
         self.guard = Guard(settings, self.metrics)
+        # What of a call's metadata may travel (allowed keys, personal values masked): applied at admission.
+        self.metadata_policy = MetadataPolicy.of(settings.metadata_keys, settings.mask_metadata)
         self._calls: dict[CallKey, str] = {}  # (tenant, call id) -> transport, for every admitted call
         # Live calls by (tenant, call id), so shutdown can finish their open utterances.
         self.sessions: dict[CallKey, OpenCall] = {}
@@ -140,8 +146,12 @@ class Engine:
         if calls:
             log.info("draining %d calls (grace %.1f s)", len(calls), grace_s)
             deadline = time.monotonic() + grace_s if grace_s else None
+            # Each call's close has its own deadline inside the grace period (what it cannot finish by then is
+            # cancelled and logged, and its ``ended`` still goes out); the rest of the period is for the transports
+            # to hand the last events to their peers.
+            close_s = CLOSE_SHARE * grace_s if grace_s else None
             _, pending = await asyncio.wait(
-                [asyncio.ensure_future(c.close("shutdown")) for c in calls], timeout=grace_s or None
+                [asyncio.ensure_future(c.close("shutdown", close_s)) for c in calls], timeout=grace_s or None
             )
             if pending:
                 log.warning("%d calls did not finish within the grace period", len(pending))
@@ -190,10 +200,11 @@ class Engine:
         if config.language != "auto" and config.language not in languages:
             raise UnsupportedFormat(f"language {config.language!r} is not supported; use one of "
                                     f"{[*languages, 'auto']}")
-        try:
-            check_request(config.redaction, self.settings)
-        except ValueError as e:
-            raise ProtocolError(f"redaction: {e}") from None
+        for stage in self._checks:
+            try:
+                stage.check(config, self.settings)
+            except ValueError as e:
+                raise ProtocolError(str(e)) from None
         return config
 
     def admit(self, config: CallConfig, transport: str) -> CallConfig:
@@ -208,7 +219,8 @@ class Engine:
         """
         self.check(config)
         principal = principal_var.get()
-        config = dataclasses.replace(config, tenant=principal.tenant)
+        config = dataclasses.replace(config, tenant=principal.tenant,
+                                     metadata=self.metadata_policy.apply(config.metadata))
         if self.closing:
             raise ShuttingDown("server is shutting down")
         key = self.call_key(config)
@@ -241,7 +253,7 @@ class Engine:
     def _run_asr(self, batch: list[AsrRequest]) -> list[AsrResult]:
         started = time.perf_counter()
         results = self.recognizer.transcribe(batch)
-        audio_s = sum(r.audio.size for r in batch) / SAMPLE_RATE
+        audio_s = sum(r.audio.size for r in batch) / PIPELINE_RATE
         if audio_s > 0:
             self.metrics.real_time_factor.observe((time.perf_counter() - started) / audio_s)
         return results

@@ -26,17 +26,19 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from speechsvc.analysis.analyzer import CallAnalyzer
-from speechsvc.analysis.base import CallEnd, CallInfo, Mode, UtteranceAnalysis
+from speechsvc.analysis.base import CallInfo, Mode
+from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.errors import InternalError, InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.partials import PartialStabilizer
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
-from speechsvc.speech.vad import SAMPLE_RATE, SpeechEnded, VadStream
+from speechsvc.speech.vad import SpeechEnded, VadStream
 from speechsvc.types import (
+    PIPELINE_RATE,
     CallConfig,
     CallEnded,
     CallEvent,
@@ -50,6 +52,7 @@ from speechsvc.types import (
     Ready,
     SpeechSegment,
     Transcript,
+    fixed_language,
 )
 from speechsvc.workers import Priority
 
@@ -94,12 +97,12 @@ class CallSession:
         self._seq = -1
         self.failed: SpeechsvcError | None = None
         self.max_frame_bytes = config.audio.bytes_for_ms(self.options.max_frame_ms)
-        self._language = None if config.language == "auto" else config.language
+        self._language = fixed_language(config.language)
         call = CallInfo(self.call_id, config.legs, Mode.LIVE, config.metadata, config.redaction)
         self.analyzer = CallAnalyzer(engine.stages, call, engine.metrics)
         # Finals wait here for analysis, in order; the stages see the call's utterances in sequence. A mapping
         # is a watermark: how far in media time each leg has no final still to come (for deadline decisions).
-        self._analysis: asyncio.Queue[UtteranceAnalysis | dict[Leg, int] | None] = asyncio.Queue(
+        self._analysis: asyncio.Queue[Utterance | dict[Leg, int] | None] = asyncio.Queue(
             maxsize=self.options.max_pending_events
         )
         self._watermark_at = 0  # media ms of the last watermark
@@ -159,11 +162,8 @@ class CallSession:
             raise InvalidAudio(f"dtmf on leg {leg!r}, which is not one of this call's legs {self.legs}")
         if len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
             raise InvalidAudio(f"dtmf digit {digit[:8]!r} is not one of 0-9 * # A-D")
-        settings = self.engine.settings
-        masked = (settings.pii_redaction and settings.pii_dtmf == "mask"
-                  and self.config.redaction.enabled is not False)
         at_ms = state.received_samples * 1000 // self.config.audio.sample_rate
-        self._emit(Dtmf(leg, "*" if masked else digit.upper(), at_ms, masked))
+        self._emit(self.analyzer.rewrite(Dtmf(leg, digit.upper(), at_ms)))  # e.g. masked by PII redaction
 
     def flush(self) -> None:
         """Finish every open utterance now (its final follows) without ending the call: the speaker's turn is
@@ -232,7 +232,7 @@ class CallSession:
                 final = self.analyzer.rewrite(final)  # e.g. PII redaction: nothing after this sees the clear text
                 self._emit(final)
                 try:
-                    self._analysis.put_nowait(CallAnalyzer.utterance(final, segment.audio, result.encoder_stats))
+                    self._analysis.put_nowait(Utterance.of(final, segment.audio, result.encoder_stats))
                 except asyncio.QueueFull:
                     self.engine.metrics.rejections.labels("analysis_backlog").inc()
             self._post_watermark()
@@ -246,7 +246,7 @@ class CallSession:
                 else:
                     events = await self.analyzer.analyze([item])
             except Exception as e:  # a bug in one stage loses one utterance's analysis, not the call (logged)
-                what = "time" if isinstance(item, dict) else f"utterance {item.utterance}"
+                what = "time" if isinstance(item, dict) else f"utterance {item.index}"
                 log.exception("analysis of %s failed", what)
                 self.report(InternalError(f"analysis of {what} failed: {type(e).__name__}"))
                 continue
@@ -268,14 +268,14 @@ class CallSession:
         return ("" if all(r.language == "zh" for r in heard) else " ").join(r.text for r in heard)
 
     def _maybe_partial(self, leg: _Leg) -> None:
-        interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000
+        interval = self.options.partial_interval_ms * PIPELINE_RATE // 1000
         if not self.config.partials or interval <= 0 or (leg.partial_task and not leg.partial_task.done()):
             return
         current = leg.vad.current()
         if current is None:
             return
         index, start_ms, audio = current
-        due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * SAMPLE_RATE // 1000
+        due = leg.partial_at + interval if leg.partial_at else self.options.first_partial_ms * PIPELINE_RATE // 1000
         if audio.size < due:
             return
         if self.engine.asr.queued(upto=Priority.PARTIAL) >= self.options.partial_skip_depth:
@@ -291,7 +291,7 @@ class CallSession:
         if index <= leg.finalized or not result.text or self._ended:
             return
         text, stable = leg.stabilizer.update(result.text)
-        end_ms = start_ms + audio.size * 1000 // SAMPLE_RATE
+        end_ms = start_ms + audio.size * 1000 // PIPELINE_RATE
         partial = self._transcript(leg.name, index, start_ms, end_ms, result, False, text=text, stable=stable)
         self._emit(self.analyzer.rewrite(partial))
 
@@ -348,11 +348,16 @@ class CallSession:
 
     # ---- end of call ------------------------------------------------------------------------------
 
-    async def close(self, reason: str = "stop") -> None:
-        """Normal end: finish every open utterance, deliver its final and analysis, then ``ended``."""
+    async def close(self, reason: str = "stop", timeout_s: float | None = None) -> None:
+        """Normal end: finish every open utterance, deliver its final and analysis, then ``ended``.
+
+        ``timeout_s`` bounds the whole close (the drain gives each call a deadline inside its grace period): work
+        still running then (an utterance's ASR, its analysis) is cancelled and logged by name, and ``ended`` is
+        published all the same with what was heard."""
         if self._closed:
             return
         self._closed = True
+        deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
         cut_off: list[Leg] = []
         for leg in self._legs.values():
             tail = leg.resampler.flush()
@@ -361,11 +366,14 @@ class CallSession:
                 if isinstance(event, SpeechEnded):
                     self._queue_final(leg, event.segment)
                     cut_off.append(leg.name)  # still speaking when the call ended
-            await leg.utterances.put(None)
-        await asyncio.gather(*(leg.worker for leg in self._legs.values()))
+            if not await self._within(leg.utterances.put(None), deadline, f"{leg.name} leg's utterance queue"):
+                leg.worker.cancel()
+        for leg in self._legs.values():
+            await self._within(leg.worker, deadline, f"ASR of the {leg.name} leg's last utterances")
         self._analysis_ended = True
-        await self._analysis.put(None)
-        await self._analyzer_task
+        if not await self._within(self._analysis.put(None), deadline, "the analysis queue"):
+            self._analyzer_task.cancel()
+        await self._within(self._analyzer_task, deadline, "the analysis of the last utterances")
         for leg in self._legs.values():
             if leg.partial_task:
                 leg.partial_task.cancel()
@@ -375,6 +383,22 @@ class CallSession:
             self._emit(decided)
         self._emit(CallEnded(reason, summary))
         self._finish()
+
+    async def _within(self, work: Awaitable[None], deadline: float | None, what: str) -> bool:
+        """Await ``work`` until ``deadline`` (loop time; None = no bound). Past it, the work is cancelled, the stuck
+        step is logged, and False returned. A failure of the work itself is raised."""
+        task = asyncio.ensure_future(work)
+        timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if done:
+            task.result()
+            return True
+        log.warning("call closing: %s did not finish within the close deadline; ending the call without it", what)
+        self.engine.metrics.rejections.labels("close_deadline").inc()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
 
     def abort(self) -> None:
         """Client gone or broken: drop queued work now; no more events."""
@@ -404,7 +428,7 @@ class CallSession:
             LegSummary(
                 leg=leg.name,
                 audio_ms=leg.received_samples * 1000 // rate,
-                speech_ms=leg.vad.speech_samples * 1000 // SAMPLE_RATE,
+                speech_ms=leg.vad.speech_samples * 1000 // PIPELINE_RATE,
                 utterances=leg.finalized + 1,
             )
             for leg in self._legs.values()

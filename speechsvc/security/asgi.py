@@ -16,22 +16,27 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request, WebSocket
 from starlette.responses import JSONResponse
 
-from speechsvc.errors import Forbidden, Overloaded, RateLimited, ShuttingDown, SpeechsvcError, Unauthorized
+from speechsvc.errors import Forbidden, Overloaded, RateLimited, SpeechsvcError, Unauthorized
+from speechsvc.security.access import Verifier, access
+from speechsvc.security.denial import WS_CLOSE, denial_headers, deny_upgrade, http_status
 from speechsvc.security.guard import Guard
 from speechsvc.security.principal import Principal, Scope, principal_var
 
-HTTP_STATUS: dict[type[SpeechsvcError], int] = {
-    Unauthorized: 401, Forbidden: 403, RateLimited: 429, Overloaded: 503, ShuttingDown: 503,
-}
-WS_CLOSE: dict[type[SpeechsvcError], int] = {
-    Unauthorized: 1008, Forbidden: 1008, RateLimited: 1013, Overloaded: 1013, ShuttingDown: 1001,
-}
-
+__all__ = [
+    "PLATFORM_PATHS",
+    "PlatformGuard",
+    "Verifier",
+    "admit_websocket",
+    "authenticate_websocket",
+    "denial_headers",
+    "deny_websocket",
+    "http_status",
+    "require",
+]
 
 def guard_of(app: object) -> Guard:
     guard: Guard = app.state.guard  # type: ignore[attr-defined]
@@ -42,24 +47,25 @@ def _source(connection: Request | WebSocket) -> str:
     return connection.client.host if connection.client else ""
 
 
-def http_status(error: SpeechsvcError) -> int:
-    return HTTP_STATUS.get(type(error), 500)
-
-
-def denial_headers(error: SpeechsvcError) -> dict[str, str]:
-    if isinstance(error, Unauthorized):
-        return {"WWW-Authenticate": 'Bearer realm="speechsvc"'}
-    if isinstance(error, Overloaded):
-        return {"Retry-After": "1"}
-    return {}
+def _established(connection: Request | WebSocket, scope: Scope) -> Principal | None:
+    """The principal the access gate established for this connection (checked against ``scope``), if any."""
+    principal: Principal | None = connection.scope.get("state", {}).get("principal")
+    if principal is not None:
+        principal.require(scope)
+        principal_var.set(principal)
+    return principal
 
 
 async def authenticate_websocket(ws: WebSocket, scope: Scope, surface: str, query_token: bool = True) -> Principal:
-    """The principal of a WebSocket upgrade, with ``scope``; call before ``accept``.
+    """The principal of a WebSocket upgrade, with ``scope``; call before ``accept``. Behind the access gate
+    (:mod:`speechsvc.security.access`, every route of the app) this is the principal it established.
 
     Raises:
         Unauthorized, Forbidden, RateLimited: refuse the upgrade with :func:`deny_websocket`.
     """
+    established = _established(ws, scope)
+    if established is not None:
+        return established
     query = dict(ws.query_params) if query_token else None
     return guard_of(ws.app).authenticate_headers(dict(ws.headers), query, scope, surface, _source(ws))
 
@@ -91,10 +97,15 @@ async def admit_websocket(ws: WebSocket, scope: Scope, surface: str, query_token
 
 
 def require(scope: Scope, surface: str = "rest") -> Callable[[Request], Awaitable[Principal]]:
-    """A FastAPI dependency: the request's principal with ``scope`` (headers only, never the query string)."""
+    """A FastAPI dependency: the request's principal with ``scope`` (headers only, never the query string). It also
+    declares the route's access to the gate (:func:`speechsvc.security.access.route_access`)."""
 
+    @access(scope, surface)
     async def dependency(request: Request) -> Principal:
         try:
+            established = _established(request, scope)
+            if established is not None:
+                return established
             return guard_of(request.app).authenticate_headers(dict(request.headers), None, scope, surface,
                                                               _source(request))
         except (Unauthorized, Forbidden, RateLimited) as e:
@@ -108,54 +119,29 @@ def require(scope: Scope, surface: str = "rest") -> Callable[[Request], Awaitabl
 # WebSocket paths of the call-platform adapters, guarded here (in front of their routers) so that every adapter is
 # authenticated, bounded and timed out the same way, whatever its own code does.
 PLATFORM_PATHS = ("/v1/twilio", "/v1/audio_fork", "/v1/audiohook")
-# A platform's own check of an upgrade (ASGI scope → its principal, or None to use the ordinary credentials).
-# Raises Unauthorized/Forbidden to refuse.
-Verifier = Callable[[dict[str, Any]], Principal | None]
-
-
 class PlatformGuard:
-    """ASGI middleware for the platform adapters' WebSocket upgrades:
+    """ASGI middleware for the platform adapters' WebSocket upgrades (authenticated before, by the access gate:
+    ``Authorization: Bearer``/``Basic`` (mod_audio_fork's ``MOD_AUDIO_FORK_HTTP_AUTH_*``), ``X-API-KEY``
+    (AudioHook), ``?access_token=``, or a platform's own verifier such as Twilio's ``X-Twilio-Signature``):
 
-    - authentication with the ``stream`` scope: ``Authorization: Bearer``/``Basic`` (mod_audio_fork's
-      ``MOD_AUDIO_FORK_HTTP_AUTH_*``), ``X-API-KEY`` (AudioHook), or ``?access_token=``; the principal (and so the
-      call's tenant) reaches the adapter in :data:`principal_var`. A platform with its own verifier (Twilio's
-      ``X-Twilio-Signature``) registers it in :attr:`verifiers`; it returns the principal, or None to fall back to
-      the credentials above;
     - a bound on open platform connections (503 at the upgrade);
     - a start timeout: a connection that sends nothing within ``start_timeout_s`` of the upgrade is closed.
     """
 
-    def __init__(self, app: Any, guard: Callable[[], Guard], start_timeout_s: float = 10.0,
-                 verifiers: dict[str, Verifier] | None = None) -> None:
+    def __init__(self, app: Any, guard: Callable[[], Guard], start_timeout_s: float = 10.0) -> None:
         self.app = app
         self.guard = guard
         self.start_timeout_s = start_timeout_s
-        self.verifiers = verifiers if verifiers is not None else {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
         if scope["type"] != "websocket" or not path.startswith(PLATFORM_PATHS):
             await self.app(scope, receive, send)
             return
-        guard = self.guard()
-        surface = path.removeprefix("/v1/").split("/")[0]
-        source = (scope.get("client") or ("",))[0]
-        try:
-            verifier = self.verifiers.get(path)
-            principal = verifier(scope) if verifier is not None else None
-            if principal is None:
-                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-                query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-                principal = guard.authenticate_headers(headers, query, "stream", surface, source)
-            else:
-                principal_var.set(principal)
-        except (Unauthorized, Forbidden, RateLimited) as e:
-            await _deny_asgi(scope, receive, send, e)
-            return
-        gate = guard.streams
+        gate = self.guard().streams
         if gate.open >= gate.limit:
-            guard.metrics.rejections.labels("stream_connections").inc()
-            await _deny_asgi(scope, receive, send, Overloaded(f"too many open connections ({gate.limit})"))
+            self.guard().metrics.rejections.labels("stream_connections").inc()
+            await deny_upgrade(scope, receive, send, Overloaded(f"too many open connections ({gate.limit})"))
             return
         with gate.hold():
             await self.app(scope, self._timed(receive), send)
@@ -179,19 +165,3 @@ class PlatformGuard:
             return message
 
         return timed
-
-
-async def _deny_asgi(scope: dict[str, Any], receive: Any, send: Any, error: SpeechsvcError) -> None:
-    """Refuse a WebSocket upgrade at the ASGI level: an HTTP response when the server supports it, else a close
-    before accept (which servers answer with 403)."""
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    body = json.dumps({"type": "error", "code": error.code, "message": str(error), "fatal": True}).encode()
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        headers = [(b"content-type", b"application/json")] + [
-            (k.lower().encode(), v.encode()) for k, v in denial_headers(error).items()]
-        await send({"type": "websocket.http.response.start", "status": http_status(error), "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-        return
-    await send({"type": "websocket.close", "code": WS_CLOSE.get(type(error), 1008)})

@@ -9,6 +9,11 @@ Modes (``SPEECHSVC_AUTH``): ``required``; ``off`` (every client is :data:`ANONYM
 tenant, as before authentication existed); ``auto`` = required unless the service is bound to loopback. When
 credentials are not required, valid ones are still honoured (their tenant and scopes apply) and invalid ones are
 still refused: a wrong key never silently becomes the anonymous admin.
+
+A request that came through a proxy (it carries ``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP``) is never
+local: under ``auto`` it needs credentials like any remote client, so a reverse proxy in front of a loopback bind
+does not make the internet an admin. (A TCP proxy that adds no header cannot be told apart: behind one, set
+``SPEECHSVC_AUTH=required``; ``auto`` says so loudly at start.)
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ from speechsvc.security.tokens import JwtVerifier, looks_like_jwt
 log = logging.getLogger(__name__)
 
 MAX_CREDENTIAL_CHARS = 8192
+# Headers (and gRPC metadata keys) a proxy adds: their presence means the peer is not the client.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def proxied(headers: Mapping[str, object]) -> bool:
+    """Did this request come through a proxy? (Header names lower-case.)"""
+    return any(name in headers for name in PROXY_HEADERS)
 
 
 def credential_from(headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> str | None:
@@ -78,8 +90,10 @@ class Authenticator:
     def enabled(self) -> bool:
         return self.settings.auth != "off"
 
-    def authenticate(self, credential: str | None) -> Principal:
-        """Raises:
+    def authenticate(self, credential: str | None, proxied: bool = False) -> Principal:
+        """``proxied``: the request came through a proxy, so it is never served anonymously (except with ``off``).
+
+        Raises:
         Unauthorized: credentials missing where required, or not valid.
         """
         if not self.enabled:
@@ -87,6 +101,9 @@ class Authenticator:
         if credential is None:
             if self.required:
                 raise Unauthorized("credentials required: send 'Authorization: Bearer <API key>'")
+            if proxied:
+                raise Unauthorized("credentials required for requests through a proxy: send 'Authorization: "
+                                   "Bearer <API key>'")
             return ANONYMOUS
         if looks_like_key(credential):
             return self.keys.verify(credential)
@@ -116,5 +133,11 @@ class Authenticator:
             log.warning("authentication is required but no API key exists (%s) and no JWT key is set: every "
                         "client will be refused; create one with `speechsvc keys create --tenant T --scopes ...`",
                         s.keys_path)
+        if self.enabled and not self.required:
+            log.warning("!!! authentication is OFF for direct clients: SPEECHSVC_AUTH=auto on the loopback address "
+                        "%s serves every client without a key as the ADMIN of every tenant. Requests that carry "
+                        "Forwarded/X-Forwarded-For/X-Real-IP still need a key, but a proxy that adds none of them "
+                        "(a TCP proxy, a tunnel, a port forward) makes everyone behind it an admin: set "
+                        "SPEECHSVC_AUTH=required there !!!", s.host)
         log.info("authentication: %s (%s)", "required" if self.required else "optional" if self.enabled else "off",
                  s.auth)

@@ -1,6 +1,8 @@
 """gRPC authentication: a server interceptor that reads metadata ``authorization: Bearer <key or JWT>``, checks
 the method's scope and refuses with ``UNAUTHENTICATED`` / ``PERMISSION_DENIED`` / ``RESOURCE_EXHAUSTED``
-before the handler runs. The principal reaches the handler in :data:`principal_var`.
+before the handler runs. The principal reaches the handler in :data:`principal_var`. A call carrying a proxy's
+metadata (``x-forwarded-for``, ``forwarded``, ``x-real-ip``) is never anonymous. A streaming call's credential is
+checked again every ``auth_recheck_s``: a revoked key or an expired token ends it with ``UNAUTHENTICATED``.
 
 Method scopes: ``speechsvc.v1.Speech`` needs ``stream``; the standard health service is public (load
 balancers probe it); server reflection and anything else needs ``admin``.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,6 +21,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from speechsvc.errors import Forbidden, RateLimited, SpeechsvcError, Unauthorized
+from speechsvc.security.auth import PROXY_HEADERS, credential_from
 from speechsvc.security.guard import Guard
 from speechsvc.security.principal import Principal, Scope, principal_var
 
@@ -100,13 +104,62 @@ def refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str
     return _rebuild(handler, unary)
 
 
-def with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
+@dataclasses.dataclass(frozen=True)
+class Recheck:
+    """An open stream's credential, checked again every ``every_s`` (a revoked key or expired token ends it)."""
+
+    guard: Guard
+    credential: str
+    every_s: float
+
+
+async def _revoked(recheck: Recheck, principal: Principal) -> str:
+    """Returns (the reason) once the credential no longer holds."""
+    while True:
+        await asyncio.sleep(recheck.every_s)
+        reason = recheck.guard.still_valid(recheck.credential, principal)
+        if reason is not None:
+            recheck.guard.audit.record("auth.revoked", principal=principal, surface="grpc", outcome="closed",
+                                       detail=reason)
+            return reason
+
+
+async def _watched(stream: AsyncIterator[Any], recheck: Recheck, principal: Principal,
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """``stream``'s items until the credential is revoked; then the stream is closed (the handler finishes what it
+    heard) and the RPC ends with UNAUTHENTICATED."""
+    watcher = asyncio.ensure_future(_revoked(recheck, principal))
+    try:
+        while True:
+            item = asyncio.ensure_future(anext(stream))
+            await asyncio.wait({item, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if item.done():
+                try:
+                    yield item.result()
+                except StopAsyncIteration:
+                    return
+                continue
+            item.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await item
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()  # type: ignore[attr-defined]
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"credentials no longer valid: {watcher.result()}")
+    finally:
+        watcher.cancel()
+
+
+def with_principal(handler: grpc.RpcMethodHandler, principal: Principal,
+                   recheck: Recheck | None = None) -> grpc.RpcMethodHandler:
     original = _original(handler)
     if handler.response_streaming:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             principal_var.set(principal)
             result = original(request, context)
-            if inspect.isasyncgen(result):
+            if inspect.isasyncgen(result) and recheck is not None:
+                async for item in _watched(result, recheck, principal, context):
+                    yield item
+            elif inspect.isasyncgen(result):
                 async for item in result:
                     yield item
             else:
@@ -137,9 +190,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or scope is None:
             return handler
         metadata = {str(k).lower(): v for k, v in (details.invocation_metadata or ())}
-        headers = {"authorization": str(metadata.get("authorization", ""))}
+        # The credential, and the headers a proxy adds (a proxied call is never served anonymously).
+        headers = {k: str(metadata[k]) for k in ("authorization", *PROXY_HEADERS) if k in metadata}
         try:
             principal = self.guard.authenticate_headers(headers, None, scope, "grpc")
+            credential = credential_from(headers)
         except (Unauthorized, Forbidden, RateLimited) as e:
             return refusing(handler, STATUS[type(e)], str(e))
-        return with_principal(handler, principal)
+        every_s = self.guard.settings.auth_recheck_s
+        recheck = Recheck(self.guard, credential, every_s) if credential is not None and every_s > 0 else None
+        return with_principal(handler, principal, recheck)

@@ -87,6 +87,39 @@ class RateLimiter:
             self._buckets.pop(next(iter(self._buckets)))
 
 
+class FailureThrottle:
+    """Failed authentications per source address: a token bucket of ``burst`` failures refilled at ``per_s``.
+    A source whose bucket is empty is refused before its credentials are checked (a guessing client gets 429s, not
+    an oracle) and its refusals are counted instead of audited one by one. At most ``max_sources`` are tracked."""
+
+    def __init__(self, burst: int, per_s: float, max_sources: int = 10000) -> None:
+        self.burst = burst
+        self.per_s = per_s
+        self.max_sources = max_sources
+        self._buckets: dict[str, tuple[float, float]] = {}  # source -> (tokens, last refill)
+
+    def _tokens(self, source: str, now: float) -> float:
+        tokens, last = self._buckets.get(source, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - last) * self.per_s)
+
+    def check(self, source: str) -> None:
+        """Raises:
+        RateLimited: this source failed too often recently.
+        """
+        if self._tokens(source, time.monotonic()) < 1.0:
+            raise RateLimited("too many failed authentication attempts from this address; retry later")
+
+    def failed(self, source: str) -> bool:
+        """Count one failure; False when the source was already past its rate (do not audit it line by line)."""
+        now = time.monotonic()
+        tokens = self._tokens(source, now)
+        self._buckets.pop(source, None)
+        self._buckets[source] = (max(0.0, tokens - 1.0), now)
+        if len(self._buckets) > self.max_sources:
+            self._buckets.pop(next(iter(self._buckets)))
+        return tokens >= 1.0
+
+
 class ConnectionGate:
     """At most ``limit`` connections of one kind open at once."""
 

@@ -37,16 +37,15 @@ import numpy as np
 
 from speechsvc.config import AsrOptions
 from speechsvc.errors import InvalidAudio, ModelUnavailable
-from speechsvc.speech.text import REPLACEMENT, TextNormalizer
-from speechsvc.types import Float32Array, ModelInfo, Word
+from speechsvc.speech.text import REPLACEMENT, TextNormalizer, converter
+from speechsvc.types import PIPELINE_RATE, Float32Array, ModelInfo, Word
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 HOP_LENGTH = 160
-FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 log-mel frames per second
+FRAMES_PER_SECOND = PIPELINE_RATE // HOP_LENGTH  # 100 log-mel frames per second
 MAX_FRAMES = 30 * FRAMES_PER_SECOND  # Whisper's 30 s window: 3000 frames
-MAX_SAMPLES = 30 * SAMPLE_RATE
+MAX_SAMPLES = 30 * PIPELINE_RATE
 MAX_NEW_TOKENS = 440  # Whisper's decoder holds 448 positions, the prompt included
 WINDOW_STEP_S = 5  # longer segments' windows come in steps of this
 MAX_HOTWORD_TOKENS = 200  # faster-whisper's bound: under half the decoder's positions
@@ -164,7 +163,6 @@ class WhisperRecognizer:
 
     def __init__(self, options: AsrOptions, model_dir: Path) -> None:
         import ctranslate2
-        import opencc
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -202,7 +200,7 @@ class WhisperRecognizer:
         }
         self._aligners: dict[str, Tokenizer] = {}  # per language: its start sequence and word splitting
         self.hotwords = load_hotwords(options.hotwords_file) if options.hotwords_file else ()
-        self._hint_script = opencc.OpenCC("s2tw")
+        self._hint_script = converter("s2tw")
         log.info("loaded whisper %s on %s (%s)", model_dir, device, compute_type)
 
     def info(self) -> ModelInfo:
@@ -210,7 +208,7 @@ class WhisperRecognizer:
 
     def warm_up(self) -> None:
         """One decode of a short tone so the first call does not pay for lazy initialisation."""
-        t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
+        t = np.arange(PIPELINE_RATE, dtype=np.float32) / PIPELINE_RATE
         self.transcribe([AsrRequest(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32), "zh")])
 
     def log_mel(self, audio: Float32Array) -> Float32Array:
@@ -218,7 +216,7 @@ class WhisperRecognizer:
         if audio.ndim != 1 or audio.dtype != np.float32:
             raise InvalidAudio("ASR input must be 1-D float32 at 16 kHz")
         if audio.size > MAX_SAMPLES:
-            raise InvalidAudio(f"ASR segment of {audio.size / SAMPLE_RATE:.1f} s exceeds 30 s")
+            raise InvalidAudio(f"ASR segment of {audio.size / PIPELINE_RATE:.1f} s exceeds 30 s")
         features: Float32Array = self._features(audio, padding=0)
         return features
 
@@ -353,7 +351,7 @@ class WhisperRecognizer:
         item = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[i : i + 1]))
         frames = min(MAX_FRAMES, math.ceil(n_samples / HOP_LENGTH))
         aligned = self._model.find_alignment(tokenizer, [tokens], item, frames)[0]
-        end_ms = n_samples * 1000 // SAMPLE_RATE
+        end_ms = n_samples * 1000 // PIPELINE_RATE
         pieces = [(self._normalize.piece(w["word"], language), min(end_ms, round(w["start"] * 1000)),
                    min(end_ms, round(w["end"] * 1000)), float(w["probability"])) for w in aligned]
         return spell(text, pieces)
@@ -419,7 +417,7 @@ class WhisperRecognizer:
         return text.replace(REPLACEMENT, "").strip()
 
     def _max_new_tokens(self, n_samples: int, prompt_tokens: int = 4) -> int:
-        seconds = n_samples / SAMPLE_RATE
+        seconds = n_samples / PIPELINE_RATE
         room = MAX_NEW_TOKENS + 4 - prompt_tokens
         return min(room, int(self.options.tokens_per_second * seconds) + self.options.extra_tokens)
 

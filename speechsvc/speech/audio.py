@@ -7,7 +7,7 @@ Every function here is pure or owns only per-stream state; none is shared betwee
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -15,9 +15,7 @@ if TYPE_CHECKING:
     import av
 
 from speechsvc.errors import InvalidAudio, MessageTooLarge, UnsupportedFormat
-from speechsvc.types import ENCODINGS, SAMPLE_RATE_RANGE, AudioFormat, Float32Array, Int16Array
-
-PIPELINE_RATE = 16000
+from speechsvc.types import ENCODINGS, PIPELINE_RATE, SAMPLE_RATE_RANGE, AudioFormat, Float32Array, Int16Array
 
 
 def _mulaw_table() -> Int16Array:
@@ -142,6 +140,16 @@ def to_float(pcm: Int16Array) -> Float32Array:
     return pcm.astype(np.float32) / 32768.0
 
 
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    """The duration the container or stream header declares (None when it declares none). A file may lie: the
+    decode loop bounds what is really decoded; this refuses an honest long file before decoding any of it."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration) / 1_000_000  # AV_TIME_BASE
+    return None
+
+
 def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -> tuple[Float32Array, int]:
     """Decode any container/codec FFmpeg reads into 16 kHz float32 of shape (channels, n).
 
@@ -159,6 +167,10 @@ def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -
             if not container.streams.audio:
                 raise InvalidAudio(f"{_name(path)}: no audio stream")
             stream = container.streams.audio[0]
+            declared = _declared_seconds(container, stream)
+            if max_seconds is not None and declared is not None and declared > max_seconds:
+                raise MessageTooLarge(f"{_name(path)}: longer than the {max_seconds:.0f} s limit "
+                                      f"({declared:.0f} s declared)")
             channels = min(2, stream.codec_context.channels or 1)
             layout = "stereo" if channels == 2 else "mono"
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=PIPELINE_RATE)

@@ -12,7 +12,9 @@ times and Latin words keep their ASCII forms.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Protocol
 
 REPLACEMENT = "\ufffd"  # what a byte-level BPE decode gives for an incomplete UTF-8 sequence
 
@@ -32,18 +34,30 @@ SENTENCE_END = "。？！…"
 # Sentence punctuation removed when punctuation is off (ASCII forms only outside numbers, see _ascii_punct).
 STRIPPED = "，。？！：；、“”‘’「」『』《》…—"
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+class Converter(Protocol):
+    def convert(self, text: str) -> str: ...
+
+
+@functools.cache
+def converter(config: str) -> Converter:
+    """The OpenCC converter of ``config`` (``tw2s``, ``t2s``, ``s2tw``), built once per process (its tables are
+    not free to load) and shared: ``convert`` keeps no state between calls."""
+    import opencc
+
+    built: Converter = opencc.OpenCC(config)
+    return built
 # ASCII sentence punctuation that is not part of a number (3.5, 10:30, 1,000) or of a Latin token (www.x.com).
 _ASCII_PUNCT = re.compile(r"(?<![0-9A-Za-z])[,?!:;.]|[,?!:;.](?![0-9A-Za-z])")
 
 
 class TextNormalizer:
-    """Output clean-up per language. One instance per recognizer (OpenCC converters are not free to build)."""
+    """Output clean-up per language."""
 
     def __init__(self, punctuation: bool = True) -> None:
-        import opencc
-
         self.punctuation = punctuation
-        self._tw2s = opencc.OpenCC("tw2s")
+        self._tw2s = converter("tw2s")
 
     def __call__(self, text: str, language: str, final: bool = True) -> str:
         """The text as callers see it; ``final`` adds the sentence end of a Mandarin final."""

@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from speechsvc.config import VadOptions
-from speechsvc.types import Float32Array, Leg, SpeechSegment
+from speechsvc.types import PIPELINE_RATE, Float32Array, Leg, SpeechSegment
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 WINDOW = 512  # Silero v6 at 16 kHz: 512 samples = 32 ms per probability
 CONTEXT = 64  # samples of the previous window the model sees
-WINDOW_MS = WINDOW * 1000 // SAMPLE_RATE  # 32
+WINDOW_MS = WINDOW * 1000 // PIPELINE_RATE  # 32
 WEBRTC_FRAME = 480  # 30 ms, a frame size webrtcvad accepts at 16 kHz
 
 
@@ -118,7 +117,7 @@ class VadStream:
 
     @property
     def audio_ms(self) -> int:
-        return (self._samples + self._pending.size) * 1000 // SAMPLE_RATE
+        return (self._samples + self._pending.size) * 1000 // PIPELINE_RATE
 
     def feed(self, audio: Float32Array) -> list[VadEvent]:
         """Consume 16 kHz float32 audio of any length; return the events it completes."""
@@ -146,19 +145,19 @@ class VadStream:
         """No utterance this stream ends from now on can start before this media time: the start of the one
         in progress, or, while quiet, the reach of the pre-roll back from the audio already consumed."""
         if self.state is not VadState.QUIET and self._segment:
-            return self._segment_start * 1000 // SAMPLE_RATE
-        return max(0, (self._samples - WINDOW * (self._preroll.maxlen or 0) - WINDOW) * 1000 // SAMPLE_RATE)
+            return self._segment_start * 1000 // PIPELINE_RATE
+        return max(0, (self._samples - WINDOW * (self._preroll.maxlen or 0) - WINDOW) * 1000 // PIPELINE_RATE)
 
     def current(self) -> tuple[int, int, Float32Array] | None:
         """(utterance index, start ms, audio so far) of the utterance in progress, for partials."""
         if self.state not in (VadState.SPEAKING, VadState.STOPPING) or not self._segment:
             return None
-        return self._index, self._segment_start * 1000 // SAMPLE_RATE, np.concatenate(self._segment)
+        return self._index, self._segment_start * 1000 // PIPELINE_RATE, np.concatenate(self._segment)
 
     def _speech_prob(self, window: Float32Array) -> float:
         if self._webrtc is not None and self.state is VadState.QUIET:
             frame = (np.clip(window[:WEBRTC_FRAME], -1, 1) * 32767).astype(np.int16).tobytes()
-            if not self._webrtc.is_speech(frame, SAMPLE_RATE):
+            if not self._webrtc.is_speech(frame, PIPELINE_RATE):
                 self._silero = self._model.new_state()
                 return 0.0
         return self._model.prob(window, self._silero)
@@ -186,7 +185,7 @@ class VadStream:
                 self._speech_windows += 1
                 if self._speech_windows * WINDOW_MS >= opts.min_speech_ms:
                     self.state = VadState.SPEAKING
-                    events.append(SpeechStarted(self.leg, self._index, self._segment_start * 1000 // SAMPLE_RATE))
+                    events.append(SpeechStarted(self.leg, self._index, self._segment_start * 1000 // PIPELINE_RATE))
             elif prob < opts.neg_threshold:
                 self.state = VadState.QUIET
                 self._preroll.extend(self._segment[-self._preroll.maxlen :] if self._preroll.maxlen else [])
@@ -203,7 +202,7 @@ class VadStream:
                 keep = max(0, self._silence_windows - max(1, opts.speech_pad_ms // WINDOW_MS))
                 events.append(self._end(self._samples - keep * WINDOW, drop_windows=keep))
                 return events
-        if (self._samples - self._segment_start) >= opts.max_segment_s * SAMPLE_RATE:
+        if (self._samples - self._segment_start) >= opts.max_segment_s * PIPELINE_RATE:
             events.extend(self._cut())
         return events
 
@@ -224,7 +223,7 @@ class VadStream:
         self.state = VadState.SPEAKING
         self._segment, self._probs = rest, rest_probs
         self._segment_start = cut_sample
-        return [ended, SpeechStarted(self.leg, self._index, cut_sample * 1000 // SAMPLE_RATE)]
+        return [ended, SpeechStarted(self.leg, self._index, cut_sample * 1000 // PIPELINE_RATE)]
 
     def _end(self, end_sample: int, *, drop_windows: int = 0, forced: bool = False) -> SpeechEnded:
         windows = self._segment[: len(self._segment) - drop_windows] if drop_windows else self._segment
@@ -232,8 +231,8 @@ class VadStream:
         segment = SpeechSegment(
             leg=self.leg,
             index=self._index,
-            start_ms=self._segment_start * 1000 // SAMPLE_RATE,
-            end_ms=end_sample * 1000 // SAMPLE_RATE,
+            start_ms=self._segment_start * 1000 // PIPELINE_RATE,
+            end_ms=end_sample * 1000 // PIPELINE_RATE,
             audio=audio,
             forced=forced,
         )

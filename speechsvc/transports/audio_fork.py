@@ -46,6 +46,7 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import event_dict
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.access import access
 from speechsvc.transports.common import PeerGone, close, close_code, close_reason, send_json
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.platform import FormatMismatch, RateProbe, looks_interleaved, pieces, rate_ratio
@@ -160,6 +161,7 @@ def adapt(options: ForkOptions, probe: RateProbe, head: bytes) -> tuple[ForkOpti
 
 @router.websocket("/v1/audio_fork")
 @router.websocket("/v1/audio_fork/{call_id}")
+@access("stream", "audio_fork")
 async def audio_fork(ws: WebSocket, call_id: str | None = None) -> None:
     engine: Engine = ws.app.state.engine
     settings = engine.settings

@@ -61,6 +61,7 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import event_dict
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.access import access
 from speechsvc.security.asgi import Verifier
 from speechsvc.security.principal import Principal, platform_principal
 from speechsvc.transports.common import PeerGone
@@ -328,6 +329,7 @@ def entity(call_event: CallEvent, media: _Media, session_id: str) -> dict[str, A
 
 
 @router.websocket("/v1/audiohook")
+@access("stream", "audiohook")
 async def audiohook(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
     settings = engine.settings

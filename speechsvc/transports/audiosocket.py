@@ -52,7 +52,7 @@ from speechsvc.runtime.session import CallSession
 from speechsvc.speech.audio import StreamResampler
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.platform import FormatMismatch, RateProbe, rate_ratio, silence
-from speechsvc.types import AudioFormat, CallConfig, Int16Array, Leg
+from speechsvc.types import PIPELINE_RATE, AudioFormat, CallConfig, Int16Array, Leg
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ HANGUP, UUID, DTMF, ERROR = 0x00, 0x01, 0x03, 0xFF
 SLIN = 0x10
 AUDIO_RATES = {0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000, 0x17: 96000,
                0x18: 192000}
-CALL_RATE = 16000  # every leg is converted to this
 HANGUP_FRAME = b"\x00\x00\x00"
 # Most audio one connection holds while its byte rate is measured.
 PROBE_MAX_BYTES = 2 << 20
@@ -275,7 +274,7 @@ class AudioSocketServer:
                            f"{declared} Hz slin; check the channel's format")
             log.warning("AudioSocket %s: %s", conn.call_id, message)
             conn.held.insert(0, ("error", FormatMismatch(message)))
-        conn.resampler = None if conn.rate == CALL_RATE else StreamResampler(conn.rate)
+        conn.resampler = None if conn.rate == PIPELINE_RATE else StreamResampler(conn.rate)
 
     @staticmethod
     def _is_audio(kind: int) -> bool:
@@ -322,7 +321,7 @@ class AudioSocketServer:
             else:
                 call.legs = both[: min(2, len(call.connections))]
             call.clock_origin = first.first_audio_wall
-            config = CallConfig(call_id=call.call_id, audio=AudioFormat("pcm16", CALL_RATE, 1), legs=call.legs,
+            config = CallConfig(call_id=call.call_id, audio=AudioFormat("pcm16", PIPELINE_RATE, 1), legs=call.legs,
                                 language=self.language, metadata={"uuid": call.call_id}, per_leg_audio=True)
 
             async def receive(session: CallSession) -> SpeechsvcError | None:
@@ -384,9 +383,9 @@ class AudioSocketServer:
         session, leg = call.session, conn.leg
         assert session is not None and leg is not None
         if call.clock_origin is not None and conn.first_audio_wall is not None:
-            offset = int((conn.first_audio_wall - call.clock_origin) * CALL_RATE)
-            if offset > CALL_RATE // 50:  # a leg that connected late starts at its place on the call's clock
-                for chunk in silence(offset, CALL_RATE):
+            offset = int((conn.first_audio_wall - call.clock_origin) * PIPELINE_RATE)
+            if offset > PIPELINE_RATE // 50:  # a leg that connected late starts at its place on the call's clock
+                for chunk in silence(offset, PIPELINE_RATE):
                     session.feed(leg, chunk)
         for what, item in conn.held:
             if what == "error":

@@ -10,24 +10,24 @@ or ``whisper-1``), ``language`` (a configured language code; default the server'
 
 from __future__ import annotations
 
-import asyncio
-import io
 import math
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
 from speechsvc.batch.speakers import for_engine
 from speechsvc.batch.transcribe import FileSegment, FileTranscript, rewrite_segments, transcribe_audio_async
 from speechsvc.batch.writers import WRITERS
-from speechsvc.errors import SpeechsvcError
+from speechsvc.errors import MessageTooLarge, SpeechsvcError
 from speechsvc.runtime.engine import Engine
-from speechsvc.speech.audio import decode_file
+from speechsvc.security.access import access
+from speechsvc.transports.uploads import decode_upload, read_form
+from speechsvc.types import PIPELINE_RATE, fixed_language
 
 router = APIRouter()
 
@@ -55,6 +55,7 @@ def model_id(engine: Engine) -> str:
 
 
 @router.get("/v1/models")
+@access("stream", "openai")
 async def list_models(request: Request) -> dict[str, Any]:
     engine: Engine = request.app.state.engine
     return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "speechsvc"}
@@ -62,6 +63,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 
 @router.post("/v1/audio/transcriptions", response_model=None)
+@access("stream", "openai")
 async def transcriptions(request: Request) -> Response:
     engine: Engine = request.app.state.engine
     try:
@@ -76,7 +78,18 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
     settings = engine.settings
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise OpenAIError(400, "send multipart/form-data with a 'file' part")
-    form = await request.form(max_files=1, max_fields=32)
+    try:
+        form = await read_form(request, settings.max_upload_bytes)
+    except MessageTooLarge as e:
+        raise OpenAIError(413, str(e), "file") from None
+    try:
+        return await _transcribe_form(engine, form)
+    finally:
+        await form.close()
+
+
+async def _transcribe_form(engine: Engine, form: FormData) -> Response:
+    settings = engine.settings
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise OpenAIError(400, "'file' is required (the audio to transcribe)", "file")
@@ -114,20 +127,20 @@ async def _transcribe(engine: Engine, request: Request) -> Response:
     split = for_engine(engine, speakers or None) if diarize else None
     if diarize and split is None:
         raise OpenAIError(400, "diarization is off on this server (SPEECHSVC_DIARIZE)", "diarize")
-    data = await upload.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise OpenAIError(413, f"file exceeds {settings.max_upload_bytes} bytes", "file")
-
-    audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(data))
+    try:
+        audio = await decode_upload(upload, settings.transcribe_max_s)
+    except MessageTooLarge as e:
+        raise OpenAIError(413, str(e), "file") from None
     wants_words = response_format == "verbose_json" and "word" in granularities
     # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
-                                                  None if language == "auto" else language, words=wants_words,
+                                                  fixed_language(language), words=wants_words,
                                                   hotwords=(prompt,) if prompt.strip() else (),
                                                   punctuation=settings.punctuation, speaker_split=split)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
-    transcript = FileTranscript(upload.filename or "audio", round(audio.shape[1] / 16000, 3), legs, tuple(segments))
+    duration_s = round(audio.shape[1] / PIPELINE_RATE, 3)
+    transcript = FileTranscript(upload.filename or "audio", duration_s, legs, tuple(segments))
     if response_format in ("srt", "vtt"):
         return PlainTextResponse(WRITERS[response_format](transcript), media_type="text/plain; charset=utf-8")
     text = joined(segments)

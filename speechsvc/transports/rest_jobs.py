@@ -32,6 +32,7 @@ from speechsvc.batch.outputs import OutputDir, output_name, read_report
 from speechsvc.errors import Forbidden
 from speechsvc.security.asgi import require
 from speechsvc.security.principal import Principal
+from speechsvc.types import fixed_language
 
 router = APIRouter()
 Format = Literal["json", "srt", "vtt", "txt"]
@@ -107,8 +108,8 @@ async def create_job(request: Request, principal: Principal = JOBS) -> JSONRespo
         raise HTTPException(422, f"cannot read the inputs: {type(e).__name__}") from None
     if not inputs:
         raise HTTPException(422, "no audio files found in the inputs")
-    job = runner.submit({"inputs": inputs, "language": None if job_request.language == "auto" else
-                         job_request.language, "formats": sorted({"json", *job_request.formats}), "uploaded": False},
+    job = runner.submit({"inputs": inputs, "language": fixed_language(job_request.language),
+                         "formats": sorted({"json", *job_request.formats}), "uploaded": False},
                         tenant=principal.tenant)
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
                                      detail=f"{len(inputs)} server-side inputs")
@@ -181,7 +182,7 @@ async def _create_from_upload(request: Request, runner: JobRunner, principal: Pr
             inputs.append(str(target))
     finally:
         await form.close()
-    request_body = {"inputs": inputs, "language": None if language == "auto" else language, "formats": formats,
+    request_body = {"inputs": inputs, "language": fixed_language(language), "formats": formats,
                     "uploaded": True}
     runner.store.set_request(job.id, request_body)  # the job becomes runnable only now
     runner.wake()

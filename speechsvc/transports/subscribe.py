@@ -20,6 +20,7 @@ from speechsvc.errors import Overloaded
 from speechsvc.protocol import event_json
 from speechsvc.runtime.bus import Subscription
 from speechsvc.runtime.engine import Engine
+from speechsvc.security.access import access
 from speechsvc.security.asgi import admit_websocket, deny_websocket
 from speechsvc.security.principal import Principal
 from speechsvc.types import CallEnded
@@ -76,10 +77,12 @@ async def _subscribe(ws: WebSocket, call_id: str | None) -> None:
 
 
 @router.websocket("/v1/calls/{call_id}/events")
+@access("subscribe", "subscribe")
 async def call_events(ws: WebSocket, call_id: str) -> None:
     await _subscribe(ws, call_id)
 
 
 @router.websocket("/v1/events")
+@access("subscribe", "subscribe")
 async def all_events(ws: WebSocket) -> None:
     await _subscribe(ws, None)

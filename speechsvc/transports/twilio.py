@@ -41,6 +41,7 @@ from speechsvc.errors import InvalidAudio, ProtocolError, SpeechsvcError, Unsupp
 from speechsvc.protocol import parse_json_object
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.access import access
 from speechsvc.security.asgi import Verifier
 from speechsvc.security.principal import Principal, platform_principal
 from speechsvc.speech.audio import MULAW_TO_PCM
@@ -167,6 +168,7 @@ def signature_verifier(settings: Settings) -> Verifier:
 
 
 @router.websocket("/v1/twilio")
+@access("stream", "twilio")
 async def twilio(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
     settings = engine.settings

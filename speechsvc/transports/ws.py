@@ -38,6 +38,7 @@ from speechsvc.protocol import (
 )
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
+from speechsvc.security.access import access
 from speechsvc.security.asgi import admit_websocket, deny_websocket
 from speechsvc.security.limits import AudioPacer
 from speechsvc.transports.common import PeerGone, close, fail, send_json
@@ -53,6 +54,7 @@ _CLOSING: set[asyncio.Task[None]] = set()  # closes of stalled clients in flight
 
 
 @router.websocket("/v1/stream")
+@access("stream", "ws")
 async def stream(ws: WebSocket) -> None:
     engine: Engine = ws.app.state.engine
     if await admit_websocket(ws, "stream", "ws") is None:

@@ -75,10 +75,26 @@ export function fold(state, e) {
     case "ended":
       state.ended = e;
       break;
-    default:
+    case "error":
+    case "dtmf":
       return false;
+    default:
+      // An analysis stage this console has no view of (any stage added to the service): shown generically,
+      // its type and fields, where its utterance or the call's time puts it.
+      if (!e.type) return false;
+      state.items.push({ kind: "other", at: e.end_ms ?? e.at_ms ?? state.lastMs, event: e });
   }
   return true;
+}
+
+const ENVELOPE = new Set(["type", "version", "call_id", "seq", "emitted_at", "metadata", "tenant"]);
+
+function otherRow(e, columns) {
+  const fields = Object.entries(e).filter(([k, v]) => !ENVELOPE.has(k) && v !== null && typeof v !== "object");
+  const col = e.leg ? Math.max(0, columns.indexOf(e.leg)) + 1 : null;
+  return h("div", { class: "inline other", dataset: { type: e.type }, style: { gridColumn: col ? String(col) : "1 / -1" } },
+    h("div", { class: "alert-head" }, h("strong", {}, e.type), e.emitted_at ? h("time", {}, clock(e.emitted_at)) : null),
+    h("div", { class: "alert-detail" }, fields.map(([k, v]) => `${k}: ${v}`).join(" · ")));
 }
 
 function utteranceRow(u, columns) {
@@ -106,6 +122,7 @@ function evidenceQuote(evidence) {
 
 function inlineRow(item, columns) {
   const e = item.event;
+  if (item.kind === "other") return otherRow(e, columns);
   if (item.kind === "escalation") {
     return h("div", { class: "inline alert red", dataset: { kind: e.kind }, style: { gridColumn: "1 / -1" } },
       h("div", { class: "alert-head" }, h("strong", {}, label("esc", e.kind)), h("time", {}, clock(e.emitted_at))),

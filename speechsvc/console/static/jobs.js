@@ -133,6 +133,15 @@ export function jobsView(main) {
   return { destroy: () => poll.stop() };
 }
 
+// A report's stage sections sit under the stage's name; a stage that was off has none.
+function escalationsOf(report) {
+  return report.escalation || [];
+}
+
+function dominantOf(report) {
+  return (report.emotion || {}).dominant || {};
+}
+
 function customerOf(report) {
   return report.legs.includes("customer") ? "customer" : report.legs[0];
 }
@@ -181,9 +190,9 @@ export function jobView(main, ctx, jobId) {
           h("td", { class: "num" }, index + 1), h("td", { class: "file" }, basename(r.input)), h("td", {}, stateChip(r.status)),
           h("td", { class: "num" }, rep ? duration(rep.duration_s) : ""),
           h("td", { class: "num" }, rep && rep.qa ? rep.qa.score : ""),
-          h("td", {}, rep ? (rep.summary.escalations.length ? rep.summary.escalations.map((e) =>
+          h("td", {}, rep ? (escalationsOf(rep).length ? escalationsOf(rep).map((e) =>
             chip(label("esc", e.kind), "esc")) : "–") : r.status === "failed" ? h("span", { class: "bad" }, r.error) : ""),
-          h("td", {}, rep ? label("emo", rep.summary.dominant_emotion[customerOf(rep)] || "") : ""),
+          h("td", {}, rep ? label("emo", dominantOf(rep)[customerOf(rep)] || "") : ""),
           h("td", {}, rep ? h("a", { href: `#/jobs/${jobId}/${index}` }, t("job.open")) : ""));
       }))),
     page.next_offset !== null ? h("button", { type: "button", onclick: () => { shown += PAGE; poll.start(); } },
@@ -277,8 +286,8 @@ export function reportView(main, ctx, jobId, index) {
     // Redacted audio downloads will join these links once the server offers them; nothing to link yet.
     const customer = customerOf(rep);
     const points = rep.segments.filter((sg) => sg.leg === customer && sg.p_angry !== null && sg.p_angry !== undefined)
-      .map((sg) => ({ t: sg.end_ms / 1000, p: sg.p_angry, smoothed: sg.p_angry }));
-    const marks = sum.escalations.map((e) => ({ t: (e.evidence && e.evidence.length ? e.evidence[0].end_ms : 0) / 1000,
+      .map((sg) => ({ t: sg.end_ms / 1000, p: sg.p_angry, smoothed: sg.p_angry_smoothed ?? sg.p_angry }));
+    const marks = escalationsOf(rep).map((e) => ({ t: (e.evidence && e.evidence.length ? e.evidence[0].end_ms : 0) / 1000,
       kind: e.kind }));
     const talkRows = [
       ...sum.legs.map((l) => ({ label: legName(l.leg), value: l.talk_s, cls: `leg-${l.leg}` })),
@@ -298,12 +307,12 @@ export function reportView(main, ctx, jobId, index) {
             fact(t("report.overtalk"), secs(sum.overtalk_s)),
             sum.legs.map((l) => fact(`${legName(l.leg)} · ${t("report.talk")}`,
               `${secs(l.talk_s)} · ${t("report.utterances", { n: l.utterances })} · ${l.speaking_rate} ${l.rate_unit}`)),
-            fact(t("report.dominant"), Object.entries(sum.dominant_emotion).map(([leg, emo]) =>
+            fact(t("report.dominant"), Object.entries(dominantOf(rep)).map(([leg, emo]) =>
               `${legName(leg)} ${label("emo", emo)}`).join(t("sep.list")) || "–"),
-            fact(t("report.intents"), Object.entries(sum.intents).map(([k, n]) => chip(`${label("intent", k)} ×${n}`, "intent"))),
+            fact(t("report.intents"), Object.entries((rep.intent || {}).counts || {}).map(([k, n]) => chip(`${label("intent", k)} ×${n}`, "intent"))),
           ),
           h("h3", {}, t("report.escalations")),
-          sum.escalations.length ? h("ul", { class: "alerts" }, sum.escalations.map((e) => h("li", { class: "alert red",
+          escalationsOf(rep).length ? h("ul", { class: "alerts" }, escalationsOf(rep).map((e) => h("li", { class: "alert red",
             dataset: { kind: e.kind } }, h("div", { class: "alert-head" }, h("strong", {}, label("esc", e.kind))),
           h("div", { class: "alert-detail" }, (e.reasons || []).join(t("sep.reasons"))), evidenceText(e.evidence))))
             : h("p", { class: "muted" }, t("report.noEscalations"))),

@@ -200,7 +200,8 @@ export function wallView(main, ctx) {
       const { calls: list } = await getJSON("/v1/calls");
       const base = performance.now();
       calls.clear();
-      for (const c of list) calls.set(c.call_id, { ...c, base_at: base });
+      // A stage that is off leaves its keys out of the snapshot: the card's defaults stand in.
+      for (const c of list) calls.set(c.call_id, { ...newCall(c), ...c, base_at: base });
       for (const e of replay) applyEvent(calls, e);
       loaded = true;
       schedule();

@@ -18,8 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from speechsvc.analysis import qa_rules as spec
-from speechsvc.analysis.call import CallEnd, Role, Utterance
+from speechsvc.analysis.qa import rules as spec
+from speechsvc.analysis.record import CallEnd, Role, Utterance
 from speechsvc.types import Leg
 
 # ---- evidence and verdicts ----------------------------------------------------------------------------
@@ -123,11 +123,11 @@ class Matching:
         if isinstance(m, spec.EmotionMatch):
             if m.labels and u.emotion not in m.labels:
                 return None
-            if m.p_angry_above is not None and (u.p_angry is None or u.p_angry < m.p_angry_above):
+            if m.p_angry_above is not None and (u.p_angry_smoothed is None or u.p_angry_smoothed < m.p_angry_above):
                 return None
             if m.arousal_above is not None and (u.arousal is None or u.arousal < m.arousal_above):
                 return None
-            return f"emotion:{u.emotion}:p_angry={u.p_angry}:arousal={u.arousal}"
+            return f"emotion:{u.emotion}:p_angry={u.p_angry_smoothed}:arousal={u.arousal}"
         if isinstance(m, spec.NegativityMatch):
             v = u.negativity
             if v is None or (m.above is not None and v < m.above) or (m.below is not None and v > m.below):

@@ -54,7 +54,16 @@ from speechsvc.speech.audio import decode_file, decode_frame, resample, to_float
 from speechsvc.transports.common import PeerGone
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.reflection import enable_reflection
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Encoding, Float32Array, Leg
+from speechsvc.types import (
+    PIPELINE_RATE,
+    AudioFormat,
+    CallConfig,
+    CallEvent,
+    Encoding,
+    Float32Array,
+    Leg,
+    fixed_language,
+)
 from speechsvc.v1 import pb, pb_grpc
 
 log = logging.getLogger(__name__)
@@ -106,7 +115,7 @@ def config_from_proto(config: pb.CallConfig, default_language: str) -> CallConfi
     start: dict[str, Any] = {
         "type": "start",
         "encoding": ENCODINGS.get(config.encoding, "unknown"),
-        "sample_rate": config.sample_rate or 16000,
+        "sample_rate": config.sample_rate or PIPELINE_RATE,
         "channels": config.channels or 1,
         "partials": not config.disable_partials,
         "metadata": dict(config.metadata),
@@ -292,7 +301,7 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 raw = request.config
                 legs: tuple[Leg, ...] = ("customer",) if (raw.channels or 1) == 1 else ("customer", "agent")
                 fmt = engine.check(CallConfig(
-                    "transcribe", AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or 16000,
+                    "transcribe", AudioFormat(ENCODINGS.get(raw.encoding, "pcm16"), raw.sample_rate or PIPELINE_RATE,
                                               raw.channels or 1), legs=legs,
                 )).audio
                 if len(request.audio) / fmt.frame_bytes / fmt.sample_rate > max_s:
@@ -301,13 +310,13 @@ class SpeechServicer(pb_grpc.SpeechServicer):
             else:
                 audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio), max_s)
             legs, segments = await transcribe_audio_async(
-                audio, engine.asr, engine.vad_model, engine.vad_options, None if language == "auto" else language,
+                audio, engine.asr, engine.vad_model, engine.vad_options, fixed_language(language),
                 punctuation=engine.settings.punctuation, speaker_split=for_engine(engine, request.speakers or None),
             )
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))
         analyzer = CallAnalyzer(engine.stages, CallInfo("transcribe", legs, Mode.BATCH), engine.metrics)
-        response = pb.TranscribeResponse(duration_s=round(audio.shape[1] / 16000, 3), legs=list(legs))
+        response = pb.TranscribeResponse(duration_s=round(audio.shape[1] / PIPELINE_RATE, 3), legs=list(legs))
         for s in rewrite_segments(segments, analyzer):  # PII redaction
             segment = response.segments.add(leg=s.leg, index=s.index, start_ms=s.start_ms, end_ms=s.end_ms,
                                             text=s.text, language=s.language, confidence=s.confidence,
@@ -322,8 +331,8 @@ def _raw_audio(data: bytes, fmt: AudioFormat) -> Float32Array:
     pcm = decode_frame(data, fmt)
     if pcm.shape[0] < fmt.sample_rate // 100:
         raise InvalidAudio(f"{pcm.shape[0]} samples is shorter than 10 ms of audio")
-    if fmt.sample_rate != 16000:
-        return resample(to_float(pcm), fmt.sample_rate, 16000).T.reshape(fmt.channels, -1)
+    if fmt.sample_rate != PIPELINE_RATE:
+        return resample(to_float(pcm), fmt.sample_rate, PIPELINE_RATE).T.reshape(fmt.channels, -1)
     return to_float(pcm).T
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from speechsvc.analysis.intent_data import Example, check_counts, conflicts
 from speechsvc.analysis.text import char_ngrams, normalize
 from speechsvc.errors import ModelUnavailable
+from speechsvc.training.intent_data import Example, check_counts, conflicts
 
 SEED = 0
 C_GRID = (3.0, 10.0, 30.0)
@@ -247,7 +247,7 @@ class _Subset(Features):
 
 def _shipped_rows() -> list[Example]:
     """The shipped rows' negativity labels, used when the operator trains without the shipped intents."""
-    from speechsvc.analysis.intent_data import read_examples
+    from speechsvc.training.intent_data import read_examples
 
     return read_examples(SHIPPED_DATA) if SHIPPED_DATA.is_file() else []
 

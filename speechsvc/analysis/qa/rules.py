@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from speechsvc.analysis.call import Role
+from speechsvc.analysis.record import Role
 
 DEFAULT_RULES = Path(__file__).with_name("qa_default.toml")
 SCHEMA_VERSION = 1
@@ -52,6 +52,8 @@ SCHEMA_VERSION = 1
 Severity = Literal["info", "minor", "major", "critical"]
 Kind = Literal["violation", "requirement"]
 SEVERITIES: tuple[Severity, ...] = ("info", "minor", "major", "critical")
+# Default risk weight of a failed rule per severity (the pack's ``[risk]`` table overrides them).
+RISK: dict[str, float] = {"critical": 2.0, "major": 1.0, "minor": 0.3, "info": 0.0}
 ROLES: tuple[Role, ...] = ("agent", "customer", "any")
 HANGUP_PARTIES = ("customer", "agent", "platform")
 RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -290,6 +292,8 @@ class QaRules:
     # Where the rules came from and a digest of their text, so a report says which rules scored it.
     source: str = "<string>"
     digest: str = ""
+    # How much a failed rule of each severity weighs when the console sorts live calls by risk (``[risk]``).
+    risk: Mapping[str, float] = field(default_factory=lambda: dict(RISK))
 
     def similar_matchers(self) -> list[SimilarMatch]:
         """Every ``similar`` matcher of the enabled rules, once each: what needs the sentence encoder."""
@@ -368,13 +372,19 @@ class _Parser:
             found = re.search(r"line (\d+)", str(e))
             line = int(found.group(1)) if found else None
             raise QaRulesError(self.source, (), f"not valid TOML: {e}", line) from None
-        self.keys(data, (), ("version", "base_score", "matchers", "rule"))
+        self.keys(data, (), ("version", "base_score", "matchers", "rule", "risk"))
         if "version" not in data:
             raise self.error(("version",), f"missing; this schema is version = {SCHEMA_VERSION}")
         if data["version"] != SCHEMA_VERSION:
             raise self.error(("version",), f"unsupported version {data['version']!r}; this engine reads "
                                            f"{SCHEMA_VERSION}")
         base = self.number(data, (), "base_score", 100.0)
+        raw_risk = data.get("risk", {})
+        if not isinstance(raw_risk, dict):
+            raise self.error(("risk",), "must be a table of severity = weight")
+        self.keys(raw_risk, ("risk",), SEVERITIES)
+        risk: dict[str, float] = {severity: self.number(raw_risk, ("risk",), severity, RISK[severity])
+                                  for severity in SEVERITIES}
         raw_matchers = data.get("matchers", {})
         if not isinstance(raw_matchers, dict):
             raise self.error(("matchers",), "must be a table of named matchers")
@@ -395,7 +405,7 @@ class _Parser:
             seen.add(rule.id)
             rules.append(rule)
         digest = hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-        return QaRules(tuple(rules), base, self.source, digest)
+        return QaRules(tuple(rules), base, self.source, digest, risk)
 
     # -- helpers --
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from speechsvc.analysis.assist import AssistCall, AssistEngine, Knowledge
-from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall, UtteranceAnalysis
-from speechsvc.analysis.inspection import utterance
+from speechsvc.analysis.assist.engine import AssistCall, AssistEngine, Knowledge
+from speechsvc.analysis.base import CallInfo, Mode, Stage, StageCall
+from speechsvc.analysis.record import Utterance
 from speechsvc.config import Settings
 from speechsvc.types import Event, Leg
 
@@ -67,9 +67,9 @@ class _AssistCall(StageCall[None]):
     def __init__(self, call: AssistCall) -> None:
         self.call = call
 
-    def apply(self, u: UtteranceAnalysis, found: None) -> list[Event]:
+    def apply(self, u: Utterance, found: None) -> list[Event]:
         if u.embedding is None:
             return []  # the text stage skipped this utterance (overload): nothing to compare
         return [Assist("agent", s.entry, s.title, s.answer, s.score, s.utterance, u.leg, s.start_ms, s.end_ms,
                        s.text, s.reason)
-                for s in self.call.update(utterance(u), u.embedding)]
+                for s in self.call.update(u, u.embedding)]

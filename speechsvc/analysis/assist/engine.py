@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from speechsvc.analysis.call import Utterance
 from speechsvc.analysis.embedding import Embed, encode
-from speechsvc.analysis.qa_rules import match_form
+from speechsvc.analysis.qa.rules import match_form
+from speechsvc.analysis.record import Utterance
 
 DEFAULT_KNOWLEDGE = Path(__file__).with_name("assist_default.toml")
 _ENTRY_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
