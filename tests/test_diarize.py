@@ -148,3 +148,11 @@ def test_labelled_segments_move_onto_role_legs_renumbered() -> None:
         ("agent", 0), ("customer", 0), ("agent", 1), ("customer", 1)]
     assert labelled.speakers == ["speaker_1", "speaker_0", "speaker_1", "speaker_0"]
     assert labelled.summary()["roles"] == {"speaker_0": "customer", "speaker_1": "agent"}
+
+
+def test_a_voice_heard_in_too_few_windows_is_not_a_speaker() -> None:
+    rng = np.random.default_rng(2)
+    a, b = _unit(rng.normal(size=64)), _unit(rng.normal(size=64))
+    x = _unit(np.vstack([a + 0.05 * rng.normal(size=(40, 64)), b + 0.05 * rng.normal(size=(2, 64))]))
+    assert cluster(x, DiarizeOptions(speakers=2, min_speaker_windows=3)).shape[0] == 1
+    assert cluster(x, DiarizeOptions(speakers=2, min_speaker_windows=2)).shape[0] == 2
