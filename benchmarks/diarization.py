@@ -329,7 +329,7 @@ def main() -> int:
         grid = []
         tune = [b for b in built if b.split == "tune"]
         cached = CachedEncoder(encoder)
-        for min_turn, prune, same in itertools.product((0.5, 1.0, 1.5), (0.15, 0.3), (0.85, 0.9)):
+        for min_turn, prune, same in itertools.product((1.0, 1.5), (0.15, 0.25), (0.85, 0.9, 0.95, 1.01)):
             options = replace(defaults, min_turn_s=min_turn, prune=prune, same_speaker=same)
             rows = [r for channel in ("16k", "8k_mulaw")
                     for r in run(tune, channel, vad, settings, cached, options, parsed, qa, margin, cache)]
@@ -345,7 +345,9 @@ def main() -> int:
             margins.append({"min_margin": m, **summarize(rows)})
             print(json.dumps(margins[-1]), flush=True)
         safe = [g for g in margins if g["roles_wrong"] == 0] or margins
-        margin = max(safe, key=lambda g: (g["roles_right"], g["min_margin"]))["min_margin"]
+        # Ties go to the shipped default (speechsvc.analysis.roles.MIN_MARGIN), then to the larger margin.
+        margin = max(safe, key=lambda g: (g["roles_right"], g["min_margin"] == MIN_MARGIN, g["min_margin"]))[
+            "min_margin"]
         results["grid_tune"] = grid
         results["role_margin_tune"] = margins
     rows = []
