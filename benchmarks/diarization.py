@@ -14,7 +14,8 @@ How it is taken:
   the mono call is its mixdown, and every mono call also goes through a simulated G.711 line (band-pass, 8 kHz,
   μ-law: ``telephone_channel``).
 - Pipeline as the service runs it: Silero VAD on the mono audio, then :func:`speechsvc.speech.diarize.diarize`.
-- Attribution: every 10 ms of reference speech where one party speaks (overlaps excluded), with the best mapping
+- Attribution: every 10 ms of reference speech (a frame of the speaker's stream within 30 dB of its loud frames and
+  6 dB above its noise floor) where one party speaks (overlaps excluded), with the best mapping
   of found speakers to the two parties; ``on_right_speaker`` = share of that speech given to its speaker (speech
   the VAD missed counts as wrong); DER = (missed + false alarm + confusion) / reference speech, no collar.
 - Roles and QA: the audio's speakers do not say the script's words (they read other texts), so each scripted
@@ -95,11 +96,14 @@ def _trim(audio: Float32Array) -> Float32Array:
     return np.asarray(audio[voiced[0] * FRAME : (voiced[-1] + 1) * FRAME], np.float32)
 
 
-def _voiced(audio: Float32Array) -> np.ndarray:
-    """Per 10 ms: speech (energy within 35 dB of a -26 dBFS stream's level), so pauses inside a turn are not
-    counted as that speaker's speech."""
-    frames = audio[: audio.size // FRAME * FRAME].reshape(-1, FRAME)
-    return np.asarray(10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12) > -61.0)
+def _voiced(stream: Float32Array) -> np.ndarray:
+    """Per 10 ms of a speaker's stream: speech, by energy within 30 dB of the stream's loud frames (95th
+    percentile) and 6 dB above its noise floor (10th percentile), so the pauses and background of a long talk are
+    not counted as that speaker's speech."""
+    frames = stream[: stream.size // FRAME * FRAME].reshape(-1, FRAME)
+    energy = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    threshold = max(float(np.percentile(energy, 95)) - 30.0, float(np.percentile(energy, 10)) + 6.0)
+    return np.asarray(energy > threshold)
 
 
 def _level(audio: Float32Array, dbfs: float = -26.0) -> Float32Array:
@@ -159,6 +163,7 @@ def build_calls(calls: list[dict[str, Any]], pools: dict[str, dict[str, Float32A
             duration = call["end"]["duration_ms"]
             stereo = np.zeros((2, duration * SR // 1000 + SR), np.float32)
             reference = np.zeros(stereo.shape[1] // FRAME, np.int8)
+            masks = {spk: _voiced(pools[split][spk]) for spk in (agent, customer)}
             cursor = {agent: int(rng.integers(0, pools[split][agent].size)),
                       customer: int(rng.integers(0, pools[split][customer].size))}
             gain = {agent: 1.0, customer: float(10 ** (-rng.uniform(0, 6) / 20))}
@@ -166,10 +171,12 @@ def build_calls(calls: list[dict[str, Any]], pools: dict[str, dict[str, Float32A
                 spk = agent if u["leg"] == "agent" else customer
                 stream = pools[split][spk]
                 a, b = u["start_ms"] * SR // 1000, u["end_ms"] * SR // 1000
+                cursor_before = cursor[spk]
                 take = np.take(stream, np.arange(cursor[spk], cursor[spk] + b - a), mode="wrap")
                 cursor[spk] = (cursor[spk] + b - a) % stream.size
                 stereo[0 if spk == customer else 1, a:b] += take * gain[spk]
-                voiced = np.flatnonzero(_voiced(take)) + a // FRAME
+                frames = np.arange(cursor_before // FRAME, cursor_before // FRAME + (b - a) // FRAME) % masks[spk].size
+                voiced = np.flatnonzero(masks[spk][frames]) + a // FRAME
                 reference[voiced[voiced < reference.size]] |= 1 if spk == agent else 2
             mono = np.clip(stereo.sum(axis=0), -1, 1).astype(np.float32)
             out.append(BuiltCall(call["id"], split, agent, customer, mono, reference, call))
