@@ -103,7 +103,13 @@ class LiveServer:
         self.port = free_port()
         settings.setdefault("jobs_dir", Path(tempfile.mkdtemp(prefix="speechsvc-jobs-")))  # no job leaks between runs
         settings.setdefault("audit_log", str(Path(tempfile.mkdtemp(prefix="speechsvc-audit-")) / "audit.log"))
+        settings.setdefault("keys_file", Path(tempfile.mkdtemp(prefix="speechsvc-keys-")) / "keys.json")
         self.settings = Settings(port=self.port, grpc_port=-1, audiosocket_port=-1, **settings)  # type: ignore[arg-type]
+        from speechsvc.security.keys import KeyStore
+
+        # A key of the default tenant for clients that must send one (the openai SDK always does, and a credential
+        # that is not a key is refused even where anonymous clients are served).
+        self.key = KeyStore(self.settings.keys_path).create("default", "stream,subscribe,jobs")[0]
         self.app = create_app(self.settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 ws_max_size=self.settings.max_message_bytes + 1024)

@@ -25,7 +25,7 @@ def mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.http}/v1", api_key="unused-on-loopback", max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=f"{server.http}/v1", api_key=server.key, max_retries=0, timeout=120)
 
 
 def run(server: LiveServer, mp3: Path, **kw: object) -> object:
