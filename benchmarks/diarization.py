@@ -24,7 +24,10 @@ How it is taken:
   counts a call right when the speaker mapped to the agent was labelled agent; ``abstained`` = labelled
   speaker_0/1. QA: the default pack scores the mono call (utterances on the legs the roles gave) and the stereo
   call; ``qa_agreement`` = share of (call, rule) outcomes that are the same.
-- Cost: wall time of diarize (embeddings + clustering) over the mono audio's duration, one process.
+- Cost: wall time of diarize (embeddings + clustering) over the mono audio's duration, one process; run with
+  OPENBLAS_NUM_THREADS=1 (one core; on a busy 2-core machine more BLAS threads only contend).
+- ``--grid`` searches the options on the tune split (embeddings cached), then takes the best by speech on the
+  right speaker for the final run over both splits.
 """
 
 from __future__ import annotations
