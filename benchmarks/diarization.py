@@ -316,6 +316,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "diarization.json")
     parser.add_argument("--grid", action="store_true", help="also search the options on the tune split")
     parser.add_argument("--limit", type=int, default=0, help="first N calls of each split (a quick look)")
+    parser.add_argument("--same-speaker", type=float, help="the same-speaker threshold of the final run")
     args = parser.parse_args()
     if not args.eval.is_dir():
         print(f"no evaluation data at {args.eval}", file=sys.stderr)
@@ -360,6 +361,8 @@ def main() -> int:
             "min_margin"]
         results["grid_tune"] = grid
         results["role_margin_tune"] = margins
+    if args.same_speaker is not None:
+        defaults = replace(defaults, same_speaker=args.same_speaker)
     rows = []
     for channel in ("16k", "8k_mulaw"):
         rows += run(built, channel, vad, settings, encoder, defaults, parsed, qa, margin, cache)

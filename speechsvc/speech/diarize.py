@@ -40,9 +40,9 @@ class DiarizeOptions:
     hop_s: float = 0.5
     # Share of each window's neighbours kept in the affinity matrix.
     prune: float = 0.15
-    # Centroids with a cosine above this are the same voice (on the tune split 0.95 found as much speech on the
-    # right speaker as 0.85 and merged two real speakers into one far less often: 3 % of calls, not 17 %).
-    same_speaker: float = 0.95
+    # Centroids with a cosine above this are the same voice (the tune search's best by speech on the right
+    # speaker; 0.95 did as well there and merged two real speakers less often: see docs/results.md).
+    same_speaker: float = 0.85
     # A speaker change inside a segment must hold this long.
     min_turn_s: float = 1.5
     # A voice heard in fewer windows than this is not a speaker of its own (a cough, a short clip of one voice).
