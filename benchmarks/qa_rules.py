@@ -39,8 +39,8 @@ from speechsvc.analysis.intent import TextModel, embedder
 from speechsvc.analysis.qa import QaEngine, QaReport
 from speechsvc.analysis.qa.rules import QaRules
 from speechsvc.analysis.record import CallEnd, Utterance
+from speechsvc.config import Settings
 from speechsvc.evaluation.machine import describe
-from speechsvc.models import heads_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,7 +230,7 @@ def main() -> None:
     t0 = time.perf_counter()
     assist = AssistEngine.load(encoder.encode)
     assist_load_s = time.perf_counter() - t0
-    calls = load_calls(args.calls, TextModel(heads_dir() / "text"))
+    calls = load_calls(args.calls, TextModel(Settings().heads_dir / "text"))
     reports = {c["id"]: engine.score_call(c["parsed"], c["call_end"], ("customer", "agent")) for c in calls}
 
     per_rule = rule_figures(rules, calls, reports)
