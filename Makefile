@@ -19,6 +19,9 @@ install: browser redis postgres haproxy
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench,ray]'
+	# The speaker encoder's weights (Apache-2.0) ship in this wheel; its code needs torch and librosa, which
+	# speechsvc never imports (it reads the weights itself), so it is installed without its dependencies.
+	$(BIN)/pip install --quiet --no-deps resemblyzer==0.1.4
 	$(MAKE) proto
 	$(MAKE) node-clients
 	$(BIN)/speechsvc models install

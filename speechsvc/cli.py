@@ -38,6 +38,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "port": getattr(args, "port", None),
         "grpc_port": getattr(args, "grpc_port", None),
         "max_calls": getattr(args, "max_calls", None),
+        "diarize": getattr(args, "diarize", None),
+        "diarize_speakers": getattr(args, "speakers", None),
         **extra,
     }
     return Settings(**{k: v for k, v in fields.items() if v is not None})
@@ -291,16 +293,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from speechsvc.models import check_head, check_whisper_dir, install_whisper_base
+    from speechsvc.models.speaker import check_speaker_encoder, install_speaker_encoder
 
     settings = _settings(args)
     whisper = settings.whisper_dir
     if args.action == "install":
         sys.stdout.write(f"{install_whisper_base(whisper)}\n")
+        sys.stdout.write(f"{install_speaker_encoder(settings.speaker_dir)}\n")
         return 0
     if args.action == "path":
         sys.stdout.write(f"{whisper}\n")
         return 0
-    rows = [("asr", whisper, check_whisper_dir(whisper, deep=args.action == "verify"))]
+    rows = [("asr", whisper, check_whisper_dir(whisper, deep=args.action == "verify")),
+            ("speaker", settings.speaker_dir, check_speaker_encoder(settings.speaker_dir))]
     for name in ("text", "emotion"):
         rows.append((name, settings.heads_dir / name, check_head(settings.heads_dir / name)))
     for name, path, problems in rows:
@@ -561,6 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on Ray (ADDRESS of a cluster, or none for a local instance)")
     p.add_argument("--actors", type=int, default=2, help="Ray actors (each loads the models once)")
     p.add_argument("--ray-cpus", type=int, help="CPUs for a local Ray instance")
+    p.add_argument("--diarize", action=argparse.BooleanOptionalAction, default=None,
+                   help="split mono recordings by speaker and label agent/customer (default: on; stereo recordings "
+                        "keep their channels)")
+    p.add_argument("--speakers", type=int, metavar="N", help="speakers in each mono recording (default 2)")
     p.add_argument("-q", "--quiet", action="store_true")
     _model_flags(p)
     p.set_defaults(func=cmd_batch)

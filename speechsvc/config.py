@@ -439,6 +439,12 @@ class Settings(BaseSettings):
     qa: bool = True
     # QA rules file; None = the packaged pack for Chinese service calls (speechsvc/analysis/qa/qa_default.toml).
     qa_rules: Path | None = None
+    # Mono recordings (batch jobs, REST jobs, Ray, gRPC Transcribe) are split by speaker and the speakers labelled
+    # agent / customer from what they say (speechsvc/speech/diarize.py, speechsvc/analysis/roles.py). Stereo
+    # recordings keep their channels and live calls their legs; the OpenAI API diarizes only when asked.
+    diarize: bool = True
+    # Speakers in a mono recording (2: an agent and a customer).
+    diarize_speakers: int = Field(2, ge=1, le=8)
     # Agent assist: knowledge-base suggestions for the agent on each customer final (live calls).
     assist: bool = True
     # Knowledge file; None = the packaged example (speechsvc/analysis/assist/assist_default.toml).
@@ -468,6 +474,11 @@ class Settings(BaseSettings):
     def intent_model_dir(self) -> Path:
         """The text model the intent stage loads (and the escalation rules are checked against)."""
         return self.intent_model or self.heads_dir / "text"
+
+    @property
+    def speaker_dir(self) -> Path:
+        """The speaker encoder, converted from the resemblyzer wheel by ``speechsvc models install``."""
+        return self.home / "models" / "speaker-ge2e"
 
     @property
     def whisper_dir(self) -> Path:

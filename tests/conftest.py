@@ -108,10 +108,11 @@ def _fast_tier_loads_no_model(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     from speechsvc.analysis import emotion, intent
-    from speechsvc.speech import asr, vad
+    from speechsvc.speech import asr, speaker, vad
 
     with pytest.MonkeyPatch.context() as patch:
-        for cls in (asr.WhisperRecognizer, vad.SileroModel, intent.TextModel, emotion.EmotionHead):
+        for cls in (asr.WhisperRecognizer, vad.SileroModel, intent.TextModel, emotion.EmotionHead,
+                    speaker.SpeakerEncoder):
             patch.setattr(cls, "__init__", _refuse)
         patch.setattr(intent, "embedder", _refuse)
         yield

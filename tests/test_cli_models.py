@@ -55,7 +55,7 @@ def test_transcribe_formats_and_bad_file(tmp_path: Path) -> None:
 def test_models_list_and_path() -> None:
     listed = speechsvc("models", "list")
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
-    assert listed.returncode == 0 and [r[0] for r in rows] == ["asr", "text", "emotion"]
+    assert listed.returncode == 0 and [r[0] for r in rows] == ["asr", "speaker", "text", "emotion"]
     assert all(r[2] == "ok" for r in rows), listed.stdout
     assert speechsvc("models", "path").stdout.strip() == str(Settings().whisper_dir)
 

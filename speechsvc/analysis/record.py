@@ -58,6 +58,8 @@ class Utterance:
     cues: dict[str, str] = field(default_factory=dict)
     # What other stages found, by stage name (JSON-able: it is saved in reports).
     found: dict[str, Any] = field(default_factory=dict)
+    # Who said it in a diarized mono recording (speaker_0, speaker_1, ...); None otherwise.
+    speaker: str | None = None
     # Runtime only (never saved): 16 kHz audio of the utterance and the Whisper encoder statistics for the voice
     # stages (None in text-only analysis); the L2-normalised sentence embedding of the text (from the text stage),
     # for stages that compare sentences.
@@ -67,10 +69,10 @@ class Utterance:
 
     @classmethod
     def of(cls, final: Transcript, audio: Float32Array | None = None,
-           encoder_stats: Float32Array | None = None) -> Utterance:
+           encoder_stats: Float32Array | None = None, speaker: str | None = None) -> Utterance:
         """The record the stages fill in for one final transcript (as the stages' rewrite left it)."""
         return cls(final.leg, final.utterance, final.start_ms, final.end_ms, final.text, final.language,
-                   round(final.confidence, 4), final.redactions, final.words, audio=audio,
+                   round(final.confidence, 4), final.redactions, final.words, speaker=speaker, audio=audio,
                    encoder_stats=encoder_stats)
 
     @property

@@ -13,12 +13,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import replace
+from typing import Any
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
 from speechsvc.analysis.record import CallEnd, Utterance, cut_off_legs
 from speechsvc.batch.chunks import decode_utterances_async
 from speechsvc.batch.report import CallReport, summarize
+from speechsvc.batch.speakers import SpeakerSplit, for_engine, label_roles, split_by_speaker
 from speechsvc.batch.transcribe import legs_for, segment_audio
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
@@ -33,15 +35,25 @@ async def analyze_recording(
     redaction: RedactionRequest = RedactionRequest(),  # noqa: B008 - frozen, shared safely
     words: bool = False,
     agent_id: str | None = None,
+    speaker_split: SpeakerSplit | None = None,
 ) -> CallReport:
     """One recording (16 kHz float32, shape (channels, n)); stereo = customer (left), agent (right).
     ``words`` adds word (character) timings to each segment; ``agent_id`` (from a manifest) goes in the report
-    for per-agent QA aggregates. Every stage's section (``Stage.report``) goes in the report under its name."""
+    for per-agent QA aggregates. Every stage's section (``Stage.report``) goes in the report under its name.
+    A mono recording is split by speaker and its speakers labelled agent / customer (``speaker_split``, by
+    default the engine's: :mod:`speechsvc.batch.speakers`); stereo recordings keep their channels."""
     legs = legs_for(audio.shape[0])
     segments: list[SpeechSegment] = []
     for channel, leg in enumerate(legs):
         segments.extend(await asyncio.to_thread(segment_audio, audio[channel], leg, engine.vad_model,
                                                 engine.vad_options))
+    # -- diarization (#29): a mono recording is split by speaker here and put on agent/customer legs after ASR.
+    speaker_split = speaker_split or for_engine(engine)
+    split = await split_by_speaker(segments, speaker_split) if speaker_split and legs == ("mixed",) else None
+    if split is not None:
+        segments = split.segments
+    # --
+
     def submit(request: AsrRequest) -> Awaitable[AsrResult]:
         return engine.asr.submit_wait(request, Priority.BATCH)
 
@@ -54,6 +66,14 @@ async def analyze_recording(
         asr = [replace(r, encoder_stats=e.encoder_stats) for r, e in zip(decoded, encoded, strict=True)]
     else:
         asr = await texts
+    # -- diarization (#29): roles from each speaker's text; segments move onto those legs.
+    speaker_of: dict[tuple[str, int], str] = {}
+    speakers: dict[str, Any] | None = None
+    if split is not None and speaker_split is not None:
+        labelled = label_roles(split, [r.text for r in asr], speaker_split.qa_pack)
+        segments, legs, speakers = labelled.segments, labelled.legs, labelled.summary()
+        speaker_of = {(s.leg, s.index): label for s, label in zip(segments, labelled.speakers, strict=True)}
+    # --
     kept = sorted(((s, r) for s, r in zip(segments, asr, strict=True) if r.text),
                   key=lambda sr: (sr[0].start_ms, sr[0].leg))
     analyzer = CallAnalyzer(engine.stages, CallInfo(path, legs, Mode.BATCH, redaction=redaction), engine.metrics)
@@ -62,7 +82,7 @@ async def analyze_recording(
     utterances = [
         Utterance.of(analyzer.rewrite(Transcript(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, True,
                                                  r.confidence, r.text, words=shift_words(r.words, s.start_ms))),
-                     s.audio, r.encoder_stats)
+                     s.audio, r.encoder_stats, speaker_of.get((s.leg, s.index)))
         for s, r in kept
     ]
     await analyzer.analyze(utterances)
@@ -72,4 +92,4 @@ async def analyze_recording(
     analyzer.end(CallEnd("recording", dict.fromkeys(legs, duration_ms), cut_off))
     summary = summarize(duration, legs, segments, utterances)
     saved = tuple(replace(u, audio=None, encoder_stats=None, embedding=None) for u in utterances)  # not kept
-    return CallReport(path, round(duration, 3), legs, saved, summary, analyzer.sections(), agent_id)
+    return CallReport(path, round(duration, 3), legs, saved, summary, analyzer.sections(), agent_id, speakers)

@@ -48,17 +48,21 @@ class CallReport:
     sections: Mapping[str, Any] = field(default_factory=dict)
     # The agent who took the call, when the job's manifest says (per-agent QA aggregates).
     agent_id: str | None = None
+    # A diarized mono recording: speakers found, each one's role (or speaker_N when unsure), role confidence.
+    speakers: dict[str, Any] | None = None
 
     def transcript(self) -> FileTranscript:
         return FileTranscript(self.path, self.duration_s, self.legs, tuple(
-            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions, s.words)
+            FileSegment(s.leg, s.index, s.start_ms, s.end_ms, s.text, s.language, s.confidence, s.redactions, s.words,
+                        speaker=s.speaker)
             for s in self.segments
         ))
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "duration_s": self.duration_s, "legs": list(self.legs),
                 "segments": [s.to_dict() for s in self.segments], "summary": asdict(self.summary),
-                **self.sections, "agent_id": self.agent_id}
+                **self.sections, "agent_id": self.agent_id,
+                **({"speakers": self.speakers} if self.speakers is not None else {})}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.batch.chunks import CHUNK_S, decode_utterances, decode_utterances_async
+from speechsvc.batch.speakers import SpeakerSplit, label_roles, split_by_speaker
 from speechsvc.config import VadOptions
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import decode_file
@@ -52,6 +53,8 @@ class FileSegment:
     words: tuple[Word, ...] = ()
     # The decoder's no-speech probability for the window this segment was decoded in (None: not known).
     no_speech_prob: float | None = None
+    # Who said it in a diarized mono recording (speaker_0, speaker_1, ...); None otherwise.
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,15 @@ def rewrite_segments(segments: Sequence[FileSegment], analyzer: CallAnalyzer) ->
     return out
 
 
-def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult]) -> list[FileSegment]:
-    """Segments that got text, in time order (legs interleaved)."""
+def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult],
+                  speakers: Sequence[str | None] | None = None) -> list[FileSegment]:
+    """Segments that got text, in time order (legs interleaved); ``speakers``: each segment's speaker label."""
+    labels = speakers if speakers is not None else [None] * len(segments)
     out = [
         FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4),
-                    words=shift_words(r.words, s.start_ms), no_speech_prob=round(r.no_speech_prob, 4))
-        for s, r in zip(segments, results, strict=True)
+                    words=shift_words(r.words, s.start_ms), no_speech_prob=round(r.no_speech_prob, 4),
+                    speaker=label)
+        for s, r, label in zip(segments, results, labels, strict=True)
         if r.text
     ]
     return sorted(out, key=lambda s: (s.start_ms, s.leg))
@@ -141,17 +147,25 @@ async def transcribe_audio_async(
     hotwords: tuple[str, ...] = (),
     punctuation: bool = True,
     task: str = "transcribe",
+    speaker_split: SpeakerSplit | None = None,
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
-    off the event loop."""
+    off the event loop. ``speaker_split`` splits a mono recording by speaker (each segment's ``speaker``) and puts
+    the segments on agent / customer legs when the roles are clear."""
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
+    split = await split_by_speaker(segments, speaker_split) if speaker_split and legs == ("mixed",) else None
+    if split is not None:
+        segments = split.segments
     results = await decode_utterances_async(segments, lambda r: worker.submit_wait(r, Priority.BATCH), language,
                                             punctuation=punctuation, words=words, hotwords=hotwords, task=task,
                                             recording=dict(zip(legs, audio, strict=True)))
-    return legs, file_segments(segments, results)
+    if split is None or speaker_split is None:
+        return legs, file_segments(segments, results)
+    labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
+    return labelled.legs, file_segments(labelled.segments, results, labelled.speakers)
 
 
 def transcribe_file(

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from speechsvc.batch.transcribe import FileTranscript
+from speechsvc.batch.transcribe import FileSegment, FileTranscript
 
 
 def _clock(ms: int, sep: str) -> str:
@@ -20,8 +20,9 @@ def _clock(ms: int, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def _speaker(t: FileTranscript, leg: str) -> str:
-    return f"[{leg}] " if len(t.legs) > 1 else ""
+def _speaker(t: FileTranscript, s: FileSegment) -> str:
+    # A diarized mono recording whose roles are unknown names its speakers instead.
+    return f"[{s.leg}] " if len(t.legs) > 1 else f"[{s.speaker}] " if s.speaker else ""
 
 
 def to_json(t: FileTranscript) -> str:
@@ -29,15 +30,21 @@ def to_json(t: FileTranscript) -> str:
 
 
 def to_txt(t: FileTranscript) -> str:
-    return "".join(f"{_speaker(t, s.leg)}{s.text}\n" for s in t.segments)
+    return "".join(f"{_speaker(t, s)}{s.text}\n" for s in t.segments)
 
 
 def to_srt(t: FileTranscript) -> str:
     blocks = [
-        f"{i}\n{_clock(s.start_ms, ',')} --> {_clock(s.end_ms, ',')}\n{_speaker(t, s.leg)}{s.text}\n"
+        f"{i}\n{_clock(s.start_ms, ',')} --> {_clock(s.end_ms, ',')}\n{_speaker(t, s)}{s.text}\n"
         for i, s in enumerate(t.segments, 1)
     ]
     return "\n".join(blocks)
+
+
+def _voice(t: FileTranscript, s: FileSegment) -> str:
+    """A WebVTT voice span: the leg of a two-leg recording, else a diarized speaker, else none."""
+    name = s.leg if len(t.legs) > 1 else s.speaker
+    return f"<v {name}>" if name else ""
 
 
 def _vtt_text(text: str) -> str:
@@ -48,8 +55,7 @@ def _vtt_text(text: str) -> str:
 
 def to_vtt(t: FileTranscript) -> str:
     blocks = [
-        f"{_clock(s.start_ms, '.')} --> {_clock(s.end_ms, '.')}\n"
-        f"{f'<v {s.leg}>' if len(t.legs) > 1 else ''}{_vtt_text(s.text)}\n"
+        f"{_clock(s.start_ms, '.')} --> {_clock(s.end_ms, '.')}\n{_voice(t, s)}{_vtt_text(s.text)}\n"
         for s in t.segments
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)

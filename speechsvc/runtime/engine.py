@@ -23,6 +23,7 @@ from speechsvc.config import Settings, StreamOptions, VadOptions
 from speechsvc.errors import Overloaded, ProtocolError, RateLimited, ShuttingDown, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.models import silero_vad_path, whisper_dir
+from speechsvc.models.speaker import speaker_encoder_path
 from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
 from speechsvc.runtime.call_index import CallIndex
@@ -30,6 +31,7 @@ from speechsvc.security import Guard, principal_var
 from speechsvc.security.metadata import MetadataPolicy
 from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
 from speechsvc.speech.audio import check_format
+from speechsvc.speech.speaker import SpeakerEncoder
 from speechsvc.speech.vad import SileroModel
 from speechsvc.types import PIPELINE_RATE, CallConfig, ModelInfo
 from speechsvc.workers import InferenceWorker
@@ -66,8 +68,11 @@ class Engine:
         recognizer: Recognizer,
         vad_model: SileroModel,
         stages: Sequence[Stage] = (),
+        speaker_encoder: SpeakerEncoder | None = None,
     ) -> None:
         self.settings = settings
+        # Speaker embeddings for mono recordings (None: diarization off); read-only, used from threads.
+        self.speaker_encoder = speaker_encoder
         self.recognizer = recognizer
         self.vad_model = vad_model
         self.stages = list(stages)
@@ -114,12 +119,15 @@ class Engine:
         recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
         vad_model = SileroModel(silero_vad_path())
         stages = load_stages(settings)
+        speaker = SpeakerEncoder.load(speaker_encoder_path(settings.speaker_dir)) if settings.diarize else None
         log.info("models loaded in %.1f s", time.perf_counter() - started)
-        return cls(settings, recognizer, vad_model, stages)
+        return cls(settings, recognizer, vad_model, stages, speaker)
 
     @property
     def models(self) -> list[ModelInfo]:
         infos = [self.recognizer.info(), ModelInfo("vad", str(silero_vad_path()), "cpu", "float32")]
+        if self.speaker_encoder is not None:
+            infos.append(ModelInfo("speaker", str(self.settings.speaker_dir), "cpu", "float32"))
         return infos + [info for stage in self.stages for info in stage.models()]
 
     async def start(self) -> None:

@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
+from speechsvc.batch.speakers import for_engine
 from speechsvc.batch.transcribe import rewrite_segments, transcribe_audio_async
 from speechsvc.config import Settings
 from speechsvc.errors import (
@@ -314,7 +315,7 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio), max_s)
             legs, segments = await transcribe_audio_async(
                 audio, engine.asr, engine.vad_model, engine.vad_options, fixed_language(language),
-                punctuation=engine.settings.punctuation,
+                punctuation=engine.settings.punctuation, speaker_split=for_engine(engine, request.speakers or None),
             )
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))
@@ -322,7 +323,8 @@ class SpeechServicer(pb_grpc.SpeechServicer):
         response = pb.TranscribeResponse(duration_s=round(audio.shape[1] / PIPELINE_RATE, 3), legs=list(legs))
         for s in rewrite_segments(segments, analyzer):  # PII redaction
             segment = response.segments.add(leg=s.leg, index=s.index, start_ms=s.start_ms, end_ms=s.end_ms,
-                                            text=s.text, language=s.language, confidence=s.confidence)
+                                            text=s.text, language=s.language, confidence=s.confidence,
+                                            speaker=s.speaker or "")
             for r in s.redactions:
                 json_format.ParseDict(asdict(r), segment.redactions.add())
         return response

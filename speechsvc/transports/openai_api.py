@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException  # FastAPI's is a subclass; Starl
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
+from speechsvc.batch.speakers import for_engine
 from speechsvc.batch.transcribe import FileSegment, FileTranscript, rewrite_segments, transcribe_audio_async
 from speechsvc.batch.writers import WRITERS
 from speechsvc.errors import MessageTooLarge, Overloaded, ShuttingDown, SpeechsvcError, Unauthorized
@@ -170,6 +171,11 @@ def request_body(task: Task) -> dict[str, Any]:
         fields["language"] = {"type": "string", "description": "A configured language code, or auto"}
         fields["timestamp_granularities[]"] = {"type": "array", "items": {"type": "string",
                                                                           "enum": ["segment", "word"]}}
+        fields["diarize"] = {"type": "boolean", "default": False,
+                             "description": "speechsvc: split a mono recording by speaker (verbose_json segments "
+                                            "say who spoke)"}
+        fields["speakers"] = {"type": "integer", "minimum": 0, "maximum": 8, "default": 0,
+                              "description": "speechsvc: the number of speakers when known (0: 2)"}
     schema = {"type": "object", "required": ["file", "model"], "properties": fields}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
@@ -202,9 +208,13 @@ async def unknown_audio_path(request: Request, rest: str) -> Response:
 
 class _Form:
     def __init__(self, file: UploadFile, model: str, language: str | None, prompt: str, response_format: str,
-                 temperature: float, granularities: tuple[str, ...]) -> None:
+                 temperature: float, granularities: tuple[str, ...], diarize: bool = False,
+                 speakers: int = 0) -> None:
         self.file, self.model, self.language, self.prompt = file, model, language, prompt
         self.response_format, self.temperature, self.granularities = response_format, temperature, granularities
+        # Not OpenAI parameters: diarize=true splits a mono upload by speaker (speakers=N, default 2); each
+        # verbose_json segment then says who spoke (agent / customer, or speaker_N when the roles are unclear).
+        self.diarize, self.speakers = diarize, speakers
 
 
 def _form(form: FormData, task: Task) -> _Form:
@@ -230,7 +240,15 @@ def _form(form: FormData, task: Task) -> _Form:
         raise OpenAIError(400, "timestamp_granularities[] takes segment and word", "timestamp_granularities",
                           "invalid_value")
     language = (str(form.get("language") or "") or None) if task == "transcribe" else None
-    return _Form(upload, str(form.get("model") or ""), language, prompt, response_format, temperature, granularities)
+    diarize = str(form.get("diarize") or "false").lower() in ("true", "1", "yes")
+    try:
+        speakers = int(str(form.get("speakers") or 0))
+    except ValueError:
+        raise OpenAIError(400, "speakers must be a whole number", "speakers", "invalid_value") from None
+    if not 0 <= speakers <= 8:
+        raise OpenAIError(400, "speakers must be between 1 and 8", "speakers", "invalid_value")
+    return _Form(upload, str(form.get("model") or ""), language, prompt, response_format, temperature, granularities,
+                 diarize, speakers)
 
 
 async def _answer(engine: Engine, request: Request, task: Task) -> Response:
@@ -274,13 +292,16 @@ async def _transcribe(engine: Engine, form: _Form, task: Task) -> Response:
     if granularities and form.response_format != "verbose_json":
         raise OpenAIError(400, "timestamp_granularities[] needs response_format verbose_json",
                           "timestamp_granularities", "invalid_value")
+    split = for_engine(engine, form.speakers or None) if form.diarize else None
+    if form.diarize and split is None:
+        raise OpenAIError(400, "diarization is off on this server (SPEECHSVC_DIARIZE)", "diarize", "invalid_value")
     audio = await read_audio(engine, form.file)
     wants_words = "word" in granularities and task == "transcribe"
     # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
                                                   fixed_language(language), words=wants_words,
                                                   hotwords=(form.prompt,) if form.prompt.strip() else (),
-                                                  punctuation=settings.punctuation, task=task)
+                                                  punctuation=settings.punctuation, task=task, speaker_split=split)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
     transcript = FileTranscript(form.file.filename or "audio", round(audio.shape[1] / PIPELINE_RATE, 3), legs,
@@ -332,4 +353,6 @@ def _segment(i: int, s: FileSegment, temperature: float) -> dict[str, Any]:
     }
     if s.no_speech_prob is not None:
         body["no_speech_prob"] = round(s.no_speech_prob, 4)
+    if s.speaker is not None:  # diarized: the role when known, else the speaker's number
+        body["speaker"] = s.leg if s.leg in ("agent", "customer") else s.speaker
     return body

@@ -247,7 +247,8 @@ function transcriptSection(report) {
     if (seg.emotion) meta.push(chip(`${label("emo", seg.emotion)} · ${pct(seg.p_angry)}`,
       `emo emo-${seg.emotion}${seg.emotion === "angry" ? " hot" : ""}`));
     return h("div", { class: `utt final leg-${seg.leg}`, style: { gridColumn: String(Math.max(0, columns.indexOf(seg.leg)) + 1) } },
-      h("div", { class: "utt-head" }, h("span", { class: "who" }, legName(seg.leg)), h("time", {}, duration(seg.start_ms / 1000))),
+      h("div", { class: "utt-head" }, h("span", { class: "who" }, seg.leg === "mixed" && seg.speaker ? seg.speaker : legName(seg.leg)),
+        h("time", {}, duration(seg.start_ms / 1000))),
       h("p", { class: "utt-text" }, transcriptText(seg.text, seg.redactions)),
       meta.length ? h("div", { class: "utt-meta" }, meta) : null);
   })));

@@ -1,0 +1,86 @@
+"""Mono recordings as two legs: the VAD's segments split by speaker before ASR, then each speaker labelled agent
+or customer from its text after ASR, and the segments moved onto those legs (renumbered per leg in time order),
+so the analysis, QA rules and reports see the call as they see a stereo one. With weak role evidence the segments
+stay on the ``mixed`` leg and keep their speaker numbers.
+
+Used by the recorded-call path (:mod:`speechsvc.batch.recording`) and file transcription
+(:mod:`speechsvc.batch.transcribe`); the embedding work runs in a thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from speechsvc.analysis.roles import QA_PACK, Roles, SpeakerText, assign_roles, cues_for
+from speechsvc.runtime.engine import Engine
+from speechsvc.speech.diarize import DiarizeOptions, diarize
+from speechsvc.speech.speaker import SpeakerEncoder
+from speechsvc.types import Leg, SpeechSegment
+
+
+@dataclass(frozen=True)
+class SpeakerSplit:
+    """What splitting a mono recording needs: the encoder (loaded once by the engine), the options, and the QA
+    pack whose agent phrases help tell the roles apart."""
+
+    encoder: SpeakerEncoder
+    options: DiarizeOptions = DiarizeOptions()  # noqa: RUF009 - frozen
+    qa_pack: Path | None = QA_PACK
+
+
+@dataclass(frozen=True)
+class Split:
+    """Segments cut at speaker changes (still on the mixed leg) and each one's speaker."""
+
+    segments: list[SpeechSegment]
+    speakers: list[int]
+    count: int
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Segments on their role's leg, renumbered per leg, each with its speaker label (``speaker_N``)."""
+
+    segments: list[SpeechSegment]
+    speakers: list[str]
+    legs: tuple[Leg, ...]
+    roles: Roles
+
+    def summary(self) -> dict[str, Any]:
+        """The report's ``speakers`` section."""
+        return {"count": len(self.roles.roles),
+                "roles": {f"speaker_{k}": self.roles.label(k) for k in range(len(self.roles.roles))},
+                "role_confidence": self.roles.confidence}
+
+
+async def split_by_speaker(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
+    found = await asyncio.to_thread(diarize, segments, split.encoder, split.options)
+    return Split([p.segment for p in found.segments], [p.speaker for p in found.segments], found.speakers)
+
+
+def label_roles(split: Split, texts: Sequence[str], qa_pack: Path | None = QA_PACK) -> Labelled:
+    """Roles from each speaker's text (``texts``: per segment of ``split``, empty where nothing was heard)."""
+    roles = assign_roles([SpeakerText(spk, seg.start_ms, text)
+                          for seg, spk, text in zip(split.segments, split.speakers, texts, strict=True) if text],
+                         split.count, cues_for(qa_pack))
+    counters: dict[str, int] = {}
+    out = []
+    for seg, spk in zip(split.segments, split.speakers, strict=True):
+        leg = roles.leg(spk)
+        out.append(replace(seg, leg=leg, index=counters.get(leg, 0)))
+        counters[leg] = counters.get(leg, 0) + 1
+    legs: tuple[Leg, ...] = ("customer", "agent") if roles.known else ("mixed",)
+    return Labelled(out, [f"speaker_{spk}" for spk in split.speakers], legs, roles)
+
+
+def for_engine(engine: Engine, speakers: int | None = None) -> SpeakerSplit | None:
+    """The engine's split of mono recordings as its settings ask (``diarize``, ``diarize_speakers``; ``speakers``
+    overrides the count), or None when diarization is off."""
+    if engine.speaker_encoder is None or not engine.settings.diarize:
+        return None
+    return SpeakerSplit(engine.speaker_encoder, DiarizeOptions(speakers=speakers or engine.settings.diarize_speakers),
+                        engine.settings.qa_rules or QA_PACK)

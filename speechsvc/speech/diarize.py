@@ -1,0 +1,238 @@
+"""Who spoke when in a mono recording: speaker embeddings over the VAD's segments, clustered into N speakers.
+
+Each VAD segment is covered by windows of ``window_s`` every ``hop_s`` (a segment shorter than a window is one
+window of its own length) and each window gets a GE2E embedding (:mod:`speechsvc.speech.speaker`). The windows are
+clustered into ``speakers`` groups by spectral clustering of their cosine affinities (each row keeps its closest
+``prune`` share, as in Wang et al., "Speaker diarization with LSTM", 2018), refined by spherical k-means; two
+centroids closer than ``same_speaker`` are one voice (a recording with one speaker stays one speaker). Every
+``STEP_MS`` of a segment then takes the speaker whose centroid is closest on average over the windows covering
+it; a run shorter than ``min_turn_s`` joins its neighbours, and a segment is split where the speaker changes.
+Overlapped speech goes to the speaker who dominates it.
+
+Pure functions over arrays; the encoder is passed in (thread safety: see the encoder's module).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from speechsvc.speech.speaker import SAMPLE_RATE, SpeakerEncoder
+from speechsvc.types import Float32Array, SpeechSegment
+
+log = logging.getLogger(__name__)
+
+STEP_MS = 100  # resolution of speaker changes inside a segment
+MAX_CLUSTERED = 1500  # windows clustered at once (spectral clustering is cubic); the rest are assigned to centroids
+
+
+@dataclass(frozen=True)
+class DiarizeOptions:
+    """How a mono recording is split by speaker (defaults chosen on the tune split, benchmarks/diarization.py)."""
+
+    # Number of speakers (2: an agent and a customer).
+    speakers: int = 2
+    # Embedding window and hop (the encoder was trained on 1.6 s windows).
+    window_s: float = 1.5
+    hop_s: float = 0.5
+    # Share of each window's neighbours kept in the affinity matrix.
+    prune: float = 0.15
+    # Centroids with a cosine above this are the same voice (the tune search's best by speech on the right
+    # speaker; 0.95 did as well there and merged two real speakers less often: see docs/results.md).
+    same_speaker: float = 0.85
+    # A speaker change inside a segment must hold this long.
+    min_turn_s: float = 1.5
+    # A voice heard in fewer windows than this is not a speaker of its own (a cough, a short clip of one voice).
+    min_speaker_windows: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.speakers <= 8:
+            raise ValueError(f"speakers must be 1..8, got {self.speakers}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError("hop_s must be in (0, window_s]")
+
+
+@dataclass(frozen=True)
+class SpeakerSegment:
+    """A part of a VAD segment spoken by one speaker (0-based, in order of first appearance)."""
+
+    segment: SpeechSegment
+    speaker: int
+
+
+@dataclass(frozen=True)
+class Diarization:
+    segments: tuple[SpeakerSegment, ...]
+    # Speakers found (may be fewer than asked when the voices are the same).
+    speakers: int
+
+
+@dataclass(frozen=True)
+class _Window:
+    segment: int
+    start: int  # samples into the segment's audio
+    end: int
+
+
+def _windows(segments: Sequence[SpeechSegment], options: DiarizeOptions) -> list[_Window]:
+    size, hop = int(options.window_s * SAMPLE_RATE), int(options.hop_s * SAMPLE_RATE)
+    out = []
+    for k, seg in enumerate(segments):
+        n = seg.audio.size
+        if n <= size:
+            out.append(_Window(k, 0, n))
+            continue
+        starts = list(range(0, n - size + 1, hop))
+        if starts[-1] + size < n:
+            starts.append(n - size)
+        out += [_Window(k, s, s + size) for s in starts]
+    return out
+
+
+def spectral_labels(embeddings: Float32Array, k: int, prune: float) -> np.ndarray:
+    """Cluster unit vectors into ``k`` groups (spectral clustering of pruned cosine affinities)."""
+    n = embeddings.shape[0]
+    if n <= k:
+        return np.arange(n)
+    affinity = np.clip(embeddings @ embeddings.T, 0.0, None)
+    keep = max(2, round(prune * n))
+    threshold = np.sort(affinity, axis=1)[:, -keep][:, None]
+    affinity = np.where(affinity >= threshold, affinity, 0.0)
+    affinity = np.maximum(affinity, affinity.T)
+    degree = affinity.sum(axis=1)
+    inv = 1.0 / np.sqrt(np.maximum(degree, 1e-9))
+    laplacian = np.eye(n) - inv[:, None] * affinity * inv[None, :]
+    _, vectors = np.linalg.eigh(laplacian)
+    spectral = vectors[:, :k]
+    spectral = spectral / np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-9)
+    return kmeans(spectral, k)
+
+
+def kmeans(x: np.ndarray, k: int, iterations: int = 30) -> np.ndarray:
+    """Deterministic k-means (farthest-point initialisation) of the rows of ``x``."""
+    centers = [x[0]]
+    for _ in range(1, k):
+        dist = np.min([np.sum((x - c) ** 2, axis=1) for c in centers], axis=0)
+        centers.append(x[int(np.argmax(dist))])
+    c = np.stack(centers)
+    labels = np.zeros(x.shape[0], int)
+    for _ in range(iterations):
+        new = np.argmin(((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2), axis=1)
+        if np.array_equal(new, labels) and _ > 0:
+            break
+        labels = new
+        c = np.stack([x[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(k)])
+    return labels
+
+
+def _centroids(embeddings: Float32Array, labels: np.ndarray, k: int) -> Float32Array:
+    c = np.stack([embeddings[labels == j].mean(axis=0) if np.any(labels == j) else np.zeros(embeddings.shape[1])
+                  for j in range(k)])
+    return np.asarray(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9), np.float32)
+
+
+def cluster(embeddings: Float32Array, options: DiarizeOptions) -> Float32Array:
+    """Speaker centroids (unit vectors) of window embeddings: spectral clustering, then spherical k-means;
+    centroids closer than ``same_speaker`` are merged."""
+    k = options.speakers
+    n = embeddings.shape[0]
+    if n == 0:
+        return np.zeros((0, embeddings.shape[1]), np.float32)
+    if k == 1 or n < 2:
+        return _centroids(embeddings, np.zeros(n, int), 1)
+    # Long recordings: cluster an even subsample, assign the rest to its centroids.
+    sample = embeddings[np.linspace(0, n - 1, min(n, MAX_CLUSTERED)).astype(int)]
+    centroids = _centroids(sample, spectral_labels(sample, k, options.prune), k)
+    for _ in range(10):
+        labels = np.argmax(embeddings @ centroids.T, axis=1)
+        new = _centroids(embeddings, labels, k)
+        if np.allclose(new, centroids):
+            break
+        centroids = new
+    counts = np.bincount(labels, minlength=k)
+    kept = [j for j in range(k) if counts[j] >= options.min_speaker_windows] or [int(np.argmax(counts))]
+    centroids = _centroids(embeddings, np.argmax(embeddings @ centroids[kept].T, axis=1), len(kept))
+    return _merge_close(centroids, embeddings, options.same_speaker)
+
+
+def _merge_close(centroids: Float32Array, embeddings: Float32Array, same: float) -> Float32Array:
+    while centroids.shape[0] > 1:
+        sim = centroids @ centroids.T
+        np.fill_diagonal(sim, -1.0)
+        i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if sim[i, j] < same:
+            break
+        labels = np.argmax(embeddings @ centroids.T, axis=1)
+        labels[labels == j] = i
+        keep = [m for m in range(centroids.shape[0]) if m != j]
+        remap = {old: new for new, old in enumerate(keep)}
+        centroids = _centroids(embeddings, np.array([remap[v] for v in labels]), len(keep))
+    return centroids
+
+
+def _smooth(labels: list[int], min_run: int) -> list[int]:
+    """Runs shorter than ``min_run`` steps take the label of the longer neighbouring run (repeatedly)."""
+    while True:
+        runs: list[list[int]] = []  # [label, start, length]
+        for t, lab in enumerate(labels):
+            if runs and runs[-1][0] == lab:
+                runs[-1][2] += 1
+            else:
+                runs.append([lab, t, 1])
+        short = [r for r in runs if r[2] < min_run]
+        if len(runs) == 1 or not short:
+            return labels
+        shortest = min(short, key=lambda r: r[2])
+        at = runs.index(shortest)
+        neighbours = [runs[m] for m in (at - 1, at + 1) if 0 <= m < len(runs)]
+        target = max(neighbours, key=lambda r: r[2])[0]
+        labels[shortest[1] : shortest[1] + shortest[2]] = [target] * shortest[2]
+
+
+def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
+            options: DiarizeOptions = DiarizeOptions()) -> Diarization:
+    """Split a mono recording's VAD segments by speaker (see the module docstring). Speakers are numbered in
+    order of first appearance; a segment's parts keep its leg, and indexes are renumbered in time order."""
+    ordered = sorted(segments, key=lambda s: s.start_ms)
+    windows = _windows(ordered, options)
+    if not windows:
+        return Diarization((), 0)
+    embeddings = encoder.embed([ordered[w.segment].audio[w.start : w.end] for w in windows])
+    centroids = cluster(embeddings, options)
+    scores = embeddings @ centroids.T  # (windows, speakers)
+    parts: list[tuple[SpeechSegment, int]] = []
+    step = STEP_MS * SAMPLE_RATE // 1000
+    min_run = max(1, int(options.min_turn_s * 1000 / STEP_MS))
+    by_segment: dict[int, list[int]] = {}
+    for w, window in enumerate(windows):
+        by_segment.setdefault(window.segment, []).append(w)
+    for k, seg in enumerate(ordered):
+        mine = by_segment[k]
+        steps = max(1, -(-seg.audio.size // step))
+        total = np.zeros((steps, centroids.shape[0]))
+        count = np.zeros(steps)
+        for w in mine:
+            a, b = windows[w].start // step, max(windows[w].start // step + 1, -(-windows[w].end // step))
+            total[a:b] += scores[w]
+            count[a:b] += 1
+        covered = count > 0
+        total[~covered] = scores[mine].mean(axis=0)
+        labels = _smooth([int(v) for v in np.argmax(total, axis=1)], min_run)
+        start = 0
+        for t in range(1, steps + 1):
+            if t == steps or labels[t] != labels[start]:
+                a, b = start * step, min(seg.audio.size, t * step)
+                part = replace(seg, start_ms=seg.start_ms + a * 1000 // SAMPLE_RATE,
+                               end_ms=seg.start_ms + b * 1000 // SAMPLE_RATE if t < steps else seg.end_ms,
+                               audio=seg.audio[a:b])
+                parts.append((part, labels[start]))
+                start = t
+    first_seen: dict[int, int] = {}
+    for _, lab in parts:
+        first_seen.setdefault(lab, len(first_seen))
+    out = tuple(SpeakerSegment(replace(seg, index=i), first_seen[lab]) for i, (seg, lab) in enumerate(parts))
+    log.debug("diarized %d segments into %d parts, %d speakers", len(ordered), len(out), len(first_seen))
+    return Diarization(out, len(first_seen))
