@@ -35,6 +35,7 @@ from speechsvc.batch.files import InputPolicy, TooManyInputs, expand_inputs
 from speechsvc.batch.jobs import Job, JobRunner, StoreUnavailable
 from speechsvc.batch.outputs import OutputDir, output_name, read_report
 from speechsvc.errors import Forbidden
+from speechsvc.security.access import access
 from speechsvc.security.asgi import require
 from speechsvc.security.network import check_webhook_url
 from speechsvc.security.principal import Principal
@@ -44,6 +45,7 @@ router = APIRouter()
 Format = Literal["json", "srt", "vtt", "txt"]
 FORMATS = ("json", "srt", "vtt", "txt")
 JOBS = Depends(require("jobs"))
+MAX_OFFSET = 1 << 40  # a page offset past any store (a larger integer overflowed the database's)
 
 
 class JobRequest(BaseModel):
@@ -53,6 +55,27 @@ class JobRequest(BaseModel):
     formats: list[Format] = Field(default_factory=lambda: list[Format](["json"]))
     # Where the signed completion callback goes.
     webhook_url: str | None = Field(None, max_length=2000)
+
+
+def _documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error statuses a jobs route answers, for the OpenAPI document."""
+    what = {400: "malformed request", 403: "an input outside BATCH_ROOTS or of a scheme not allowed",
+            404: "no such job (another tenant's job is a 404 too)",
+            413: "upload over the tenant's byte limit", 422: "invalid request body or parameters",
+            429: "the tenant's unfinished-job limit or request rate", 503: "the job store is unreachable"}
+    return {code: {"description": what[code]} for code in codes}
+
+
+# POST /v1/jobs takes JSON (server-side inputs) or multipart uploads; the body is parsed by hand (uploads under the
+# tenant's byte cap), so the schema is declared here.
+CREATE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": JobRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "language": {"type": "string", "enum": ["zh", "en", "auto"]},
+        "formats": {"type": "string", "description": "json, srt, vtt, txt (comma-separated or repeated)"},
+        "webhook_url": {"type": "string"}}}},
+}}}
 
 
 class UploadTooLarge(Exception):
@@ -126,7 +149,8 @@ async def _quota(runner: JobRunner, principal: Principal) -> None:
                             headers={"Retry-After": "10"})
 
 
-@router.post("/v1/jobs", status_code=201)
+@router.post("/v1/jobs", status_code=201, responses=_documented(400, 403, 413, 422, 429, 503),
+             openapi_extra=CREATE_BODY)
 async def create_job(request: Request, principal: Principal = JOBS) -> JSONResponse:
     runner = _runner(request)
     settings = runner.engine.settings
@@ -274,11 +298,11 @@ async def _own(runner: JobRunner, job_id: str, principal: Principal) -> Job:
     return job
 
 
-@router.get("/v1/jobs")
+@router.get("/v1/jobs", responses=_documented(422, 503))
 async def list_jobs(
     request: Request,
     principal: Principal = JOBS,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     runner = _runner(request)
@@ -299,7 +323,7 @@ OUTPUT_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt"
                 "txt": "text/plain; charset=utf-8"}
 
 
-@router.get("/v1/jobs/{job_id}/outputs/{index}/{fmt}")
+@router.get("/v1/jobs/{job_id}/outputs/{index}/{fmt}", responses=_documented(404, 422, 503))
 async def job_output(job_id: str, index: int, fmt: str, request: Request, principal: Principal = JOBS) -> Response:
     """One input's output file (``json``, ``srt``, ``vtt``, ``txt``: what the job was asked for), by the input's
     position in the job."""
@@ -320,12 +344,12 @@ async def job_output(job_id: str, index: int, fmt: str, request: Request, princi
     return Response(text, media_type=OUTPUT_TYPES[fmt])
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", responses=_documented(404, 503))
 async def get_job(job_id: str, request: Request, principal: Principal = JOBS) -> dict[str, Any]:
     return job_view(await _own(_runner(request), job_id, principal))
 
 
-@router.delete("/v1/jobs/{job_id}", status_code=204)
+@router.delete("/v1/jobs/{job_id}", status_code=204, responses=_documented(404, 503))
 async def delete_job(job_id: str, request: Request, principal: Principal = JOBS) -> Response:
     """Cancel and delete: queued items never start, running ones (on any replica) stop at their item boundary,
     then the job's rows and files are removed. A job already gone is 404."""
@@ -338,12 +362,12 @@ async def delete_job(job_id: str, request: Request, principal: Principal = JOBS)
     return Response(status_code=204)
 
 
-@router.get("/v1/jobs/{job_id}/results")
+@router.get("/v1/jobs/{job_id}/results", responses=_documented(404, 422, 503))
 async def job_results(
     job_id: str,
     request: Request,
     principal: Principal = JOBS,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     runner = _runner(request)
@@ -372,3 +396,14 @@ async def job_results(
 
     results = await asyncio.to_thread(page)
     return {"id": job_id, "state": job.state, **_page(offset, limit, len(inputs)), "results": results}
+
+
+# A method a jobs path does not serve is 405 with every method the path does serve (FastAPI would name only the
+# first route's): GET and POST on /v1/jobs, GET and DELETE on /v1/jobs/{id}.
+@router.api_route("/v1/jobs", methods=["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"], include_in_schema=False)
+@router.api_route("/v1/jobs/{job_id}", methods=["POST", "PUT", "PATCH", "OPTIONS", "TRACE"], include_in_schema=False)
+@access("jobs")
+async def method_not_allowed(request: Request) -> Response:
+    allow = "GET, POST" if request.url.path.rstrip("/") == "/v1/jobs" else "GET, DELETE"
+    return JSONResponse({"detail": f"{request.method} is not allowed here; use {allow}"}, status_code=405,
+                        headers={"Allow": allow})
