@@ -28,17 +28,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
-from starlette.types import Message
 
 from speechsvc.batch.files import InputPolicy, TooManyInputs, expand_inputs
 from speechsvc.batch.jobs import Job, JobRunner, StoreUnavailable
 from speechsvc.batch.outputs import OutputDir, output_name, read_report
-from speechsvc.errors import Forbidden
+from speechsvc.errors import Forbidden, InvalidAudio, MessageTooLarge
 from speechsvc.security.access import access
 from speechsvc.security.asgi import require
 from speechsvc.security.network import check_webhook_url
 from speechsvc.security.principal import Principal
+from speechsvc.transports.uploads import read_form
 from speechsvc.types import fixed_language
 
 router = APIRouter()
@@ -76,10 +75,6 @@ CREATE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
         "formats": {"type": "string", "description": "json, srt, vtt, txt (comma-separated or repeated)"},
         "webhook_url": {"type": "string"}}}},
 }}}
-
-
-class UploadTooLarge(Exception):
-    """The request body passed the tenant's upload cap while it was arriving."""
 
 
 def _runner(request: Request) -> JobRunner:
@@ -221,16 +216,12 @@ def _formats(values: list[str]) -> list[str]:
 
 async def _create_from_upload(request: Request, runner: JobRunner, principal: Principal) -> JSONResponse:
     limit = runner.engine.guard.policy.bounds(principal.tenant).max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"upload of {declared} bytes exceeds this tenant's {limit}-byte limit")
-    capped = Request(request.scope, _capped_receive(request, limit))
     try:
-        form = await capped.form(max_files=1000, max_fields=100)
-    except UploadTooLarge:
-        raise HTTPException(413, f"upload exceeds this tenant's {limit}-byte limit") from None
-    except MultiPartException as e:
-        raise HTTPException(422, f"invalid multipart body: {e.message}") from None
+        form = await read_form(request, limit, max_files=1000, max_fields=100)
+    except MessageTooLarge as e:
+        raise HTTPException(413, f"{e} (this tenant's upload limit)") from None
+    except InvalidAudio as e:
+        raise HTTPException(422, str(e)) from None
     try:
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         if not files:
@@ -271,23 +262,6 @@ def _save(upload: UploadFile, target: Path) -> None:
     with os.fdopen(fd, "wb") as out:
         while chunk := upload.file.read(1 << 20):
             out.write(chunk)
-
-
-def _capped_receive(request: Request, limit: int):  # type: ignore[no-untyped-def]
-    """The request's ASGI ``receive``, raising :class:`UploadTooLarge` once the body passes ``limit`` bytes: the
-    multipart parser never sees (nor spools to disk) more than the cap, whatever Content-Length said."""
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise UploadTooLarge
-        return message
-
-    return receive
 
 
 async def _own(runner: JobRunner, job_id: str, principal: Principal) -> Job:
