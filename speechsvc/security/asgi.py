@@ -38,6 +38,7 @@ __all__ = [
     "require",
 ]
 
+
 def guard_of(app: object) -> Guard:
     guard: Guard = app.state.guard  # type: ignore[attr-defined]
     return guard
@@ -119,6 +120,8 @@ def require(scope: Scope, surface: str = "rest") -> Callable[[Request], Awaitabl
 # WebSocket paths of the call-platform adapters, guarded here (in front of their routers) so that every adapter is
 # authenticated, bounded and timed out the same way, whatever its own code does.
 PLATFORM_PATHS = ("/v1/twilio", "/v1/audio_fork", "/v1/audiohook")
+
+
 class PlatformGuard:
     """ASGI middleware for the platform adapters' WebSocket upgrades (authenticated before, by the access gate:
     ``Authorization: Bearer``/``Basic`` (mod_audio_fork's ``MOD_AUDIO_FORK_HTTP_AUTH_*``), ``X-API-KEY``
