@@ -22,7 +22,7 @@ import numpy as np
 
 from speechsvc.analysis import load_stages, started
 from speechsvc.config import Settings
-from speechsvc.evaluation.asr_sets import HOLDOUT, TUNE, Item, conditions, en_items, with_splits, zh_items
+from speechsvc.evaluation.asr_sets import APART, HOLDOUT, TUNE, Item, conditions, en_items, with_splits, zh_items
 from speechsvc.evaluation.asr_sets import __doc__ as SPLIT_RULE
 from speechsvc.evaluation.heldout import TextCache, Transcriber, score
 from speechsvc.evaluation.machine import describe
@@ -80,7 +80,7 @@ class FasterWhisperRecipe:
 
 
 VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
-            "fw_decode")
+            "fw_decode", "notime", "nocont", "cont1", "cont3")
 
 
 def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, variant: str,
@@ -91,7 +91,9 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
     Silero, 200 ms pads), ``pad200`` 200 ms pads without the gate, ``chunk28`` chunks of up to 28 s; or
     swapped for faster-whisper's: ``fw_audio`` its resampler, ``fw_vad`` its VAD segmentation (2 s pauses, 400 ms
     pads), ``whole`` none (the file as one chunk), ``win30`` its 30 s encoder window, ``no_drop`` no no-speech
-    drop, ``fw_decode`` its decoder on our chunks."""
+    drop, ``fw_decode`` its decoder on our chunks; ``notime`` chunks decoded without timestamps and never continued
+    (before the continuation), ``nocont`` with timestamps but never continued, ``cont1`` / ``cont3`` continued
+    when the text ends 1 s / 3 s before the chunk does."""
     from dataclasses import replace
 
     from speechsvc.batch.chunks import CHUNK_S, plan_chunks
@@ -104,11 +106,15 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
         tuned = replace(options, min_window_s=30.0)
     elif variant == "no_drop":
         tuned = replace(options, no_speech_threshold=1.0)
+    elif variant in ("nocont", "cont1", "cont3"):
+        tuned = replace(options, continue_after_s={"nocont": 0.0, "cont1": 1.0, "cont3": 3.0}[variant])
     else:
         tuned = options
 
     def recognize(requests: list[AsrRequest]) -> list[AsrResult]:
         recognizer.options = tuned
+        if variant == "notime":
+            requests = [replace(r, complete=False) for r in requests]
         try:
             return recognizer.transcribe(requests)
         finally:
@@ -176,7 +182,7 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
             chosen = subset(splits[split], args.subset) if split == TUNE else splits[split]
             row: dict[str, object] = {}
             if condition not in args.long_turn_conditions:
-                chosen = [i for i in chosen if i.family != "long_turn"]
+                chosen = [i for i in chosen if i.family not in APART]
             for variant in args.variants:
                 # Only where a variant can differ: seg15 on turns that reach 15 s, the rest on short items.
                 if variant == "seg15":
@@ -205,7 +211,7 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
 
 def markdown(asr: dict[str, Any], split: str) -> str:
     """The README table of one split: per condition and family, speechsvc / plain faster-whisper (files)."""
-    families = ["read", "prompt", "spontaneous", "all", "long_turn"]
+    families = ["read", "prompt", "spontaneous", "all", "read_turn", "long_turn"]
     lines = [f"| {split} | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
     for key, row in asr.items():
         condition, part = key.split("/")
@@ -229,12 +235,12 @@ def markdown(asr: dict[str, Any], split: str) -> str:
 
 
 def subset(items: list[Item], n: int) -> list[Item]:
-    """At most ``n`` items per source (evenly spaced, deterministic): quick tuning runs; 0 = all."""
+    """At most ``n`` items per family and source (evenly spaced, deterministic): quick tuning runs; 0 = all."""
     if not n:
         return items
-    by: dict[str, list[Item]] = {}
+    by: dict[tuple[str, str], list[Item]] = {}
     for item in items:
-        by.setdefault(item.source, []).append(item)
+        by.setdefault((item.family, item.source), []).append(item)
     return [group[k * len(group) // min(n, len(group))] for group in by.values() for k in range(min(n, len(group)))]
 
 
@@ -261,9 +267,9 @@ def main() -> None:
                         help="at most N tune items per source (0: all); holdout is always whole")
     parser.add_argument("--no-long-turns", dest="long_turns", action="store_false")
     parser.add_argument("--long-turn-conditions", type=lambda v: v.split(","), default=["16k", "g711u"],
-                        help="conditions that also score the long turns (bronze, 13 x 26 s)")
+                        help="conditions that also score the long turns (bronze, 13 x 26 s) and read turns")
     parser.add_argument("--families", type=lambda v: v.split(","), default=[],
-                        help="only these source families (read, prompt, spontaneous, long_turn, en)")
+                        help="only these source families (read, prompt, spontaneous, read_turn, long_turn, en)")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
     args = parser.parse_args()
     settings = Settings(device=args.device, cpu_threads=args.threads)

@@ -58,6 +58,9 @@ class AsrOptions:
     punctuation: bool
     # The deployment's hotwords (one per line), added to every decode; None = none.
     hotwords_file: Path | None
+    # Recorded audio: when a chunk's decoded text ends more than this many seconds before its audio does, decode
+    # the rest and append it (0 = never).
+    continue_after_s: float
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class VadOptions:
     # ...at the least speech-like window of their last cut_search_ms (a breath between words), so a forced
     # cut does not split a word; 0 cuts exactly at max_segment_s.
     cut_search_ms: int
-    # webrtcvad aggressiveness 0-3 for the cheap gate while a leg is quiet; None disables the gate.
+    # webrtcvad aggressiveness 0-3 for a cheap gate in front of Silero while a leg is quiet; None: no gate.
     webrtc_mode: int | None
 
 
@@ -331,6 +334,9 @@ class Settings(BaseSettings):
     asr_fallback_hypotheses: int = Field(3, ge=1)
     asr_no_speech_threshold: float = Field(0.6, ge=0, le=1)
     asr_logprob_threshold: float = -1.0
+    # Recorded audio: when a chunk's timestamped text ends more than this many seconds before its audio, the rest
+    # is decoded and appended (Whisper stops after one sentence of a spontaneous turn); 0 turns it off.
+    asr_continue_after_s: float = Field(1.5, ge=0)
     # Punctuated output (full-width for Mandarin, a sentence end on each final); false strips it.
     punctuation: bool = True
     # Names and words of the deployment (products, branches, places, plans), one per line: the decoder is
@@ -357,7 +363,9 @@ class Settings(BaseSettings):
     vad_speech_pad_ms: int = Field(200, ge=0, le=1000)
     vad_max_segment_s: float = Field(15.0, ge=2.0, le=28.0)
     vad_cut_search_ms: int = Field(3000, ge=0, le=10000)
-    vad_webrtc_mode: int | None = Field(1, ge=0, le=3)
+    # A webrtcvad gate (aggressiveness 0-3) in front of Silero while a leg is quiet; off by default: on 8 kHz phone
+    # audio it missed utterances Silero finds, for 0.1 % of a core saved (issue 27, benchmarks/live_vad.py).
+    vad_webrtc_mode: int | None = Field(None, ge=0, le=3)
 
     # ---- live calls --------------------------------------------------------------------------------------
     max_calls: int = Field(64, ge=1)
@@ -505,6 +513,7 @@ class Settings(BaseSettings):
             punctuation=self.punctuation,
             hotwords_file=self.asr_hotwords_file,
             languages=self.languages,
+            continue_after_s=self.asr_continue_after_s,
         )
 
     def vad(self) -> VadOptions:

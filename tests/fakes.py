@@ -37,6 +37,7 @@ class FakeRecognizer:
         self.texts = texts or {}
         # Word timings when asked for (even, over the whole request: right only for one utterance a request).
         self.words = False
+        self.languages: list[str | None] = []  # each request's language (None: detect), in the order decoded
 
     def info(self) -> ModelInfo:
         return ModelInfo("asr", "fake", "cpu", "none")
@@ -48,6 +49,7 @@ class FakeRecognizer:
         self.batches.append(len(requests))
         out = []
         for r in requests:
+            self.languages.append(r.language)
             spectrum = np.abs(np.fft.rfft(r.audio))
             hz = int(round(np.argmax(spectrum) * RATE / max(1, r.audio.size), -1)) if r.audio.size else 0
             if hz == 900:

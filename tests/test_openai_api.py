@@ -91,3 +91,15 @@ async def test_translation_is_whispers_translate_task(server: LiveServer, mp3: P
     verbose = await loop.run_in_executor(None, lambda: run(server, mp3, response_format="verbose_json"))
     (segment,) = verbose.segments  # type: ignore[attr-defined]
     assert 0 <= segment.no_speech_prob < 0.5 and segment.avg_logprob < 0 and segment.compression_ratio > 0
+
+
+async def test_no_language_is_detected(server: LiveServer) -> None:
+    """An English recording sent without ``language`` (as OpenAI clients do) comes back in English, although the
+    server's default language for calls is Mandarin; ``language="en"`` still works."""
+    path = Path(__file__).parent / "data" / "audio" / "asterisk_queue-periodic-announce.wav"
+    loop = asyncio.get_running_loop()
+    detected = await loop.run_in_executor(None, lambda: run(server, path, response_format="verbose_json"))
+    assert detected.language == "english", detected.text  # type: ignore[attr-defined]
+    assert detected.text.isascii() and "representative" in detected.text.lower(), detected.text  # type: ignore[attr-defined]
+    explicit = await loop.run_in_executor(None, lambda: run(server, path, language="en"))
+    assert "representative" in explicit.text.lower(), explicit.text  # type: ignore[attr-defined]

@@ -133,3 +133,15 @@ def test_every_error_is_an_openai_error(fake: FakeServer, clip: Path) -> None:
         error = a.json()["error"]
         assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert answers[0].json()["error"]["param"] == "file" and answers[2].headers["allow"] == "POST"
+
+
+def test_no_language_means_detect(fake: FakeServer, single: dict[int, Path]) -> None:
+    """OpenAI clients leave ``language`` out and expect it detected: the decoder gets no language (detect), not the
+    server's default for calls; an explicit one is passed on."""
+    asr = fake.engine.recognizer
+    for language, wanted in ((None, None), ("en", "en"), ("zh", "zh")):
+        asr.languages.clear()
+        with single[660].open("rb") as f:
+            kw = {"language": language} if language else {}
+            client(fake).audio.transcriptions.create(model="whisper-1", file=f, **kw)  # type: ignore[call-overload]
+        assert asr.languages and set(asr.languages) == {wanted}, (language, asr.languages)

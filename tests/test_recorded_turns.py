@@ -19,7 +19,8 @@ def test_recorded_audio_is_cut_by_force_only_past_the_window_with_silero_through
     assert live.max_segment_s < RECORDED_MAX_SEGMENT_S  # live calls keep their latency bound
     recorded = recorded_vad(live)
     assert recorded.max_segment_s == RECORDED_MAX_SEGMENT_S <= 28.0
-    assert recorded.webrtc_mode is None and live.webrtc_mode is not None  # no WebRTC gate on recordings
+    assert recorded.webrtc_mode is None  # no WebRTC gate on recordings, even where a deployment gates live calls
+    assert recorded_vad(Settings(vad_webrtc_mode=1).vad()).webrtc_mode is None
     assert recorded.speech_pad_ms == 400 and recorded_vad(Settings(vad_speech_pad_ms=600).vad()).speech_pad_ms == 600
     assert recorded_vad(Settings(vad_max_segment_s=28.0).vad()).max_segment_s == 28.0
     changed = {"max_segment_s", "speech_pad_ms", "webrtc_mode"}

@@ -52,7 +52,8 @@ class Chunk:
     def request(self, language: str | None, hotwords: tuple[str, ...] = (), words: bool = False,
                 task: str = "transcribe") -> AsrRequest:
         # Several utterances need the timings to be split apart again.
-        return AsrRequest(self.audio, language, words=words or len(self.segments) > 1, hotwords=hotwords, task=task)
+        return AsrRequest(self.audio, language, words=words or len(self.segments) > 1, hotwords=hotwords, task=task,
+                          complete=True)
 
 
 def plan_chunks(segments: Sequence[SpeechSegment], chunk_s: float = CHUNK_S,
@@ -216,8 +217,8 @@ def decode_utterances(
     done, redo = _assemble(chunks, results, punctuation, words)
     for b in range(0, len(redo), batch_size):
         part = redo[b : b + batch_size]
-        for seg, result in zip(part, recognize([AsrRequest(s.audio, language, words=words, hotwords=hotwords)
-                                                 for s in part]), strict=True):
+        for seg, result in zip(part, recognize([AsrRequest(s.audio, language, words=words, hotwords=hotwords,
+                                                            complete=True) for s in part]), strict=True):
             done[_key(seg)] = result
     return [done[_key(s)] for s in segments]
 
@@ -239,7 +240,8 @@ async def decode_utterances_async(
     chunks = plan_chunks(segments, 0 if task == "translate" else CHUNK_S, recording=recording)
     results = await asyncio.gather(*(submit(c.request(language, hotwords, words, task)) for c in chunks))
     done, redo = _assemble(chunks, results, punctuation, words)
-    again = await asyncio.gather(*(submit(AsrRequest(s.audio, language, words=words, hotwords=hotwords, task=task))
+    again = await asyncio.gather(*(submit(AsrRequest(s.audio, language, words=words, hotwords=hotwords, task=task,
+                                                      complete=True))
                                    for s in redo))
     done.update((_key(s), r) for s, r in zip(redo, again, strict=True))
     return [done[_key(s)] for s in segments]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speechsvc.evaluation.asr_sets import Item, materialize
+from speechsvc.evaluation.asr_sets import APART, Item, materialize
 from speechsvc.evaluation.scoring import error_counts
 
 Transcriber = Callable[[Path, str], str]
@@ -25,7 +25,7 @@ Transcriber = Callable[[Path, str], str]
 class SetScore:
     condition: str
     split: str
-    error_rate: float  # over every item but bronze ones
+    error_rate: float  # over every item but bronze ones and the APART families
     files: int
     wall_s: float
     per_family: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -70,7 +70,9 @@ def score(items: Sequence[Item], condition: str, split: str, transcribe: Transcr
         per_item[item.key] = round(edits / max(1, n), 4)
         if show is not None:
             show(item.key, per_item[item.key], hyp)
-        for key in (item.family, "all" if item.quality != "bronze" else "bronze"):
+        for key in (item.family, "bronze" if item.quality == "bronze" else "all" if item.family not in APART else ""):
+            if not key:
+                continue
             per[key][0] += edits
             per[key][1] += n
             per[key][2] += 1

@@ -4,7 +4,8 @@ faster-whisper-server clients) work unchanged.
 
 A recording goes through the same path as gRPC ``Transcribe`` (decode → VAD → ASR at batch priority, so live calls
 keep theirs → PII redaction). Fields: ``file`` (any container FFmpeg reads), ``model`` (any of ``GET /v1/models``,
-or ``whisper-1``), ``language`` (a configured language code; default the server's; transcriptions only),
+or ``whisper-1``), ``language`` (a configured language code or ``auto``; transcriptions only; none given: detected,
+as OpenAI's API does, not the server's default language, which would make Whisper write English speech as Chinese),
 ``prompt``, ``response_format`` (``json``, ``text``, ``srt``, ``vtt``, ``verbose_json``), ``temperature``,
 ``timestamp_granularities[]`` (``segment``, ``word``; with ``verbose_json`` only, as OpenAI's API: refused with
 any other format). Translations decode with Whisper's own translate task (English text, whatever was spoken).
@@ -168,7 +169,8 @@ def request_body(task: Task) -> dict[str, Any]:
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
     }
     if task == "transcribe":
-        fields["language"] = {"type": "string", "description": "A configured language code, or auto"}
+        fields["language"] = {"type": "string",
+                              "description": "A configured language code, or auto (the default: detected)"}
         fields["timestamp_granularities[]"] = {"type": "array", "items": {"type": "string",
                                                                           "enum": ["segment", "word"]}}
         fields["diarize"] = {"type": "boolean", "default": False,
@@ -284,7 +286,8 @@ async def _transcribe(engine: Engine, form: _Form, task: Task) -> Response:
     if form.model not in (model_id(engine), *MODEL_ALIASES):
         raise OpenAIError(400, f"model {form.model!r} is not served here; GET /v1/models lists them", "model",
                           "model_not_found")
-    language = form.language or settings.default_language
+    # No language: detect it (what OpenAI clients expect), not the server's default for calls.
+    language = form.language or "auto"
     if language != "auto" and language not in settings.languages:
         raise OpenAIError(400, f"language {language!r} is not supported; use one of {list(settings.languages)}",
                           "language", "unsupported_language")
