@@ -13,6 +13,10 @@ With the recording at hand, pauses under ``MAX_PAUSE_S`` stay in the chunk as re
 silence), and a leg whose speech fits ``WHOLE_S`` is one chunk, as faster-whisper decodes a short file: held out
 (issue 27, ``benchmarks/accuracy.py``), 18-28 s spontaneous turns CER 0.223 against faster-whisper's 0.236.
 
+Chunks are decoded with timestamps, as faster-whisper decodes, and a chunk whose text ends more than
+``ASR_CONTINUE_AFTER_S`` before its audio does has the rest decoded and appended (``AsrRequest.complete``): Whisper
+may emit end-of-text after the first sentence of a spontaneous turn.
+
 A chunk whose text the timings cannot place (no timings, or they do not spell it) is decoded again utterance
 by utterance, and so is an utterance that got no text from its chunk (Whisper may stop a chunk early, notably
 after a repeated phrase), so nothing is lost.
