@@ -5,7 +5,8 @@ streamed as a live call would send it: 8 kHz G.711 μ-law in 20 ms frames, after
 (``decode_frame``), resampled (the session's ``StreamResampler``) and endpointed by a ``VadStream`` with the live
 options, exactly the steps of ``CallSession._feed_leg``. Counted per variant of the gate: utterances with no
 speech found at all (*missed*), utterances that lose more than 1 s of the speech Silero alone finds (*cut*), the
-seconds of speech found, and the VAD's CPU time per second of audio.
+seconds of speech found, and the VAD's CPU time per second of audio (also on a leg that stays quiet: 60 s of line
+hiss, where the gate saves Silero's work).
 
     python -m benchmarks.live_vad [--eval ../shared/eval] [--out benchmarks/results/live_vad.json]
 """
@@ -103,6 +104,14 @@ def main() -> None:
                   f"speech {rows[name]['speech_s']:7.1f} s  VAD CPU {rows[name]['cpu_ms_per_s']:.2f} ms per audio s",
                   flush=True)
         report["chains"][chain] = rows  # type: ignore[index]
+    # What the gate saves: a leg that stays quiet (the other party talking), 60 s of line hiss at -60 dBFS.
+    hiss = (np.random.default_rng(0).normal(0, 32768 * 10 ** (-60 / 20), 60 * 8000)).astype(np.int16)
+    quiet: dict[str, float] = {}
+    for name, gate in GATES.items():
+        _, spent = stream(model, settings, gate, hiss)
+        quiet[name] = round(1000 * spent / (hiss.size / 8000 + LEAD_S), 2)
+        print(f"quiet leg       {name:8s} VAD CPU {quiet[name]:.2f} ms per audio s", flush=True)
+    report["quiet_leg_cpu_ms_per_s"] = quiet
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     print(f"wrote {args.out}")
