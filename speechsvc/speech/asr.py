@@ -314,8 +314,11 @@ class WhisperRecognizer:
             tokens = [t for t in ids if t < self._tokenizer.eot]
             text = self._decode(tokens)
             avg_logprob = _avg_logprob(res.scores[0], len(tokens))
-            stamps = [t for t in ids if t >= self._tokenizer.timestamp_begin]
-            end = (stamps[-1] - self._tokenizer.timestamp_begin) * TIME_PRECISION_S if stamps else None
+            # Where the text ends: known only when its last segment is closed by a timestamp (text after the last
+            # timestamp runs on to an unknown point, and continuing from that timestamp would repeat it).
+            begin = self._tokenizer.timestamp_begin
+            body = [t for t in ids if t != self._tokenizer.eot]
+            end = (body[-1] - begin) * TIME_PRECISION_S if body and body[-1] >= begin else None
             if self._needs_fallback(text, len(res.sequences_ids[0]), limit):
                 text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
                 end = None

@@ -35,10 +35,13 @@ def test_a_chunk_that_stopped_early_gets_its_rest(recognizer: WhisperRecognizer)
     chunk = np.concatenate([first, np.zeros(8000, np.float32), second])
     request = AsrRequest(chunk, "zh", words=True, complete=True)
     (head,) = recognizer.transcribe([AsrRequest(first, "zh", words=True)])
-    assert "网络" in head.text and "话费" not in head.text
+    (tail,) = recognizer.transcribe([AsrRequest(second, "zh")])
+    assert len(head.text) >= 5 and len(tail.text) >= 5, (head.text, tail.text)
     (done,) = recognizer._completed([request], [head], [first.size / 16000])
-    assert done.text.startswith(head.text) and "话费" in done.text[len(head.text):], done.text
+    rest = done.text[len(head.text):]
+    assert done.text.startswith(head.text) and len(rest) >= 5, done.text
+    assert len(set(rest) & set(tail.text)) >= 3, (rest, tail.text)  # the second sentence, heard again
     assert "".join(w.text for w in done.words) == done.text
     assert done.words[-1].start_ms > first.size * 1000 // 16000  # the rest's timings: after the first sentence
     (whole,) = recognizer.transcribe([request])  # and a chunk decoded whole keeps both sentences
-    assert "网络" in whole.text and "话费" in whole.text, whole.text
+    assert len(set(whole.text) & set(head.text)) >= 3 and len(set(whole.text) & set(tail.text)) >= 3, whole.text
