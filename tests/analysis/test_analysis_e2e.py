@@ -28,7 +28,8 @@ from speechsvc.batch.recording import analyze_recording
 from speechsvc.clients.ws import StreamAudio, stream_ws, to_pcm16
 from speechsvc.speech.audio import decode_file, encode_file
 from speechsvc.transports.webhook import WebhookPoster
-from tests.conftest import LiveServer, eval_path
+from tests.support.datasets import eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

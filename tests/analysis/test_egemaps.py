@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from speechsvc.analysis.egemaps import egemaps
 from speechsvc.speech.audio import decode_file
+from tests.support.datasets import EVAL
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "long"
+LONG = EVAL / "long"
 FILE = "aishellsample_S0150_S0252_concat_read"
 
 
-@pytest.mark.skipif(not (EVAL / "audio" / f"{FILE}.wav").exists(), reason="../shared/eval/long is not here")
+@pytest.mark.skipif(not (LONG / "audio" / f"{FILE}.wav").exists(), reason="../shared/eval/long is not here")
 def test_same_88_values_as_afx_audio_on_real_speech() -> None:
     from afx_audio.extractors.egemaps import extract_egemaps
 
-    audio, rate = decode_file(EVAL / "audio" / f"{FILE}.wav")
+    audio, rate = decode_file(LONG / "audio" / f"{FILE}.wav")
     mono = audio[0].astype(np.float32)
-    segments = json.loads((EVAL / "segments" / f"{FILE}.json").read_text())
+    segments = json.loads((LONG / "segments" / f"{FILE}.json").read_text())
     for s in segments[:3]:  # 3 utterances (voiced and unvoiced stretches, several pitch chains)
         x = mono[int(s["start"] * rate): int(s["end"] * rate)]
         expected = np.nan_to_num(extract_egemaps(x, rate)["egemaps"][:, 0].astype(np.float32))

@@ -15,7 +15,8 @@ from speechsvc.analysis.emotion import EMOTIONS, EmotionHead, EmotionTracker, se
 from speechsvc.clients.ws import StreamAudio, stream_ws, to_pcm16
 from speechsvc.config import Settings
 from speechsvc.speech.audio import decode_file, encode_file, telephone_channel
-from tests.conftest import EVAL, LiveServer, eval_path
+from tests.support.datasets import EVAL, eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

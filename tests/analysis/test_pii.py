@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,8 @@ from speechsvc.analysis.pii import (
     redact_audio,
 )
 from speechsvc.analysis.pii.rules import ALL_TYPES, id_checksum_ok, id_plausible, luhn_ok
-from tests.conftest import eval_path
+from tests.support.datasets import REPO, eval_path
 
-REPO = Path(__file__).resolve().parent.parent
 NUMBERS = PiiPolicy(use_model=False)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from speechsvc.analysis.pii import PiiPolicy, PiiRedactor, Redaction
+from tests.support.datasets import REPO
 
 RULES = PiiRedactor(PiiPolicy(use_model=False))
 
@@ -91,11 +92,10 @@ def test_folding_keeps_a_simplified_surname() -> None:
 
 
 def test_dev_rows_split_by_source_into_tune_and_holdout() -> None:
-    from pathlib import Path
 
     from speechsvc.evaluation.pii_eval import HOLDOUT_SOURCES, read_rows, split_of
 
-    own = Path(__file__).resolve().parent.parent / "data" / "pii_dev_own.tsv"
+    own = REPO / "data" / "pii_dev_own.tsv"
     tune, holdout = read_rows(own, "tune"), read_rows(own, "holdout")
     assert len(tune) + len(holdout) == len(read_rows(own)) and len(holdout) >= 200
     assert {r.source for r in holdout} == HOLDOUT_SOURCES  # whole sources, never a source on both sides

@@ -19,8 +19,8 @@ import pytest
 from speechsvc.analysis.qa import QaEngine, QaOutcome, QaReport, qa_aggregates
 from speechsvc.analysis.qa.rules import DEFAULT_RULES, QaRules, QaRulesError
 from speechsvc.analysis.record import CallEnd, Utterance, call_end_from_report, utterances_from_report
+from tests.support.datasets import DATA
 
-DATA = Path(__file__).parent / "data"
 HEADER = 'version = 1\n'
 
 

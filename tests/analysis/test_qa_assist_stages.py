@@ -23,8 +23,8 @@ from speechsvc.batch.recording import analyze_recording
 from speechsvc.batch.report import CallReport, summarize
 from speechsvc.config import Settings
 from speechsvc.types import AudioFormat, CallConfig, Event, Transcript
-from tests.fakes import fake_engine, fast_settings, silence, tone
-from tests.test_session import run_call
+from tests.support.calls import run_call
+from tests.support.fakes import fake_engine, fast_settings, silence, tone
 
 RULES = """
 version = 1

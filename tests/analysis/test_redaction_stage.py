@@ -15,7 +15,7 @@ from speechsvc.config import Settings
 from speechsvc.errors import ProtocolError
 from speechsvc.protocol import event_dict, parse_client_message
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, RedactionRequest, Transcript, Word
-from tests.fakes import fake_engine, fast_settings
+from tests.support.fakes import fake_engine, fast_settings
 
 
 def stage(**settings: object) -> RedactionStage:
@@ -107,7 +107,7 @@ def test_call_requests_are_checked_against_the_deployment() -> None:
 
 
 async def test_in_a_live_session_later_stages_and_subscribers_see_only_redacted_text() -> None:
-    from tests.test_session import Echo, EchoStage, run_call, speech
+    from tests.support.calls import Echo, EchoStage, run_call, speech
 
     caller = {300: "我的手机号是", 500: "一三八零零", 700: "一三八零零零"}  # a number read over two utterances
     engine = fake_engine(fast_settings(), stages=[stage(), EchoStage()], texts=caller)

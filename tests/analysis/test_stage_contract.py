@@ -27,9 +27,9 @@ from speechsvc.batch.runners import run_local
 from speechsvc.config import Settings
 from speechsvc.types import CallConfig, Event, Leg
 from speechsvc.v1 import pb, pb_grpc
-from tests.fakes import pcm16, silence, tone
-from tests.fakeserver import FakeServer
-from tests.secutil import frames, ws_call
+from tests.support.clients import frames, ws_call
+from tests.support.fakes import pcm16, silence, tone
+from tests.support.fakeserver import FakeServer
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ async def test_a_one_module_stage_reaches_every_surface(silence_stage: type[Stag
 
 def test_the_console_shows_an_event_of_a_stage_it_does_not_know(silence_stage: type[Stage]) -> None:
     """The call view has no code for this stage; it still shows its events (type and fields) where they happened."""
-    from tests.test_console import chromium, js_errors, wait_css
+    from tests.support.browser import chromium, js_errors, wait_css
 
     server = FakeServer()
     server.engine.stages.extend(load_stages(server.settings, only=("silence",)))

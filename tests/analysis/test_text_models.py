@@ -13,7 +13,7 @@ import pytest
 from speechsvc.analysis.intent import TextModel
 from speechsvc.analysis.text import char_ngrams, normalize
 from speechsvc.config import Settings
-from tests.conftest import eval_path
+from tests.support.datasets import eval_path
 
 pytestmark = pytest.mark.model  # real models and a real server
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from speechsvc.speech.audio import decode_file, encode_file
-from tests.conftest import EVAL, LiveServer, eval_path
+from tests.support.datasets import EVAL, eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

@@ -20,8 +20,8 @@ from standardwebhooks.webhooks import Webhook
 from speechsvc import __version__
 from speechsvc.security.signing import new_secret
 from speechsvc.speech.audio import encode_file
-from tests.fakes import silence, tone
-from tests.fakeserver import FakeServer
+from tests.support.fakes import silence, tone
+from tests.support.fakeserver import FakeServer
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 from speechsvc.batch.jobs import JobRunner, JobStore, RunnerOptions, SqliteJobStore
 from speechsvc.batch.jobs import runner as runner_module
 from speechsvc.batch.jobs.sql import SqlJobStore
-from tests.fakes import fake_engine
-from tests.pgserver import INITDB, SKIP_REASON, PostgresServer
+from tests.support.fakes import fake_engine
+from tests.support.pgserver import INITDB, SKIP_REASON, PostgresServer
 
 REQUEST = {"formats": ["json"], "language": "zh", "uploaded": False}
 
@@ -184,7 +184,7 @@ def test_postgres_down_at_start_then_back(postgres: PostgresServer, tmp_path: Pa
 
 def test_a_restart_on_one_machine_resumes_at_once(tmp_path: Path) -> None:
     from speechsvc.batch.jobs import open_store
-    from tests.fakes import fast_settings
+    from tests.support.fakes import fast_settings
 
     store = SqliteJobStore(tmp_path / "jobs")
     store.create({**REQUEST, "inputs": ["a.wav"]})

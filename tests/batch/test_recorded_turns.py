@@ -11,7 +11,7 @@ from speechsvc.batch.transcribe import RECORDED_MAX_SEGMENT_S, recorded_vad, seg
 from speechsvc.config import Settings
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.vad import SileroModel
-from tests.conftest import eval_path
+from tests.support.datasets import eval_path
 
 
 def test_recorded_audio_is_cut_by_force_only_past_the_window_with_silero_throughout() -> None:

@@ -18,8 +18,7 @@ import pytest
 
 from speechsvc.clients.ws import to_pcm16
 from speechsvc.speech.audio import decode_file, encode_file
-from tests.conftest import EVAL, LiveServer, eval_path
-from tests.test_console import (
+from tests.support.browser import (
     chromium,
     in_background,
     joined,
@@ -31,6 +30,8 @@ from tests.test_console import (
     wait_css,
     wait_for,
 )
+from tests.support.datasets import EVAL, eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

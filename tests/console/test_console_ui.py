@@ -20,9 +20,7 @@ from speechsvc.app import create_app
 from speechsvc.config import Settings
 from speechsvc.security.keys import KeyStore
 from speechsvc.speech.audio import encode_file
-from tests.conftest import free_port
-from tests.fakes import fake_engine, fast_settings, pcm16, silence, tone
-from tests.test_console import (
+from tests.support.browser import (
     ThreadServer,
     chromium,
     in_background,
@@ -35,6 +33,8 @@ from tests.test_console import (
     wait_css,
     wait_for,
 )
+from tests.support.fakes import fake_engine, fast_settings, pcm16, silence, tone
+from tests.support.net import free_port
 
 RULES = """
 version = 1

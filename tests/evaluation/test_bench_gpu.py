@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.datasets import EVAL
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.model
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 
 @pytest.mark.skipif(not (EVAL / "long" / "segments").exists(), reason="../shared/eval/long is not here")

@@ -10,7 +10,7 @@ import pytest
 
 from speechsvc.evaluation.asr_sets import HOLDOUT, TUNE, Item, split_of, with_splits, zh_items
 from speechsvc.evaluation.telephone import CHAINS, PACKET, PHONE_RATE, apply_chain, codec_round_trip, lose_packets
-from tests.conftest import eval_path
+from tests.support.datasets import eval_path
 
 
 def _speechlike(seconds: float = 2.0, rate: int = 16000) -> np.ndarray:

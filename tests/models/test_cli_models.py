@@ -15,7 +15,7 @@ from speechsvc.errors import ModelUnavailable
 from speechsvc.evaluation.scoring import error_rate
 from speechsvc.models import check_head, check_whisper_dir, install_whisper_base, resolve_whisper_dir
 from speechsvc.speech.audio import decode_file, encode_file
-from tests.conftest import eval_path, fixture_clip
+from tests.support.datasets import eval_path, fixture_clip
 
 
 def speechsvc(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from speechsvc.config import Settings
+from tests.support.datasets import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 K8S_VERSION = "1.30.0"

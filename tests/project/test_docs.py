@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from speechsvc.config import Settings
+from tests.support.datasets import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 

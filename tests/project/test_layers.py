@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "speechsvc"
+from tests.support.datasets import REPO
+
+PACKAGE = REPO / "speechsvc"
 
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, set[str]]] = [

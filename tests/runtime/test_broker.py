@@ -1,6 +1,6 @@
-"""Several replicas sharing events through a real Redis (``tests/redisserver.py``: ``redis-server`` on a free port,
-no persistence; the tests skip when it is absent). Each replica is the production app and shutdown stages with the
-fake engine (``tests/fakeserver.py``), two or three in this process, one Redis between them."""
+"""Several replicas sharing events through a real Redis (``tests/support/redisserver.py``: ``redis-server`` on a free
+port, no persistence; the tests skip when it is absent). Each replica is the production app and shutdown stages with
+the fake engine (``tests/support/fakeserver.py``), two or three in this process, one Redis between them."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ import websockets
 from speechsvc.runtime.broker import parse_entry
 from speechsvc.security.keys import KeyStore
 from speechsvc.transports.webhook import start_webhooks
-from tests.fakes import pcm16, tone
-from tests.fakeserver import FakeServer
-from tests.redisserver import REDIS_SERVER, SKIP_REASON, RedisServer
-from tests.secutil import bearer, frames, hz, read_until_closed, utterance, ws_call
+from tests.support.clients import bearer, frames, hz, read_until_closed, utterance, ws_call
+from tests.support.fakes import pcm16, tone
+from tests.support.fakeserver import FakeServer
+from tests.support.redisserver import REDIS_SERVER, SKIP_REASON, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=SKIP_REASON)
 

@@ -1,5 +1,5 @@
 """The call index across replicas (fast tier): two replicas of the production app on the fake engine share a real
-Redis (``tests/redisserver.py``; skipped, saying why, without ``redis-server``); ``/v1/calls`` on either shows
+Redis (``tests/support/redisserver.py``; skipped, saying why, without ``redis-server``); ``/v1/calls`` on either shows
 every replica's calls of the caller's tenant, each with the replica that holds it, folded to the same view the
 holding replica has; another tenant's calls stay invisible, the same call id in two tenants stays two calls."""
 
@@ -16,9 +16,9 @@ import pytest
 from speechsvc.runtime.call_index import CallIndex
 from speechsvc.security.keys import KeyStore
 from speechsvc.types import RemoteEvent
-from tests.fakeserver import FakeServer
-from tests.redisserver import REDIS_SERVER, SKIP_REASON, RedisServer
-from tests.secutil import bearer, utterance, ws_call
+from tests.support.clients import bearer, utterance, ws_call
+from tests.support.fakeserver import FakeServer
+from tests.support.redisserver import REDIS_SERVER, SKIP_REASON, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=SKIP_REASON)
 

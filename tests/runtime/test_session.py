@@ -21,7 +21,8 @@ from speechsvc.protocol import event_dict
 from speechsvc.security.principal import ANONYMOUS
 from speechsvc.transports.lifecycle import open_call
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, Event, Leg
-from tests.fakes import fake_engine, fast_settings, pcm16, silence, tone
+from tests.support.calls import collect, run_call
+from tests.support.fakes import fake_engine, fast_settings, pcm16, silence, tone
 
 
 @dataclass(frozen=True)
@@ -91,22 +92,6 @@ def config(call_id: str = "c-1", channels: int = 1, **kw: object) -> CallConfig:
 def speech(*hz: int) -> np.ndarray:
     """Tones of 1 s separated (and followed) by 1 s of silence: one utterance each."""
     return np.concatenate([part for h in hz for part in (tone(h, 1.0), silence(1.0))])
-
-
-async def run_call(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float = 0.1) -> list[CallEvent]:  # type: ignore[no-untyped-def]
-    step = int(16000 * frame_s) * cfg.audio.channels
-    async with open_call(engine, cfg, "test") as session:
-        reader = asyncio.ensure_future(_collect(session.events()))
-        data = pcm16(audio)
-        for i in range(0, len(data), step * 2):
-            session.feed_bytes(data[i : i + step * 2])
-            await asyncio.sleep(0)
-        await session.close("stop")
-        return await reader
-
-
-async def _collect(events) -> list[CallEvent]:  # type: ignore[no-untyped-def]
-    return [e async for e in events]
 
 
 async def started(engine):  # type: ignore[no-untyped-def]
@@ -235,7 +220,7 @@ async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
     settings = fast_settings(pii_names_addresses=False)
     engine = await started(fake_engine(settings, [RedactionStage.load(settings)]))  # it masks keypad digits
     async with open_call(engine, config(), "test") as session:
-        reader = asyncio.ensure_future(_collect(session.events()))
+        reader = asyncio.ensure_future(collect(session.events()))
         session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking: no pause yet
         session.flush()
         session.dtmf("customer", "5")
@@ -253,7 +238,7 @@ async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
 async def test_the_call_index_keeps_recent_calls_for_views_that_open_mid_call() -> None:
     engine = await started(fake_engine(stages=[EchoStage()]))
     async with open_call(engine, config("idx-1", metadata={"callSid": "CA9"}), "test") as session:
-        reader = asyncio.ensure_future(_collect(session.events()))
+        reader = asyncio.ensure_future(collect(session.events()))
         session.feed_bytes(pcm16(tone(300, 1.0)))
         session.feed_bytes(pcm16(silence(1.0)))
         for _ in range(100):
@@ -307,7 +292,7 @@ async def test_a_close_stuck_on_asr_still_ends_the_call_within_its_deadline(capl
     engine.recognizer.transcribe = stuck
     try:
         async with open_call(engine, config("stuck-1"), "test") as session:
-            reader = asyncio.ensure_future(_collect(session.events()))
+            reader = asyncio.ensure_future(collect(session.events()))
             session.feed_bytes(pcm16(tone(300, 1.0)))  # still speaking when the server drains
             begun = time.monotonic()
             await session.close("shutdown", timeout_s=0.5)
@@ -327,7 +312,7 @@ async def run_paced(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float =
     """As run_call, at real time (partials are due by media time, decoded in wall time)."""
     step = int(16000 * frame_s) * cfg.audio.channels
     async with open_call(engine, cfg, "test") as session:
-        reader = asyncio.ensure_future(_collect(session.events()))
+        reader = asyncio.ensure_future(collect(session.events()))
         data = pcm16(audio)
         for i in range(0, len(data), step * 2):
             session.feed_bytes(data[i : i + step * 2])

@@ -29,8 +29,8 @@ from speechsvc.security.access import PUBLIC_ROUTES, flat_routes, route_access
 from speechsvc.security.keys import KeyStore
 from speechsvc.security.metadata import mask_value
 from speechsvc.v1 import pb, pb_grpc
-from tests.fakeserver import FakeServer
-from tests.secutil import bearer, finals, frames, handshake_status, hz, read_until_closed, utterance, ws_call
+from tests.support.clients import bearer, finals, frames, handshake_status, hz, read_until_closed, utterance, ws_call
+from tests.support.fakeserver import FakeServer
 
 # A key of each kind: what each route's scope is refused to.
 LACKING = {"stream": "subscribe_only", "subscribe": "stream_only", "jobs": "stream_only", "admin": "a"}

@@ -24,9 +24,9 @@ from speechsvc.security.auth import Authenticator, credential_from
 from speechsvc.security.keys import KeyStore
 from speechsvc.security.network import SourceAllowlist, check_webhook_url, safe_url
 from speechsvc.v1 import pb, pb_grpc
-from tests.fakes import fast_settings
-from tests.fakeserver import FakeServer
-from tests.secutil import bearer, finals, frames, handshake_status, hz, read_until_closed, utterance, ws_call
+from tests.support.clients import bearer, finals, frames, handshake_status, hz, read_until_closed, utterance, ws_call
+from tests.support.fakes import fast_settings
+from tests.support.fakeserver import FakeServer
 
 # ---- keys ----------------------------------------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ async def test_grpc_needs_credentials_and_keeps_tenants_apart(secured: FakeServe
 
 async def test_rest_jobs_need_credentials_and_hide_other_tenants(secured: FakeServer, tmp_path: Path) -> None:
     from speechsvc.speech.audio import encode_file
-    from tests.fakes import silence, tone
+    from tests.support.fakes import silence, tone
 
     wav = tmp_path / "c.wav"
     encode_file(wav, __import__("numpy").concatenate([tone(440, 1.0), silence(0.8)])[None, :], 16000)
@@ -278,7 +278,7 @@ async def test_rest_jobs_need_credentials_and_hide_other_tenants(secured: FakeSe
 
 async def test_job_inputs_are_checked_before_anything_is_read(tmp_path: Path) -> None:
     from speechsvc.speech.audio import encode_file
-    from tests.fakes import silence, tone
+    from tests.support.fakes import silence, tone
 
     root, outside = tmp_path / "calls", tmp_path / "secret"
     root.mkdir()
@@ -445,7 +445,7 @@ def test_webhook_urls_are_validated() -> None:
 
 async def _start_one(url: str) -> None:
     from speechsvc.transports.webhook import start_webhooks
-    from tests.fakes import fake_engine
+    from tests.support.fakes import fake_engine
 
     settings = fast_settings(webhook_url=url)
     await start_webhooks(fake_engine(settings), settings)
@@ -549,7 +549,7 @@ async def test_platform_upgrades_are_authenticated_and_their_calls_belong_to_the
     import numpy as np
 
     from speechsvc.speech.audio import resample
-    from tests.fakes import pcm16, silence, tone
+    from tests.support.fakes import pcm16, silence, tone
 
     pcm = pcm16(resample(np.concatenate([tone(440, 1.0), silence(0.8)]), 16000, 8000))
     with FakeServer(auth="required") as s:
@@ -610,7 +610,7 @@ async def test_a_half_open_audiosocket_peer_frees_its_call_and_keeps_its_finals(
     import uuid
 
     from speechsvc.speech.audio import resample
-    from tests.fakes import pcm16, tone
+    from tests.support.fakes import pcm16, tone
 
     pcm = pcm16(resample(tone(440, 1.0), 16000, 8000))  # speech still open when the peer goes silent
     call = uuid.uuid4()

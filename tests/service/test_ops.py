@@ -14,7 +14,7 @@ import pytest
 from speechsvc import __version__
 from speechsvc import log as logsetup
 from speechsvc.security import logguard
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 
 def test_version() -> None:

@@ -15,7 +15,7 @@ from speechsvc.batch.transcribe import transcribe_file
 from speechsvc.config import Settings
 from speechsvc.evaluation.asr import evaluate_asr
 from speechsvc.speech.asr import AsrRequest, window_frames
-from tests.conftest import eval_path, manifest
+from tests.support.datasets import eval_path, manifest
 
 pytestmark = pytest.mark.model
 

@@ -18,7 +18,7 @@ from speechsvc.speech.audio import (
     mulaw_encode,
 )
 from speechsvc.types import AudioFormat
-from tests.conftest import fixture_clip
+from tests.support.datasets import fixture_clip
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

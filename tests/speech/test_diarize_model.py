@@ -16,7 +16,7 @@ from speechsvc.models.speaker import ENCODER_KEYS, check_speaker_encoder, instal
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.speaker import SpeakerEncoder
-from tests.conftest import eval_path
+from tests.support.datasets import eval_path
 
 pytestmark = pytest.mark.model
 

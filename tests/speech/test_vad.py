@@ -11,7 +11,7 @@ import pytest
 from speechsvc.config import Settings
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.vad import WINDOW, SileroModel, SpeechEnded, SpeechStarted, VadState, VadStream
-from tests.conftest import eval_path
+from tests.support.datasets import eval_path
 
 
 class ScriptedModel:

@@ -1,5 +1,5 @@
 """Clients for the security, fault and fuzz tests: WebSocket calls and subscriptions with credentials, against
-:class:`tests.fakeserver.FakeServer` (fake engine: a tone is speech, its text is its frequency)."""
+:class:`tests.support.fakeserver.FakeServer` (fake engine: a tone is speech, its text is its frequency)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import websockets
 
-from tests.fakes import pcm16, silence, tone
+from tests.support.fakes import pcm16, silence, tone
 
 
 def bearer(key: str | None) -> dict[str, str]:

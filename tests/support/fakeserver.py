@@ -15,8 +15,8 @@ from typing import Any
 from speechsvc import server as server_module
 from speechsvc.app import create_app
 from speechsvc.config import Settings
-from tests.conftest import free_port
-from tests.fakes import fake_engine, fast_settings
+from tests.support.fakes import fake_engine, fast_settings
+from tests.support.net import free_port
 
 
 def _config(app: Any, settings: Settings) -> Any:

@@ -1,5 +1,5 @@
-"""Support for the call-platform conformance tests (``tests/test_platforms_*.py``): the real app on a free port
-with the fake engine (so a protocol check costs seconds, not a model load), its AudioSocket listeners, event
+"""Support for the call-platform conformance tests (``tests/transports/test_platforms_*.py``): the real app on a
+free port with the fake engine (so a protocol check costs seconds, not a model load), its AudioSocket listeners, event
 subscriptions, and audio helpers (tones as telephone audio, real 8 kHz clips from the eval set)."""
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import numpy as np
 import websockets
 
 from speechsvc.speech.audio import decode_file, resample
-from tests.conftest import eval_path, free_port
-from tests.fakes import fake_engine, fast_settings
+from tests.support.datasets import eval_path
+from tests.support.fakes import fake_engine, fast_settings
+from tests.support.net import free_port
 
 CUSTOMER_ZH = ("asr_zh", "telephone_sim_8k", "aishellsample_BAC009S0150W0001.wav")  # 设定二十九度, 2.4 s
 AGENT_EN = ("asr_en", "orig_8k", "asterisk_agent-newlocation.wav")  # "Please enter a new extension...", 3.3 s

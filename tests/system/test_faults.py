@@ -21,9 +21,9 @@ import pytest
 import websockets
 
 from speechsvc.v1 import pb, pb_grpc
-from tests.fakes import pcm16, silence, tone
-from tests.fakeserver import FakeServer
-from tests.secutil import bearer, finals, frames, hz, read_until_closed, utterance, ws_call
+from tests.support.clients import bearer, finals, frames, hz, read_until_closed, utterance, ws_call
+from tests.support.fakes import pcm16, silence, tone
+from tests.support.fakeserver import FakeServer
 
 # ---- call-id squatting ------------------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ async def test_decompression_bomb_is_refused_by_grpc_transcribe(tmp_path: Path) 
 async def test_decompression_bomb_fails_one_job_input(tmp_path: Path) -> None:
     from speechsvc.batch.outputs import OutputDir
     from speechsvc.batch.runners import run_local
-    from tests.fakes import fake_engine, fast_settings
+    from tests.support.fakes import fake_engine, fast_settings
 
     _silent_flac(tmp_path / "bomb.flac", 600)
     engine = fake_engine(fast_settings(max_recording_s=30))
@@ -381,7 +381,7 @@ async def test_a_sender_faster_than_asr_is_held_back_and_loses_no_utterance() ->
 
 async def test_a_job_interrupted_three_times_is_failed_not_rerun(tmp_path: Path) -> None:
     from speechsvc.batch.jobs import JobRunner, RunnerOptions, SqliteJobStore
-    from tests.fakes import fake_engine
+    from tests.support.fakes import fake_engine
 
     store = SqliteJobStore(tmp_path)
     job = store.create({"inputs": ["poison.wav"], "formats": ["json"], "language": "zh"})
@@ -513,7 +513,7 @@ async def test_metrics_and_reflection_need_the_admin_scope() -> None:
 
 
 async def test_a_client_that_stops_reading_gets_1013_not_a_keepalive_1006() -> None:
-    from tests.secutil import RawWebSocket
+    from tests.support.clients import RawWebSocket
 
     metadata = {f"k{i}": "x" * 256 for i in range(32)}  # ~9 KB echoed on every event
     with FakeServer(send_timeout_s=1.0, max_pending_events=100_000, metadata_keys=("*",), mask_metadata=False) as s:
@@ -542,7 +542,7 @@ async def test_a_long_recording_waits_for_queue_room_instead_of_failing(tmp_path
     from speechsvc.batch.outputs import OutputDir
     from speechsvc.batch.runners import run_local
     from speechsvc.speech.audio import encode_file
-    from tests.fakes import fake_engine, fast_settings
+    from tests.support.fakes import fake_engine, fast_settings
 
     audio = np.concatenate([np.concatenate([tone(440, 0.6), silence(0.7)]) for _ in range(40)])
     encode_file(tmp_path / "long.wav", audio[None, :], 16000)

@@ -27,7 +27,8 @@ from speechsvc.clients.ws import StreamAudio, stream_ws, to_pcm16
 from speechsvc.evaluation.scoring import error_rate
 from speechsvc.speech.audio import decode_file, encode_file, mulaw_encode, resample
 from speechsvc.v1 import pb, pb_grpc
-from tests.conftest import DATA, LiveServer, fixture_clip, fixture_clips
+from tests.support.datasets import DATA, fixture_clip, fixture_clips
+from tests.support.liveserver import LiveServer
 
 FAST = 4.0  # pace at 4x real time
 RATE = 16000

@@ -33,16 +33,15 @@ import pytest
 import websockets
 
 from speechsvc.security.signing import new_secret
-from tests.conftest import eval_path
-from tests.pgserver import INITDB, PostgresServer
-from tests.pgserver import SKIP_REASON as PG_SKIP
-from tests.redisserver import REDIS_SERVER, RedisServer
-from tests.redisserver import SKIP_REASON as REDIS_SKIP
-from tests.secutil import frames, read_until_closed
+from tests.support.clients import frames, read_until_closed
+from tests.support.datasets import REPO, eval_path
+from tests.support.pgserver import INITDB, PostgresServer
+from tests.support.pgserver import SKIP_REASON as PG_SKIP
+from tests.support.redisserver import REDIS_SERVER, RedisServer
+from tests.support.redisserver import SKIP_REASON as REDIS_SKIP
 
 pytestmark = pytest.mark.model
 HAPROXY = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.path.exists(p)), None)
-REPO = Path(__file__).resolve().parent.parent
 LEASE_S = 3.0
 CLIPS = [f"aishellsample_BAC009S0150W000{i}.wav" for i in range(1, 9)]
 

@@ -32,8 +32,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speechsvc.v1 import pb
-from tests.fakeserver import FakeServer
-from tests.secutil import finals, frames, hz, read_until_closed, utterance, ws_call
+from tests.support.clients import finals, frames, hz, read_until_closed, utterance, ws_call
+from tests.support.fakeserver import FakeServer
 
 EXAMPLES = int(os.environ.get("SPEECHSVC_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

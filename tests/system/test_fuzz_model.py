@@ -13,7 +13,8 @@ import pytest
 import websockets
 
 from speechsvc.clients.ws import load_stream_audio, stream_ws
-from tests.conftest import LiveServer, eval_path
+from tests.support.datasets import eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

@@ -1,7 +1,7 @@
 """Call-platform adapters with real models and real 8 kHz telephone audio: Twilio Media Streams, Asterisk
 AudioSocket, FreeSWITCH mod_audio_fork, and the event subscriptions operators read adapter calls from. The
 protocol conformance of each adapter, driven by third-party clients on the fake engine, is in
-``tests/test_platforms_*.py``."""
+``tests/transports/test_platforms_*.py``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import websockets
 
 from speechsvc.clients.ws import to_pcm16
 from speechsvc.speech.audio import decode_file, mulaw_encode, resample
-from tests.conftest import LiveServer, eval_path
+from tests.support.datasets import eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model  # real models and a real server
 

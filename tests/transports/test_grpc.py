@@ -14,7 +14,8 @@ from speechsvc.clients.grpc_client import stream_grpc
 from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws
 from speechsvc.evaluation.scoring import error_rate
 from speechsvc.v1 import pb, pb_grpc
-from tests.conftest import LiveServer, eval_path, manifest
+from tests.support.datasets import eval_path, manifest
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model  # real models and a real server
 

@@ -16,10 +16,8 @@ import grpc
 import pytest
 
 from speechsvc.v1 import pb, pb_grpc
-from tests.platforms import FakeServer, tone
-
-ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "tests" / "node"
+from tests.support.datasets import NODE_DIR, REPO
+from tests.support.platforms import FakeServer, tone
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +49,7 @@ def test_grpc_js_flush_brings_the_final_and_the_call_goes_on(fake: FakeServer, t
     (tmp_path / "a.s16le").write_bytes(tone(440, 1.0).astype("<i2").tobytes())
     (tmp_path / "b.s16le").write_bytes(tone(660, 1.0).astype("<i2").tobytes())
     out = subprocess.run([node, str(NODE_DIR / "grpc_flush_client.mjs"), "--port", str(grpc_port(fake)), "--proto",
-                          str(ROOT / "speechsvc" / "v1" / "speechsvc.proto"), "--pcm1", str(tmp_path / "a.s16le"),
+                          str(REPO / "speechsvc" / "v1" / "speechsvc.proto"), "--pcm1", str(tmp_path / "a.s16le"),
                           "--pcm2", str(tmp_path / "b.s16le")],
                          capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr

@@ -10,7 +10,8 @@ import openai
 import pytest
 
 from speechsvc.speech.audio import decode_file, encode_file
-from tests.conftest import LiveServer, eval_path
+from tests.support.datasets import eval_path
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

@@ -3,7 +3,7 @@ the real app with the fake engine (a tone's transcript is scripted by its pitch)
 translations, usage, verbose_json segments with measured values only, words without punctuation, granularities
 refused where OpenAI refuses them, the model list's ``created``, and OpenAI's error body on every error path
 (unknown paths, wrong methods, missing fields) instead of FastAPI's ``{"detail"}``. The same with real Whisper:
-tests/test_openai_api.py."""
+tests/transports/test_openai_api.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from speechsvc.security.keys import KeyStore
-from tests.platforms import FakeServer, quiet, tone, write_wav
+from tests.support.platforms import FakeServer, quiet, tone, write_wav
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from tests.platforms import FakeServer
+from tests.support.platforms import FakeServer
 
 # Positive tests of the audio endpoints send schema-valid bytes that are no audio (a schema cannot say "a decodable
 # recording"): their 400 is the right answer there. Everything else runs with schemathesis's defaults.

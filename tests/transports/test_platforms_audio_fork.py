@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import websocket  # websocket-client
 
-from tests.platforms import FakeServer, finals, pcm8k, quiet, subscribe, tone, until_ended
+from tests.support.platforms import FakeServer, finals, pcm8k, quiet, subscribe, tone, until_ended
 
 SUBPROTOCOL = "audio.drachtio.org"
 
@@ -172,8 +172,8 @@ async def test_bad_options_are_refused_with_an_error_message_and_a_close_code(fa
 @pytest.mark.model
 async def test_real_telephone_audio_through_a_graceful_fork(server: object) -> None:
     """Real 8 kHz speech (eval set) in both channels, real models: each leg's words, finals before the close."""
-    from tests.conftest import LiveServer
-    from tests.platforms import AGENT_EN, CUSTOMER_ZH
+    from tests.support.liveserver import LiveServer
+    from tests.support.platforms import AGENT_EN, CUSTOMER_ZH
 
     assert isinstance(server, LiveServer)
     customer, agent = pcm8k(*CUSTOMER_ZH), pcm8k(*AGENT_EN)

@@ -24,7 +24,7 @@ import websocket  # websocket-client
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 
 from speechsvc.speech.audio import mulaw_encode
-from tests.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended
+from tests.support.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended
 
 API_KEY = "test-api-key-123"
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended
+from tests.support.datasets import NODE_DIR
+from tests.support.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended
 
-NODE_DIR = Path(__file__).parent / "node"
 CLIENT = NODE_DIR / "audiosocket_client.mjs"
 
 

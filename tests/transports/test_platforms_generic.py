@@ -21,7 +21,7 @@ from speechsvc.errors import UnsupportedFormat
 from speechsvc.speech.audio import check_format
 from speechsvc.types import AudioFormat
 from speechsvc.v1 import pb, pb_grpc
-from tests.platforms import FakeServer, finals, quiet, tone, write_wav
+from tests.support.platforms import FakeServer, finals, quiet, tone, write_wav
 
 
 @pytest.fixture(scope="module")

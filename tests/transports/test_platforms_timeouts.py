@@ -14,7 +14,7 @@ import pytest
 import websocket  # websocket-client
 
 from speechsvc.speech.audio import mulaw_encode
-from tests.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended
+from tests.support.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended
 
 
 @pytest.fixture(scope="module")

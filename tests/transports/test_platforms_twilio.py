@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from speechsvc.speech.audio import mulaw_encode
 from speechsvc.transports.twilio import TrackClock
-from tests.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended, write_wav
+from tests.support.platforms import FakeServer, finals, quiet, subscribe, tone, until_ended, write_wav
 
 AUTH_TOKEN = "test-auth-token-not-a-secret"
 PUBLIC_URL = "wss://speech.example.com/v1/twilio"
@@ -210,8 +210,8 @@ def test_track_clock_fills_gaps_drops_duplicates_and_trims_overlaps() -> None:
 async def test_real_telephone_audio_through_a_lossy_fork(server: object, tmp_path: Path) -> None:
     """Real 8 kHz speech (eval set), real models, streamdouble in strict fork mode with 5 % of the caller's frames
     lost: zero violations, and each leg's words on the subscription."""
-    from tests.conftest import LiveServer
-    from tests.platforms import AGENT_EN, CUSTOMER_ZH, pcm8k
+    from tests.support.liveserver import LiveServer
+    from tests.support.platforms import AGENT_EN, CUSTOMER_ZH, pcm8k
 
     assert isinstance(server, LiveServer)
     customer = write_wav(tmp_path / "c.wav", pcm8k(*CUSTOMER_ZH))

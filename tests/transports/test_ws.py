@@ -13,7 +13,8 @@ import websockets
 from speechsvc.clients.ws import StreamAudio, load_stream_audio, stream_ws, to_pcm16
 from speechsvc.evaluation.scoring import error_rate
 from speechsvc.speech.audio import decode_file
-from tests.conftest import LiveServer, eval_path, manifest
+from tests.support.datasets import eval_path, manifest
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model  # real models and a real server
 
@@ -276,7 +277,7 @@ async def test_graceful_shutdown_finishes_open_utterances() -> None:
     import subprocess
     import sys
 
-    from tests.conftest import free_port
+    from tests.support.net import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "speechsvc.cli", "serve", "--port", str(port), "--grpc-port", "0"],
