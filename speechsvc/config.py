@@ -21,6 +21,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def shipped_heads_dir() -> Path:
+    """The folder of the heads we ship (``text/``, ``emotion/``, each with its model card): the one place that
+    resolves it. A wheel carries them inside the package (``speechsvc/models/``, copied there by setup.py while it
+    builds); a source checkout or an editable install reads ``models/`` at the top of the repository."""
+    packaged = PACKAGE_DIR / "models"
+    if (packaged / "text" / "model.json").is_file():
+        return packaged
+    return PACKAGE_DIR.parent / "models"
+
+
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "speechsvc"
 
@@ -177,8 +187,8 @@ class Settings(BaseSettings):
     # ---- paths -------------------------------------------------------------------------------------------
     # Root for assembled models and job data.
     home: Path = Field(default_factory=_default_home)
-    # The committed heads (text/, emotion/): package data.
-    heads_dir: Path = PACKAGE_DIR / "models"
+    # The shipped heads (text/, emotion/): models/ of the repository, package data in a wheel.
+    heads_dir: Path = Field(default_factory=shipped_heads_dir)
     # Batch jobs of the REST API (SQLite store and outputs); None = home/jobs.
     jobs_dir: Path | None = None
 

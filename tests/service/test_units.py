@@ -111,7 +111,7 @@ def test_settings_are_the_single_source() -> None:
     assert s.vad().min_silence_ms == s.vad_min_silence_ms and s.vad().neg_threshold == pytest.approx(0.35)
     assert s.asr().tokens_per_second == s.asr_tokens_per_second and s.asr().languages == s.languages
     assert s.jobs_path == s.home / "jobs" and s.whisper_dir == s.home / "models" / "whisper-base-ct2"
-    assert (s.heads_dir / "text" / "model.json").is_file()  # package data, wherever the package is installed
+    assert (s.heads_dir / "text" / "model.json").is_file()  # models/ in a checkout, package data in a wheel
     with pytest.raises(ValidationError, match="default_language"):
         Settings(languages=("en",), default_language="zh")
 
