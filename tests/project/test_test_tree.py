@@ -1,7 +1,7 @@
 """The test tree mirrors the package (fast tier, reads files only): every test module sits in tests/<layer>/ where
 <layer> is a sub-package of speechsvc (or one of the folders for what no single layer owns), every folder says in
 its ``__init__.py`` what it holds, and shared helpers come from :mod:`tests.support` only: no test module imports
-another test module or the conftest."""
+another test module or the conftest, and none counts parents of its own ``__file__``."""
 
 from __future__ import annotations
 
@@ -57,3 +57,12 @@ def test_test_modules_import_helpers_from_support_only() -> None:
                     name.startswith("tests.") and not name.startswith("tests.support")):
                 offenders.append(f"{path.relative_to(REPO)} imports {name}")
     assert not offenders, "import helpers from tests.support instead:\n" + "\n".join(offenders)
+
+
+def test_test_modules_take_paths_from_support() -> None:
+    """Paths come from :mod:`tests.support.datasets` (``REPO``, ``DATA``, ``EVAL``, ``NODE_DIR``), not from a test
+    module's ``__file__``: counted parents break silently when a module moves to another folder."""
+    offenders = [str(p.relative_to(REPO)) for p in _test_modules()
+                 if any(isinstance(node, ast.Name) and node.id == "__file__"
+                        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))))]
+    assert not offenders, f"use tests.support.datasets for paths: {offenders}"
