@@ -6,6 +6,7 @@ another test module or the conftest, and none counts parents of its own ``__file
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 from tests.support.datasets import REPO
@@ -66,3 +67,15 @@ def test_test_modules_take_paths_from_support() -> None:
                  if any(isinstance(node, ast.Name) and node.id == "__file__"
                         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))))]
     assert not offenders, f"use tests.support.datasets for paths: {offenders}"
+
+
+def test_every_helper_a_test_imports_exists() -> None:
+    """Imports inside test functions included (they run only when their test does)."""
+    missing = []
+    for path in _test_modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.support"):
+                module = importlib.import_module(node.module or "")
+                missing += [f"{path.relative_to(REPO)}: {node.module}.{a.name}" for a in node.names
+                            if not hasattr(module, a.name)]
+    assert not missing, f"helpers not in tests/support: {missing}"

@@ -6,77 +6,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import pytest
 
-from speechsvc.analysis.base import CallInfo, Stage, StageCall
-from speechsvc.analysis.record import CallEnd, Utterance
-from speechsvc.config import Settings
 from speechsvc.errors import Overloaded, ProtocolError, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.protocol import event_dict
 from speechsvc.security.principal import ANONYMOUS
 from speechsvc.transports.lifecycle import open_call
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Event, Leg
-from tests.support.calls import collect, run_call
+from speechsvc.types import AudioFormat, CallConfig, CallEvent, Leg
+from tests.support.calls import Echo, EchoStage, collect, run_call, speech
 from tests.support.fakes import fake_engine, fast_settings, pcm16, silence, tone
-
-
-@dataclass(frozen=True)
-class Echo(Event):
-    """The event of the test stage below."""
-
-    TYPE: ClassVar[str] = "echo"
-    leg: Leg
-    utterance: int
-    text: str
-    seen_before: int
-
-
-@dataclass(frozen=True)
-class Tally(Event):
-    TYPE: ClassVar[str] = "tally"
-    utterances: int
-    reason: str
-
-
-class EchoStage(Stage):
-    """A stage as a new module would add one: per-call state, in-order apply, and an end-of-call decision."""
-
-    name = ""  # not registered: defined by this test only
-    phase = 3
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.fail_on = fail_on
-
-    @classmethod
-    def load(cls, settings: Settings) -> EchoStage:
-        return cls()
-
-    def open(self, call: CallInfo) -> StageCall[str]:
-        return _EchoCall(self.fail_on)
-
-
-class _EchoCall(StageCall[str]):
-    def __init__(self, fail_on: str | None) -> None:
-        self.fail_on = fail_on
-        self.count = 0
-
-    async def infer(self, u: Utterance) -> str:
-        await asyncio.sleep(0)
-        return u.text.upper()
-
-    def apply(self, u: Utterance, found: str | None) -> list[Event]:
-        if self.fail_on and self.fail_on in u.text:
-            raise RuntimeError("a bug in this stage")
-        self.count += 1
-        return [Echo(u.leg, u.index, found or "", self.count - 1)]
-
-    def end(self, ended: CallEnd) -> list[Event]:
-        return [Tally(self.count, ended.reason)]
 
 
 def hz(text: str) -> str:
@@ -87,11 +28,6 @@ def hz(text: str) -> str:
 def config(call_id: str = "c-1", channels: int = 1, **kw: object) -> CallConfig:
     legs: tuple[Leg, ...] = ("customer",) if channels == 1 else ("customer", "agent")
     return CallConfig(call_id, AudioFormat("pcm16", 16000, channels), legs=legs, **kw)  # type: ignore[arg-type]
-
-
-def speech(*hz: int) -> np.ndarray:
-    """Tones of 1 s separated (and followed) by 1 s of silence: one utterance each."""
-    return np.concatenate([part for h in hz for part in (tone(h, 1.0), silence(1.0))])
 
 
 async def started(engine):  # type: ignore[no-untyped-def]
