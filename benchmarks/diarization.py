@@ -234,6 +234,26 @@ def score(reference: np.ndarray, hyp: np.ndarray) -> dict[str, Any]:
             "mapping": mapping, "speakers_found": len(found)}
 
 
+SHORT_TURN_MS = 1500
+
+
+def short_turns(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int]) -> dict[str, int]:
+    """Reference speech (one party speaking) of the scripted turns shorter than ``SHORT_TURN_MS`` ("嗯", "好的",
+    a quick answer) and how much of it is on its speaker; the overlapped frames (both parties) of the call."""
+    mapped = np.array([mapping.get(int(v), 0) if v >= 0 else 0 for v in hyp])
+    right = total = 0
+    for u in built.call["utterances"]:
+        if u["end_ms"] - u["start_ms"] >= SHORT_TURN_MS:
+            continue
+        party = 1 if u["leg"] == "agent" else 2
+        span = slice(u["start_ms"] // 10, u["end_ms"] // 10)
+        ref, got = built.reference[span], mapped[span]
+        right += int(np.sum((ref == party) & (got == party)))
+        total += int(np.sum(ref == party))
+    return {"short_right": right, "short_total": total, "overlap_frames": int(np.sum(built.reference == 3)),
+            "single_frames": int(np.sum((built.reference == 1) | (built.reference == 2)))}
+
+
 def roles_and_qa(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int], parsed: list[Any],
                  qa: QaEngine, min_margin: float) -> dict[str, Any]:
     texts, owner = [], []
@@ -299,6 +319,7 @@ def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settin
         row = {"call": b.id, "split": b.split, "channel": channel, "agent": b.agent, "customer": b.customer,
                "duration_s": round(b.mono.size / SR, 2), "diarize_s": round(elapsed, 3), **s}
         row.update(roles_and_qa(b, hyp, s["mapping"], parsed[b.id], qa, min_margin))
+        row.update(short_turns(b, hyp, s["mapping"]))
         row["mapping"] = {str(k): v for k, v in s["mapping"].items()}
         rows.append(row)
     return rows
@@ -320,6 +341,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "roles_wrong": round(sum((not r["roles_right"]) and not r["abstained"] for r in rows) / len(rows), 4),
         "qa_agreement": round(sum(r["qa_same"] for r in rows) / max(1, sum(r["qa_total"] for r in rows)), 4),
         "rtf": round(sum(r["diarize_s"] for r in rows) / ref, 4),
+        "short_turns_on_right_speaker": round(sum(r["short_right"] for r in rows)
+                                              / max(1, sum(r["short_total"] for r in rows)), 4),
+        "overlap_share": round(sum(r["overlap_frames"] for r in rows)
+                               / max(1, sum(r["overlap_frames"] + r["single_frames"] for r in rows)), 4),
     }
 
 
