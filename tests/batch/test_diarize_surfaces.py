@@ -22,7 +22,8 @@ from speechsvc.speech.audio import decode_file, encode_file
 from speechsvc.speech.speaker import SpeakerEncoder
 from speechsvc.v1 import speechsvc_pb2 as pb
 from speechsvc.v1 import speechsvc_pb2_grpc as pb_grpc
-from tests.conftest import LiveServer, fixture_clip
+from tests.support.datasets import fixture_clip
+from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
 

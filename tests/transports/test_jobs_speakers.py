@@ -10,8 +10,8 @@ import numpy as np
 
 from speechsvc.batch.jobs import SqliteJobStore
 from speechsvc.speech.audio import encode_file
-from tests.fakes import silence, tone
-from tests.fakeserver import FakeServer
+from tests.support.fakes import silence, tone
+from tests.support.fakeserver import FakeServer
 
 
 def _wav(path: Path) -> bytes:
