@@ -214,6 +214,10 @@ class CallSession:
             self.engine.metrics.rejections.labels("vad_backlog").inc()
             self.report(e)
             return False
+        except ShuttingDown:
+            if not flush:
+                raise  # audio while the engine stops: the transport ends the call
+            return False  # the engine stopped before this call closed: its open utterance is lost
         leg.vad_backlog += audio.size
         return True
 
