@@ -131,13 +131,18 @@ class VadWorker:
                 items.append(item)
             self.passes += 1
             self.frames += len(items)
+            # One wake-up per loop and pass (not per leg): waking a loop is a syscall.
+            out: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[VadUpdate], object], VadUpdate]]] = {}
             for group in _groups(items):
-                self._process(group)
+                out.setdefault(group[-1].loop, []).append((group[-1].done, self._process(group)))
+            for loop, updates in out.items():
+                with contextlib.suppress(RuntimeError):  # the loop is closed: its calls are gone
+                    loop.call_soon_threadsafe(_deliver, updates)
             if stop:
                 return
 
     @staticmethod
-    def _process(group: list[_Item]) -> None:
+    def _process(group: list[_Item]) -> VadUpdate:
         last = group[-1]
         stream = last.stream
         audio = group[0].audio if len(group) == 1 else np.concatenate([item.audio for item in group])
@@ -150,9 +155,16 @@ class VadWorker:
         except Exception as e:  # a bug in the VAD loses this audio, not the worker that serves every call (logged)
             log.exception("VAD failed on %d samples of the %s leg", audio.size, stream.leg)
             error = f"{type(e).__name__}: {e}"
-        update = VadUpdate(tuple(events), stream.view(), audio.size, error)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: its call is gone
-            last.loop.call_soon_threadsafe(last.done, update)
+        return VadUpdate(tuple(events), stream.view(), audio.size, error)
+
+
+def _deliver(updates: list[tuple[Callable[[VadUpdate], object], VadUpdate]]) -> None:
+    """On the loop: each leg's update, in the order the worker made them."""
+    for done, update in updates:
+        try:
+            done(update)
+        except Exception:  # one call's bug must not lose the other calls' updates of this pass (logged)
+            log.exception("delivering a VAD update failed")
 
 
 def _groups(items: list[_Item]) -> list[list[_Item]]:
