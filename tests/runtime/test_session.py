@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from speechsvc.security.principal import ANONYMOUS
 from speechsvc.transports.lifecycle import open_call
 from speechsvc.types import AudioFormat, CallConfig, CallEvent, Leg
 from tests.support.calls import Echo, EchoStage, collect, run_call, speech
-from tests.support.fakes import fake_engine, fast_settings, pcm16, silence, tone
+from tests.support.fakes import EnergyVad, fake_engine, fast_settings, pcm16, silence, tone
 
 
 def hz(text: str) -> str:
@@ -290,3 +291,48 @@ async def test_partials_that_cannot_arrive_in_time_are_not_decoded_and_finals_st
     for leg in ("customer", "agent"):
         ends = [p.end_ms for p in partials if p.leg == leg]
         assert ends == sorted(set(ends)), ends
+
+
+class ThreadRecordingVad(EnergyVad):
+    """The energy VAD, noting which thread runs it and able to hold it (a VAD far behind real time)."""
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+        self.go = threading.Event()
+        self.go.set()
+
+    def probs(self, windows: np.ndarray, state: object) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        self.go.wait(10)
+        return super().probs(windows, state)
+
+
+async def test_the_vad_runs_on_its_worker_thread_not_on_the_event_loop() -> None:
+    engine = await started(fake_engine())
+    vad = ThreadRecordingVad()
+    engine.vad_model = vad  # type: ignore[assignment]
+    events = await run_call(engine, config(channels=2), np.stack([speech(300, 500), speech(700, 400)], 1))
+    finals = [(e.event.leg, hz(e.event.text)) for e in events if e.event.type == "transcript.final"]  # type: ignore[attr-defined]
+    assert sorted(finals) == [("agent", "400"), ("agent", "700"), ("customer", "300"), ("customer", "500")]
+    assert vad.threads == {"vad"}
+    await engine.stop()
+
+
+async def test_a_transport_is_held_back_while_a_leg_waits_for_the_vad() -> None:
+    engine = await started(fake_engine())
+    vad = ThreadRecordingVad()
+    engine.vad_model = vad  # type: ignore[assignment]
+    async with open_call(engine, config(), "test") as session:
+        reader = asyncio.ensure_future(collect(session.events()))
+        vad.go.clear()  # the VAD thread stalls
+        for i in range(30):  # 3 s of audio, faster than real time
+            session.feed_bytes(pcm16(tone(300, 0.1) if i < 10 else silence(0.1)))
+        room = asyncio.ensure_future(session.room())
+        await asyncio.sleep(0.2)
+        assert not room.done()  # more than 2 s of this leg's audio waits for the VAD: the sender waits too
+        vad.go.set()
+        await asyncio.wait_for(room, 5)
+        await session.close("stop")
+        events = await reader
+    assert [hz(e.event.text) for e in events if e.event.type == "transcript.final"] == ["300"]  # type: ignore[attr-defined]
+    await engine.stop()

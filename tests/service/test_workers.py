@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 from speechsvc.config import WorkerOptions
 from speechsvc.errors import InternalError, Overloaded, ShuttingDown
 from speechsvc.workers import InferenceWorker, Priority
+
+
+def opts(max_batch: int, max_batch_cost_s: float, max_queue: int, nice: int, parallel: int = 1) -> WorkerOptions:
+    return WorkerOptions(max_batch=max_batch, max_batch_cost_s=max_batch_cost_s, max_queue=max_queue, nice=nice,
+                         parallel=parallel)
 
 
 def double(batch: list[int]) -> list[int]:
@@ -24,7 +30,7 @@ async def test_results_in_order_and_batched() -> None:
         sizes.append(len(batch))
         return double(batch)
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=4, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=4, max_batch_cost_s=0.0, max_queue=100, nice=0))
     futures = [worker.submit(i) for i in range(10)]  # queued before the worker starts: they batch
     tasks = [asyncio.ensure_future(f) for f in futures]
     await asyncio.sleep(0)
@@ -43,7 +49,7 @@ async def test_priority_finals_first() -> None:
         order.extend(batch)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     first = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)  # the worker is now blocked inside run(0)
@@ -63,7 +69,7 @@ async def test_full_queue_is_refused_at_once_but_batch_work_waits_for_room() -> 
         gate.wait(5)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=2, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=1, max_batch_cost_s=0.0, max_queue=2, nice=0))
     worker.start()
     running = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)
@@ -85,7 +91,7 @@ async def test_one_bad_item_fails_alone_and_the_worker_goes_on() -> None:
             raise ValueError("model cannot take -1")
         return double(batch)
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=8, max_batch_cost_s=0.0, max_queue=100, nice=0))
     tasks = [asyncio.ensure_future(worker.submit(i)) for i in (1, -1, 3)]
     await asyncio.sleep(0)
     worker.start()
@@ -103,7 +109,7 @@ async def test_wrong_number_of_results_fails_the_batch_not_the_worker() -> None:
         calls["n"] += 1
         return [] if calls["n"] == 1 else double(batch)
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=8, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     with pytest.raises(InternalError, match="returned 0 results for 1 items"):
         await worker.submit(1)
@@ -111,7 +117,7 @@ async def test_wrong_number_of_results_fails_the_batch_not_the_worker() -> None:
 
 
 async def test_stop_finishes_queued_work_then_refuses() -> None:
-    worker = InferenceWorker("t", double, WorkerOptions(max_batch=2, max_batch_cost_s=0.0, max_queue=10, nice=0))
+    worker = InferenceWorker("t", double, opts(max_batch=2, max_batch_cost_s=0.0, max_queue=10, nice=0))
     worker.start()
     pending = [asyncio.ensure_future(worker.submit(i)) for i in range(5)]
     await asyncio.sleep(0)
@@ -128,7 +134,7 @@ async def test_queued_counts_only_work_at_or_above_a_priority() -> None:
         gate.wait(5)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     first = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)
@@ -159,7 +165,7 @@ async def test_a_batch_holds_one_priority_and_is_bounded_in_cost() -> None:
         batches.append([c.n for c in batch])
         return [c.n for c in batch]
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=8, max_batch_cost_s=10.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=8, max_batch_cost_s=10.0, max_queue=100, nice=0))
     worker.start()
     first = asyncio.ensure_future(worker.submit(Costly(0, 1.0)))
     await asyncio.sleep(0.05)  # the worker is blocked inside run([0])
@@ -182,7 +188,7 @@ async def test_key_orders_within_a_priority_and_stale_items_are_not_run() -> Non
         ran.extend(batch)
         return batch
 
-    worker = InferenceWorker("t", run, WorkerOptions(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
+    worker = InferenceWorker("t", run, opts(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0))
     worker.start()
     first = asyncio.ensure_future(worker.submit(0))
     await asyncio.sleep(0.05)
@@ -196,4 +202,26 @@ async def test_key_orders_within_a_priority_and_stale_items_are_not_run() -> Non
         await stale
     assert ran == [0, 2, 1] and worker.stale == 1
     assert worker.item_seconds(Priority.PARTIAL) > 0 and worker.expected_wait(Priority.FINAL) == 0
+    await worker.stop()
+
+
+async def test_parallel_lanes_run_batches_side_by_side_and_finals_still_go_first() -> None:
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+
+    def run(batch: list[int]) -> list[int]:
+        with lock:
+            running.append(1)
+            most[0] = max(most[0], len(running))
+        time.sleep(0.05)
+        with lock:
+            running.pop()
+        return [x * 10 for x in batch]
+
+    worker = InferenceWorker("t", run, opts(max_batch=1, max_batch_cost_s=0.0, max_queue=100, nice=0, parallel=2))
+    worker.start()
+    results = await asyncio.gather(*(worker.submit(i, Priority.PARTIAL if i % 2 else Priority.FINAL)
+                                     for i in range(8)))
+    assert results == [i * 10 for i in range(8)] and most[0] == 2  # two batches at once, never more
     await worker.stop()

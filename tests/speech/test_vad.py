@@ -11,20 +11,23 @@ import pytest
 from speechsvc.config import Settings
 from speechsvc.speech.audio import decode_file
 from speechsvc.speech.vad import WINDOW, SileroModel, SpeechEnded, SpeechStarted, VadState, VadStream
-from tests.support.datasets import eval_path
+from tests.support.datasets import eval_path, fixture_clip
 
 
 class ScriptedModel:
     """Stands in for Silero: returns the next scripted probability per 32 ms window."""
 
     def __init__(self, probs: list[float]) -> None:
-        self.probs = iter(probs)
+        self.script = iter(probs)
 
     def new_state(self) -> None:
         return None
 
     def prob(self, window: np.ndarray, state: object) -> float:
-        return next(self.probs, 0.0)
+        return next(self.script, 0.0)
+
+    def probs(self, windows: np.ndarray, state: object) -> np.ndarray:
+        return np.array([self.prob(w, state) for w in windows], np.float32)
 
 
 def run(probs: list[float], **options: object) -> tuple[list[object], VadStream]:
@@ -137,3 +140,35 @@ def test_real_speech_segments_match_reference_times(silero: SileroModel) -> None
 def test_noise_and_hold_music_are_not_speech(silero: SileroModel, name: str) -> None:
     audio, _ = decode_file(eval_path("noise", "audio", name))
     assert segments_of(audio[0], silero) == []
+
+
+class OneWindowAtATime:
+    """Silero run one window per call, as the VAD did before runs of windows went through in one call."""
+
+    def __init__(self, model: SileroModel) -> None:
+        self.model = model
+
+    def new_state(self) -> object:
+        return self.model.new_state()
+
+    def probs(self, windows: np.ndarray, state: object) -> np.ndarray:
+        return np.array([self.model.prob(w, state) for w in windows], np.float32)  # type: ignore[arg-type]
+
+
+def test_runs_of_windows_give_the_same_probabilities_and_segments_as_one_window_per_call(
+    silero: SileroModel,
+) -> None:
+    audio, _ = decode_file(fixture_clip("asterisk_agent-newlocation").path)
+    mono = np.concatenate([np.zeros(8000, np.float32), audio[0], np.zeros(16000, np.float32), audio[0]])
+    n = mono.size // WINDOW
+    windows = mono[: n * WINDOW].reshape(n, WINDOW)
+    one = OneWindowAtATime(silero).probs(windows, silero.new_state())
+    run = silero.probs(windows, silero.new_state())
+    assert np.abs(one - run).max() < 1e-4 and one.max() > 0.5  # speech is heard, the same way
+    # The live setting: the WebRTC gate on, 100 ms frames (three windows and a bit each).
+    streams = [VadStream(m, Settings().vad(), "customer") for m in (silero, OneWindowAtATime(silero))]  # type: ignore[arg-type]
+    results = []
+    for stream in streams:
+        events = [e for i in range(0, mono.size, 1600) for e in stream.feed(mono[i : i + 1600])] + stream.flush()
+        results.append([(e.segment.start_ms, e.segment.end_ms) for e in events if isinstance(e, SpeechEnded)])
+    assert results[0] == results[1] and len(results[0]) >= 2

@@ -1,6 +1,6 @@
 """Fakes for the fast tier: an ASR model and a VAD model that load nothing, so the session core, the workers,
 the analyzer and the transports' lifecycle can be tested in milliseconds. They implement the same small
-interfaces as the real ones (``Recognizer``, ``SileroModel.new_state/prob``)."""
+interfaces as the real ones (``Recognizer``, ``SileroModel.new_state/prob/probs``)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ class EnergyVad:
 
     def prob(self, window: np.ndarray, state: object) -> float:
         return 0.95 if float(np.sqrt(np.mean(window.astype(np.float64) ** 2))) > 0.01 else 0.02
+
+    def probs(self, windows: np.ndarray, state: object) -> np.ndarray:
+        return np.array([self.prob(w, state) for w in windows], np.float32)
 
 
 class FakeRecognizer:
