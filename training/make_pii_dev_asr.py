@@ -11,10 +11,12 @@ in the next utterance), verification codes (spoken digits and letters), plates (
 passports (spoken letters and digits).
 
 Sources (the split rule is `speechsvc.evaluation.pii_eval.split_of`, data/pii_dev.md): tune — ``property``
-(property management), ``autoservice`` (car dealers and repair), ``education`` (schools and training);
-holdout — ``delivery`` (food and errand delivery), ``securities`` (brokerage and funds), ``rental`` (car and
-flat rental). The holdout templates were written before any detector change of this round and are not
-edited afterwards.
+(property management), ``autoservice`` (car dealers and repair), ``education`` (schools and training),
+``delivery`` (food and errand delivery), ``securities`` (brokerage and funds), ``rental`` (car and flat
+rental); holdout — ``hotel``, ``recruiting``, ``legal``. The last three tune sources were written as holdout,
+but their errors were listed once by mistake before any fix (an evaluation run that imported the old split),
+so they went to tune and three more sources were written as holdout. The holdout templates were written
+before any detector change of this round and are not edited afterwards.
 
 Every sentence, template and value here was written for this project; numbers are drawn at random; nothing is
 taken from ../shared/eval.
@@ -412,9 +414,100 @@ def rental(w: W) -> None:
     ])
 
 
+# ------------------------------------------------------------------ holdout sources (written after the first
+# holdout three were seen by mistake, see data/pii_dev.md; not looked at since)
+
+
+def hotel(w: W) -> None:
+    for _ in range(13):
+        d = w.v.mobile()
+        w.one(pk(w, "入住人手机", "预订时留的号码是", "前台回电打", "订房电话 ", "入住登记的电话是", "客人联系方式是"), ("PHONE", w.asr.phone(d)), pk(w, "", " 晚点到店", " 帮我留个大床房", "，麻烦备注一下"), note="phone")
+    for _ in range(3):
+        d = w.v.mobile()
+        w.one(pk(w, "海外客人的号码", "境外手机 "), ("PHONE", w.r.choice(COUNTRY) + w.asr.phone(d, pk(w, "zh", "arabic_groups", "dash", "spaced_zh"))), note="phone with country code")
+    for _ in range(4):
+        a, l, e = w.landline()
+        w.one(pk(w, "酒店总机", "订房部座机 ", "公司协议价找这个电话"), ("PHONE", w.asr.landline(a, l, e)), note="landline")
+    for _ in range(2):
+        w.one(pk(w, "预订手机", "号码是"), ("PHONE", w.asr.phone(w.v.mobile(), "yao_all")), note="phone, 幺 heard as 要/腰")
+    w.split_phone("入住人电话", 2)
+    w.split_phone("我的手机号码", 3)
+    names(w, ("入住人", "预订人姓名", "我叫", "同住的是", "订房的是"), ("", " 今晚入住", " 两晚"), 9)
+    w.call([["入住人名字登记成"], [("NAME", w.v.name()[1]), pk(w, "", " 就行")]], "split NAME")
+    for _ in range(3):
+        w.one(pk(w, "外宾的护照号", "护照号码 ", "登记用护照"), ("PASSPORT", w.asr.passport(w.r.choice(("E", "G", "E")) + w.v.digits(8))), note="passport")
+    w.one("入住登记身份证 ", ("ID_CARD", w.v.id_card()), note="id")
+    codes(w, ("订单确认的验证码", "会员登录动态码 ", "退房校验码"), 3)
+    for _ in range(2):
+        p, l, rest = w.plate()
+        w.one(pk(w, "停车场登记车牌", "我开的车是"), ("LICENSE_PLATE", w.asr.plate(p, l, rest)), note="plate")
+    negatives(w, [
+        "房费每晚六百八十八", "订单号 2024 1208 6601 35", "房间号一六零八", "早餐每位五十八", "延迟退房到下午两点",
+        "会员积分一万两千", "预订热线 400-820-1234", "十二月二十四号入住", "押金五百元", "大床房还有三间",
+        "前台分机是八零零八", "携程订单尾号 1387", "发票抬头写公司", "住三晚", "总价两千零六十四",
+    ])
+
+
+def recruiting(w: W) -> None:
+    for _ in range(13):
+        d = w.v.mobile()
+        w.one(pk(w, "候选人电话", "简历上的手机号", "面试联系人的号码 ", "你回我这个号", "HR手机是", "紧急联系人手机"), ("PHONE", w.asr.phone(d)), pk(w, "", " 下午方便", " 工作日都在", "，加个微信也行"), note="phone")
+    for _ in range(3):
+        a, l, e = w.landline()
+        w.one(pk(w, "人事部座机", "公司电话 ", "面试地点的前台电话"), ("PHONE", w.asr.landline(a, l, e)), note="landline")
+    for _ in range(2):
+        d = w.v.mobile()
+        w.one("电话", ("PHONE", w.r.choice(COUNTRY) + w.asr.phone(d, pk(w, "zh", "dash"))), note="phone with country code")
+    w.split_phone("候选人手机", 2)
+    w.split_phone("我的号码是", 3)
+    names(w, ("候选人叫", "应聘者", "我叫", "推荐人是", "入职的是"), ("", " 来面试", " 明天入职"), 10)
+    w.call([["介绍我来的是"], [("NAME", w.v.name()[1])]], "split NAME")
+    w.one("候选人是", ("NAME", w.r.choice(DOTTED)), note="dotted name")
+    for _ in range(3):
+        w.one(pk(w, "入职登记身份证", "身份证号码 "), ("ID_CARD", w.v.id_card()), note="id")
+    for _ in range(2):
+        w.one(pk(w, "工资卡卡号", "工资发到 "), ("BANK_CARD", w.v.card()), note="card")
+    codes(w, ("测评系统验证码", "入职小程序的动态码是", "背调授权校验码 "), 3)
+    negatives(w, [
+        "月薪一万五到两万", "工号 20481", "面试定在周四上午十点", "试用期三个月", "五险一金按八千交",
+        "招聘热线 400 700 8866", "岗位编号 JD20241207", "年终奖两个月", "二零二五年一月二号入职", "团队一共十二个人",
+        "笔试七十八分", "社保卡还没办", "打九五五一一咨询社保", "年假十天", "一面二面三面",
+    ])
+
+
+def legal(w: W) -> None:
+    for _ in range(12):
+        d = w.v.mobile()
+        w.one(pk(w, "当事人电话", "对方律师的手机 ", "委托人联系电话", "原告手机号是", "送达的联系号码 "), ("PHONE", w.asr.phone(d)), pk(w, "", " 尽快联系", " 开庭前确认", "，记在卷宗里"), note="phone")
+    for _ in range(4):
+        a, l, e = w.landline()
+        w.one(pk(w, "律所总机", "法院立案庭电话 ", "调解中心座机"), ("PHONE", w.asr.landline(a, l, e)), note="landline")
+    for _ in range(2):
+        d = w.v.mobile()
+        w.one(pk(w, "境外当事人号码", "电话 "), ("PHONE", w.r.choice(COUNTRY) + w.asr.phone(d, pk(w, "zh", "arabic_groups"))), note="phone with country code")
+    w.split_phone("当事人手机", 2)
+    w.split_phone("委托人电话", 2)
+    names(w, ("当事人", "委托人叫", "被告是", "我叫", "代理律师是"), ("", " 的案子", " 要咨询"), 10)
+    w.call([["对方当事人叫"], [("NAME", w.v.name()[1]), pk(w, "", " 没错")]], "split NAME")
+    for _ in range(3):
+        w.one(pk(w, "当事人身份证", "被告身份证号 "), ("ID_CARD", w.v.id_card()), note="id")
+    w.one("赔偿款打到", ("BANK_CARD", w.v.card()), note="card")
+    codes(w, ("电子送达验证码", "网上立案的动态码 ", "校验码是"), 3)
+    for _ in range(2):
+        p, l, rest = w.plate()
+        w.one(pk(w, "肇事车辆车牌", "对方车牌号 "), ("LICENSE_PLATE", w.asr.plate(p, l, rest)), note="plate")
+    w.one("当事人护照", ("PASSPORT", w.asr.passport("E" + w.v.digits(8))), note="passport")
+    negatives(w, [
+        "案号 (2024)京0105民初12345号", "诉讼费两千三百元", "开庭时间一月十五号上午九点", "律师费八万", "第十二条第三款",
+        "赔偿金额十三万八千", "法律援助热线 12348", "二零二三年五月签的合同", "一审判了六个月", "调解书第三页",
+        "全国律师咨询 400-6677-889", "证据一共十四份", "第三法庭", "上诉期十五天", "标的额五十万",
+    ])
+
+
 SOURCES: list[tuple[str, Callable[[W], None]]] = [
     ("property", property_mgmt), ("autoservice", autoservice), ("education", education),  # tune
-    ("delivery", delivery), ("securities", securities), ("rental", rental),  # holdout
+    ("delivery", delivery), ("securities", securities), ("rental", rental),  # tune (meant as holdout, seen)
+    ("hotel", hotel), ("recruiting", recruiting), ("legal", legal),  # holdout
 ]
 
 
