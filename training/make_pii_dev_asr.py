@@ -235,7 +235,11 @@ def names(w: W, cues: tuple[str, ...], tails: tuple[str, ...], n: int) -> None:
             sp_s, spelled, sp_full = w.v.spelled_name()
             w.one(pk(w, "我姓", "姓"), sp_s, pk(w, " ", "，"), spelled, pk(w, "的那个", "", "，"), pk(w, " 叫", " 全名", "，叫"), ("NAME", sp_full), note="spelled surname")
         else:
-            w.one(pk(w, "我是", "这边是", "找一下", "麻烦转"), ("NAME", s + pk(w, "先生", "女士", "小姐", "老师", "经理")), pk(w, "", " 谢谢", " 对吧"), note="surname and title")
+            cue, title, tail = pk(w, "我是", "这边是", "找一下", "麻烦转"), pk(w, "先生", "女士", "小姐", "老师", "经理"), pk(w, "", " 谢谢", " 对吧")
+            if title in ("老师", "经理"):  # staff: not the caller's PII (the shared set's convention: 张经理 is a negative)
+                w.one(cue, s + title, tail, note="negative: staff surname and title")
+            else:
+                w.one(cue, ("NAME", s + title), tail, note="surname and title")
 
 
 def codes(w: W, cues: tuple[str, ...], n: int) -> None:

@@ -1,0 +1,103 @@
+"""Spoken digits as the recognizer writes them: homophones of digit names read back as digits.
+
+Callers read identifiers digit by digit, and Mandarin ASR writes some digit names as other characters of the
+same sound: 幺 (1) as 要 / 腰 / 妖, 洞 (0, radio style) as 动, and the radio names 拐 (7) and 勾 (9) are words
+of their own. `heard_digits` rewrites those characters as digits where they sit in a chain of digits, one
+character for one (offsets are unchanged), and turns a full stop between two digits (the recognizer's pause
+mark: 一五七。四四幺。二七八九零) into a separator that keeps the digits one run.
+
+Written from how the syllables sound and how digits are dictated, not from any data set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from speechsvc.analysis.itn import DIGITS
+
+# Homophone → the digit character it stands for.
+HOMOPHONES: dict[str, str] = {"要": "幺", "腰": "幺", "妖": "幺", "拐": "七", "动": "零", "勾": "九"}
+_SEPARATORS = frozenset(" 、,，-.。…·")  # one of these may sit between two digits of a chain
+_PAUSES = frozenset("。…")  # the recognizer's pause marks inside a number: become 、, a separator of digit runs
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+# Before a chain-leading 动: only the end of a cue or a pause (移动 / 启动 / 自动 are words, not a zero).
+_ZERO_AFTER = frozenset(" ，,:：是码号")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _chains(t: str, letters: bool) -> list[list[int]]:
+    """Positions of digit and homophone characters (and capital letters, with ``letters``) grouped into chains
+    (at most one separator between)."""
+    chains: list[list[int]] = []
+    cur: list[int] = []
+    i = 0
+    while i < len(t):
+        c = t[i]
+        if c in DIGITS or c in HOMOPHONES or (letters and "A" <= c <= "Z"):
+            if cur and i - cur[-1] > 2:
+                chains.append(cur)
+                cur = []
+            cur.append(i)
+        elif not (cur and c in _SEPARATORS and i - cur[-1] == 1):
+            if cur:
+                chains.append(cur)
+                cur = []
+        i += 1
+    if cur:
+        chains.append(cur)
+    return chains
+
+
+def _real(c: str) -> bool:
+    return c in DIGITS or "A" <= c <= "Z"
+
+
+def _keep_homophone(t: str, chain: list[int], k: int) -> bool:
+    """Whether the homophone at ``chain[k]`` is the word it spells rather than a digit."""
+    i = chain[k]
+    c = t[i]
+    real = [j for j in chain if _real(t[j])]
+    if k == 0:
+        after = [j for j in chain[1:] if _real(t[j])]
+        if len(after) < 2:
+            return True
+        if c == "要":
+            rest = "".join(DIGITS[t[j]] for j in chain[1:] if t[j] in DIGITS)
+            return _MOBILE.fullmatch(rest) is not None  # 手机号要13812345678: the verb, the number is whole
+        if c == "动":
+            return i > 0 and t[i - 1] not in _ZERO_AFTER
+        return False
+    if k == len(chain) - 1:
+        nxt = t[i + 1 : i + 2]
+        return len(real) < 2 or (nxt != "" and _HAN.match(nxt) is not None)  # 七八九动不了: a verb
+    return len(real) < 2
+
+
+def heard_digits(text: str, letters: bool = False) -> str:
+    """``text`` with the recognizer's homophones of digit names read as digits where they sit among digits,
+    one character for one.
+
+    Args:
+        text: an utterance (original or folded).
+        letters: capital letters count as neighbours too (a plate or a code read aloud: 苏 E 三 动 拐 K 八).
+    Returns:
+        A string of the same length for digit detection; the homophones in a chain of at least three digits
+        (要 first: two after it) become digits, a full stop inside such a chain of up to 12 digits becomes 、.
+    """
+    out = list(text)
+    for chain in _chains(text, letters):
+        converted = [k for k, i in enumerate(chain) if text[i] in HOMOPHONES and not _keep_homophone(text, chain, k)]
+        for k in converted:
+            out[chain[k]] = HOMOPHONES[text[chain[k]]]
+        digits = [i for k, i in enumerate(chain) if text[i] in DIGITS or k in converted]
+        if letters:
+            continue
+        if 3 <= len(digits) <= 12:  # a phone's length at most: two sentences' numbers stay apart
+            for a, b in itertools.pairwise(digits):
+                if b - a == 2 and text[a + 1] in _PAUSES:
+                    out[a + 1] = "、"
+            for i in digits:
+                if text[i] == "洞":  # a radio-style zero among digits, also across a pause (三 洞 九)
+                    out[i] = "零"
+    return "".join(out)
