@@ -85,10 +85,12 @@ def lac_alone(tagger: Tagger, rows: list[Row]) -> dict[str, dict[str, float | in
 def table(name: str, report: dict[str, Any]) -> None:
     relaxed, strict, red = report["span_relaxed"], report["span_strict"], report["redaction"]
     print(f"\n{name}: {report['rows']} rows, {report['calls']} calls, sources {', '.join(report['sources'])}")
-    print(f"  {'type':18s} {'n':>4s} {'recall':>7s} {'prec.':>7s} {'strict R':>9s}")
+    whole = report["whole_value_recall"]
+    print(f"  {'type':18s} {'n':>4s} {'recall':>7s} {'prec.':>7s} {'strict R':>9s} {'whole R':>8s}")
     for typ, r in relaxed.items():
-        s = strict.get(typ, {})
-        print(f"  {typ:18s} {r['tp'] + r['fn']:4d} {r['recall']:7.3f} {r['precision']:7.3f} {s.get('recall', 0):9.3f}")
+        s, w = strict.get(typ, {}), whole.get(typ, {})
+        print(f"  {typ:18s} {r['tp'] + r['fn']:4d} {r['recall']:7.3f} {r['precision']:7.3f} {s.get('recall', 0):9.3f}"
+              + (f" {w['recall']:8.3f}" if w else ""))
     kept = 1 - red["negative_rows_changed"] / max(1, red["negative_rows"])
     kept_rows = red["negative_rows"] - red["negative_rows_changed"]
     split = report["split_values"]

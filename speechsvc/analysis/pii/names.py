@@ -123,7 +123,21 @@ def _judge(t: str, name: str, tag: str, s: int, e: int) -> Span | None:
         return Span(R.NAME, s, e, 0.8)
     if name.endswith(R.STAFF_TITLES) or before.rstrip().endswith(R.STAFF_BEFORE):
         return None
-    return Span(R.NAME, s, e, 0.9) if name_cue(before) else None
+    if name_cue(before):
+        return Span(R.NAME, s, e, 0.9)
+    return Span(R.NAME, s, e, 0.8) if _said_alone(t, name, s, e) else None
+
+
+def _said_alone(t: str, name: str, s: int, e: int) -> bool:
+    """A name the model tags said on its own at the start of an utterance (the answer to 您贵姓 / 怎么称呼 on
+    the other leg: 彭桐 是租户, 贾海): a surname, one or two more characters, nothing Han glued after it
+    (李宁的鞋, 王老吉一箱 are not answers)."""
+    surname = next((c for c in R.COMPOUND_SURNAMES if name.startswith(c)), name[:1])
+    return (
+        R.LEAD_IN.match(t[:s]) is not None and surname in (R.SURNAMES | set(R.COMPOUND_SURNAMES))
+        and 2 <= len(name) <= len(surname) + 2 and HAN.match(name) is not None
+        and re.match(r"[\u4e00-\u9fff]", t[e : e + 1]) is None and not R.NOT_NAMES.match(name)
+    )
 
 
 def name_cue(before: str) -> bool:
