@@ -118,6 +118,8 @@ def test_dev_rows_split_by_source_into_tune_and_holdout() -> None:
         ("电话 加八六 一三九 一二三四 五六七八", [("PHONE", "加八六 一三九 一二三四 五六七八")]),  # + heard as 加
         ("公司座机 0571-8765 4321 转 806", [("PHONE", "0571-8765 4321 转 806")]),  # the extension belongs to it
         ("办公电话零二幺 六五四三二幺零九 分机 三二", [("PHONE", "零二幺 六五四三二幺零九 分机 三二")]),
+        ("号码是腰八腰 呃 八九五九，6893，好的", [("PHONE", "腰八腰 呃 八九五九，6893")]),  # hesitations inside
+        ("电话要两个九八三两个九七六八二", [("PHONE", "要两个九八三两个九七六八二")]),  # 两个九 = 99
         ("校验码 动四七二", [("VERIFICATION_CODE", "动四七二")]),
         ("验证码是 Q W E R T", [("VERIFICATION_CODE", "Q W E R T")]),  # letters read one by one
         ("车牌 苏 E 三 动 拐 K 八", [("LICENSE_PLATE", "苏 E 三 动 拐 K 八")]),

@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 import re
 
-from speechsvc.analysis.itn import DIGITS
+from speechsvc.analysis.itn import DIGITS, FILLERS
 
 # Homophone → the digit character it stands for.
 HOMOPHONES: dict[str, str] = {"要": "幺", "腰": "幺", "妖": "幺", "拐": "七", "动": "零", "勾": "九"}
 _SEPARATORS = frozenset(" 、,，-.。…·")  # one of these may sit between two digits of a chain
+_MAX_GAP = 8  # characters of separators and filler words between two digits (as in a digit run)
 _PAUSES = frozenset("。…")  # the recognizer's pause marks inside a number: become 、, a separator of digit runs
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 # Before a chain-leading 动: only the end of a cue or a pause (移动 / 启动 / 自动 are words, not a zero).
@@ -26,27 +27,57 @@ _ZERO_AFTER = frozenset(" ，,:：是码号")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+def _count_word(t: str, i: int) -> bool:
+    """个 of a repeated digit inside a number (两个九 = 99, 三个五 = 555)."""
+    return t[i] == "个" and t[i - 1 : i] in set("两二三四五六七八九") and (t[i + 1 : i + 2] or " ") in DIGITS
+
+
 def _chains(t: str, letters: bool) -> list[list[int]]:
-    """Positions of digit and homophone characters (and capital letters, with ``letters``) grouped into chains
-    (at most one separator between)."""
+    """Positions of digit and homophone characters (and capital letters, with ``letters``) grouped into chains:
+    between two of them at most one separator, or hesitations (呃, 嗯, 那个 …) as a digit run allows them."""
     chains: list[list[int]] = []
     cur: list[int] = []
     i = 0
     while i < len(t):
-        c = t[i]
-        if c in DIGITS or c in HOMOPHONES or (letters and "A" <= c <= "Z"):
-            if cur and i - cur[-1] > 2:
-                chains.append(cur)
-                cur = []
+        if _member(t[i], letters):
             cur.append(i)
-        elif not (cur and c in _SEPARATORS and i - cur[-1] == 1):
-            if cur:
-                chains.append(cur)
-                cur = []
+            i += 1
+            continue
+        gap = _gap_end(t, i, letters) if cur and i - cur[-1] == 1 else None
+        if gap is not None and _member(t[gap], letters):
+            i = gap
+            continue
+        if cur:
+            chains.append(cur)
+            cur = []
         i += 1
     if cur:
         chains.append(cur)
     return chains
+
+
+def _member(c: str, letters: bool) -> bool:
+    return c in DIGITS or c in HOMOPHONES or (letters and "A" <= c <= "Z")
+
+
+def _gap_end(t: str, i: int, letters: bool) -> int | None:
+    """End of the gap at ``i`` between two digits: one separator or 个 of a count (两个九), or separators and
+    at most two filler words within _MAX_GAP characters; None when no digit could follow."""
+    if t[i] in _SEPARATORS and i + 1 < len(t) and _member(t[i + 1], letters):
+        return i + 1
+    if _count_word(t, i):
+        return i + 1
+    j, words = i, 0
+    while j < len(t) and j - i <= _MAX_GAP and words <= 2:
+        if t[j] in _SEPARATORS:
+            j += 1
+            continue
+        word = next((w for w in FILLERS if t.startswith(w, j)), None)
+        if word is None:
+            break
+        j += len(word)
+        words += 1
+    return j if j > i and j < len(t) and words <= 2 and words > 0 else None
 
 
 def _real(c: str) -> bool:
