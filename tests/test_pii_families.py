@@ -120,6 +120,8 @@ def test_dev_rows_split_by_source_into_tune_and_holdout() -> None:
         ("办公电话零二幺 六五四三二幺零九 分机 三二", [("PHONE", "零二幺 六五四三二幺零九 分机 三二")]),
         ("号码是腰八腰 呃 八九五九，6893，好的", [("PHONE", "腰八腰 呃 八九五九，6893")]),  # hesitations inside
         ("电话要两个九八三两个九七六八二", [("PHONE", "要两个九八三两个九七六八二")]),  # 两个九 = 99
+        ("我要查一下13382017652 的话费", [("PHONE", "13382017652")]),  # the bill of that phone
+        ("业主电话是一九五 然后是 八二二五 呃 5236", [("PHONE", "一九五 然后是 八二二五 呃 5236")]),
         ("校验码 动四七二", [("VERIFICATION_CODE", "动四七二")]),
         ("验证码是 Q W E R T", [("VERIFICATION_CODE", "Q W E R T")]),  # letters read one by one
         ("车牌 苏 E 三 动 拐 K 八", [("LICENSE_PLATE", "苏 E 三 动 拐 K 八")]),

@@ -22,8 +22,8 @@ _SEPARATORS = frozenset(" 、,，-.。…·")  # one of these may sit between tw
 _MAX_GAP = 8  # characters of separators and filler words between two digits (as in a digit run)
 _PAUSES = frozenset("。…")  # the recognizer's pause marks inside a number: become 、, a separator of digit runs
 _MOBILE = re.compile(r"1[3-9]\d{9}")
-# Before a chain-leading 动: only the end of a cue or a pause (移动 / 启动 / 自动 are words, not a zero).
-_ZERO_AFTER = frozenset(" ，,:：是码号")
+# Before a chain-leading 动: only the end of a cue (座机, 电话, 打) or a pause (移动 / 启动 / 自动 are words).
+_ZERO_AFTER = frozenset(" ，,:：是码号机话打")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -102,16 +102,19 @@ def _hotline(run: DigitRun) -> bool:
 
 def cue_for(run: DigitRun, runs: list[DigitRun], cues: list[Cue], text: str = "") -> tuple[str | None, bool]:
     """(cue kind, is a piece) for a run: the nearest cue before it in the same stretch, else one right after
-    (not an extension word: 0755-2666 1234 分机 802 is a phone with its extension)."""
+    (not an extension word: 0755-2666 1234 分机 802 is a phone with its extension; not a business word after a
+    mobile number: 13812345678 的话费)."""
     before = [
         c for c in cues
         if c.end <= run.start and run.start - c.end <= R.CUE_WINDOW
         and not any(o is not run and o.start >= c.end and o.end <= run.start for o in runs)
     ]
+    mobile = R.MOBILE.fullmatch(run.digits) is not None
     after = [
         c for c in cues
-        if c.start >= run.end and c.kind not in (R.PIECE, R.WEAK) and text[c.start : c.end] not in R.EXTENSION_WORDS
-        and c.start - run.end <= (R.AFTER_WINDOW if c.kind != R.NEG else 4)
+        if c.start >= run.end and c.kind != R.PIECE and text[c.start : c.end] not in R.EXTENSION_WORDS
+        and not (c.kind == R.NEG and mobile)  # 13812345678 的话费: the bill of that phone
+        and c.start - run.end <= (R.AFTER_WINDOW if c.kind not in (R.NEG, R.WEAK) else 4)  # … 这个号码
         and not any(o is not run and o.start >= run.end and o.end <= c.start for o in runs)
     ]
     if not before:
