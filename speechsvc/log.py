@@ -11,8 +11,9 @@ import contextvars
 import json
 import logging
 import os
+import sys
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 call_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("call_id", default="-")
 
@@ -44,6 +45,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to ``sys.stderr`` as it is at each record, not as it was at setup (a host, or a test runner's
+    capture, may replace it; a handler holding the old, closed one would fail on every record)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """The stream is always the current ``sys.stderr``; nothing to keep."""
+
+
 def default_format() -> LogFormat:
     """``SPEECHSVC_LOG_FORMAT`` (text or json; anything else is text)."""
     value = os.environ.get("SPEECHSVC_LOG_FORMAT", "text").strip().lower()
@@ -52,7 +69,7 @@ def default_format() -> LogFormat:
 
 def setup(level: str = "INFO", fmt: LogFormat = "text") -> None:
     """Configure the root logger for the service: stderr, one line per record, with the call id."""
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     handler.addFilter(CallIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
