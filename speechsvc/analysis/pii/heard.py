@@ -2,9 +2,10 @@
 
 Callers read identifiers digit by digit, and Mandarin ASR writes some digit names as other characters of the
 same sound: 幺 (1) as 要 / 腰 / 妖, 洞 (0, radio style) as 动, and the radio names 拐 (7) and 勾 (9) are words
-of their own. `heard_digits` rewrites those characters as digits where they sit in a chain of digits, one
-character for one (offsets are unchanged), and turns a full stop between two digits (the recognizer's pause
-mark: 一五七。四四幺。二七八九零) into a separator that keeps the digits one run.
+of their own. `heard_digits` rewrites those characters as digits where they sit in a chain of digits (digits
+joined by a separator, hesitations such as 呃 / 那个, or 个 of 两个九), one character for one (offsets are
+unchanged), and turns a full stop or … between two digits (the recognizer's pause marks: 一五七。四四幺。二七八九零)
+into a separator that keeps the digits one run.
 
 Written from how the syllables sound and how digits are dictated, not from any data set.
 """
@@ -113,8 +114,10 @@ def heard_digits(text: str, letters: bool = False) -> str:
         text: an utterance (original or folded).
         letters: capital letters count as neighbours too (a plate or a code read aloud: 苏 E 三 动 拐 K 八).
     Returns:
-        A string of the same length for digit detection; the homophones in a chain of at least three digits
-        (要 first: two after it) become digits, a full stop inside such a chain of up to 12 digits becomes 、.
+        A string of the same length for digit detection: a homophone with at least two digits in its chain
+        becomes a digit (first in the chain: two digits after it, and 要 not before a complete mobile number,
+        动 only after a cue or a pause; last: nothing Han right after it); in a chain of 3–12 digits a full stop
+        or … between two digits becomes 、 and 洞 becomes 零.
     """
     out = list(text)
     for chain in _chains(text, letters):
