@@ -454,6 +454,11 @@ class Settings(BaseSettings):
     pii_call_opt_out: bool = False
     # Keypad digits (DTMF events) while redaction is on: "mask" (digit "*") or "clear" (IVR menus only).
     pii_dtmf: Literal["mask", "clear"] = "mask"
+    # Redacted audio: a value's time span (from word timings, ±100 ms) is widened by this much on each side ...
+    pii_audio_pad_ms: int = Field(80, ge=0, le=2000)
+    # ... and its end by this much more when the value ends on a digit (a number's last digit often outlasts
+    # its timestamp: one digit of 99 stayed audible without it).
+    pii_audio_digit_tail_ms: int = Field(200, ge=0, le=2000)
     # Quality-inspection rules on every call (qa events live, a qa section in batch reports).
     qa: bool = True
     # QA rules file; None = the packaged pack for Chinese service calls (speechsvc/analysis/qa/qa_default.toml).

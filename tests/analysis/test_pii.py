@@ -323,6 +323,8 @@ def full() -> PiiRedactor:
         ("我叫买买提·艾力 新疆来的", [("NAME", "买买提·艾力")]),
         ("你们那个张经理上次说给我退", []),
         ("你们那个李宁的鞋 四十二码的", []),
+        ("邝嘉豪 就是我本人", [("NAME", "邝嘉豪")]),  # a name said on its own, as the answer to 怎么称呼
+        ("李宁的鞋子还没到", []),  # a brand at the start of an utterance, glued to what follows
         ("收货地址是 成都市锦江区红星路三段一百零六号 二单元 五楼",
          [("ADDRESS", "成都市锦江区红星路三段一百零六号 二单元 五楼")]),
         ("寄到河南省周口市郸城县汲冢镇李楼村三组二十六号", [("ADDRESS", "河南省周口市郸城县汲冢镇李楼村三组二十六号")]),
