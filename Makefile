@@ -8,10 +8,10 @@ BIN     = $(VENV)/bin
 # Elsewhere install them yourself: without them those tests skip, saying why.
 BROWSER ?= 1
 
-# The broker tests (tests/test_broker.py) start their own redis-server (Debian package redis-server): `make install`
-# installs it where it can (Debian, as root); elsewhere those tests skip, saying why.
-# Likewise PostgreSQL (the shared job store's tests, tests/test_jobs_store.py) and HAProxy (the fleet test,
-# tests/test_fleet.py, and the check of deploy/haproxy.cfg): Debian packages postgresql and haproxy.
+# The broker tests (tests/runtime/test_broker.py) start their own redis-server (Debian package redis-server):
+# `make install` installs it where it can (Debian, as root); elsewhere those tests skip, saying why.
+# Likewise PostgreSQL (the shared job store's tests, tests/batch/test_jobs_store.py) and HAProxy (the fleet test,
+# tests/system/test_fleet.py, and the check of deploy/haproxy.cfg): Debian packages postgresql and haproxy.
 
 .PHONY: install test test-fast lint proto bench browser node-clients redis postgres haproxy
 

@@ -1,7 +1,7 @@
 """Accuracy of every model: ASR CER (Mandarin) / WER (English) per eval folder and source, through the same
 VAD → ASR path as `speechsvc transcribe`, on the 16 kHz audio and on the 8 kHz telephone copies; intent
 accuracy / macro-F1 and escalation cues on intent_dev.tsv; the emotion head's leave-one-speaker-out figures
-(computed by training/train_emotion.py and shipped in speechsvc/models/emotion/model.json).
+(computed by training/train_emotion.py and shipped in models/emotion/model.json).
 
     python benchmarks/accuracy.py [--eval ../shared/eval] [--out benchmarks/results/accuracy.json]
 

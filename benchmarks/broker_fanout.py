@@ -7,7 +7,7 @@
    it can; replica B's bus (another broker client on the same loop) delivers them to a subscription. Events/s is
    the count over the time from the first publish to the last delivery (publisher queue, pipelined XADD, XREAD,
    parsing, delivery), with the number dropped by A's bounded publish queue.
-2. Latency: two fake-engine servers (``tests/fakeserver.py``: production app and transports, no model) share the
+2. Latency: two fake-engine servers (``tests/support/fakeserver.py``: production app and transports, no model) share the
    broker; ``--calls`` calls stream to replica B over ``/v1/stream``, with a ``/v1/events`` subscriber on B (local)
    and one on A (through Redis). For each final, the added latency is its arrival at A's subscriber minus its
    arrival at B's subscriber.
@@ -35,7 +35,7 @@ from speechsvc.metrics import Metrics  # noqa: E402
 from speechsvc.runtime.broker import RedisBroker  # noqa: E402
 from speechsvc.runtime.bus import EventBus  # noqa: E402
 from speechsvc.types import CallEvent, Transcript  # noqa: E402
-from tests.redisserver import REDIS_SERVER, SKIP_REASON, RedisServer  # noqa: E402
+from tests.support.redisserver import REDIS_SERVER, SKIP_REASON, RedisServer  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -81,8 +81,8 @@ async def throughput(url: str, n: int) -> dict[str, Any]:
 async def latency(url: str, calls: int) -> dict[str, Any]:
     import websockets
 
-    from tests.fakeserver import FakeServer
-    from tests.secutil import utterance, ws_call
+    from tests.support.clients import utterance, ws_call
+    from tests.support.fakeserver import FakeServer
 
     arrivals: dict[str, dict[tuple[str, int], float]] = {"local": {}, "remote": {}}
 

@@ -11,8 +11,11 @@ How it is taken:
   and interruptions included) and its words. Tune uses the 15 bank calls, holdout the 29 telecom and e-commerce
   calls. Each turn is filled with the next stretch of its speaker's stream (agent and customer are two different
   real speakers, a different pair per call; the customer 0-6 dB quieter); the stereo call has them on two channels,
-  the mono call is its mixdown, and every mono call also goes through a simulated G.711 line (band-pass, 8 kHz,
-  μ-law: ``telephone_channel``).
+  the mono call is its mixdown, and every mono call also goes through two simulated G.711 lines: ``8k_mulaw`` is
+  the project's telephone chain ``g711u`` (:mod:`speechsvc.evaluation.telephone`, as the ASR evaluation uses it:
+  4th-order 300-3400 Hz band-pass, 8 kHz by libswresample, FFmpeg's μ-law round trip), decoded back to 16 kHz as
+  the service decodes an 8 kHz file; ``8k_brickwall`` is the harsher copy of ``telephone_channel`` (an FFT
+  brick-wall band-pass that removes everything below 300 Hz, then 8 kHz μ-law), kept as a stress row.
 - Pipeline as the service runs it: Silero VAD on the mono audio, then :func:`speechsvc.speech.diarize.diarize`.
 - Attribution: every 10 ms of reference speech (a frame of the speaker's stream within 30 dB of its loud frames and
   6 dB above its noise floor) where one party speaks (overlaps excluded), with the best mapping
@@ -26,8 +29,9 @@ How it is taken:
   call; ``qa_agreement`` = share of (call, rule) outcomes that are the same.
 - Cost: wall time of diarize (embeddings + clustering) over the mono audio's duration, one process; run with
   OPENBLAS_NUM_THREADS=1 (one core; on a busy 2-core machine more BLAS threads only contend).
-- ``--grid`` searches the options on the tune split (embeddings cached), then takes the best by speech on the
-  right speaker for the final run over both splits.
+- The same-speaker threshold is compared on the tune split (``--compare-same``, embeddings cached) by the whole
+  metric set (speech on the right speaker + calls with the right roles + QA agreement, over all channels); the
+  shipped default is the winner there. ``--grid`` also searches window options on the tune split (slow).
 """
 
 from __future__ import annotations
@@ -58,9 +62,10 @@ from speechsvc.analysis.roles import MIN_MARGIN, SpeakerText, assign_roles  # no
 from speechsvc.batch.transcribe import segment_audio  # noqa: E402
 from speechsvc.config import Settings  # noqa: E402
 from speechsvc.evaluation.machine import describe  # noqa: E402
+from speechsvc.evaluation.telephone import CHAINS, apply_chain, seed_for  # noqa: E402
 from speechsvc.models import silero_vad_path  # noqa: E402
 from speechsvc.models.speaker import speaker_encoder_path  # noqa: E402
-from speechsvc.speech.audio import decode_file, telephone_channel  # noqa: E402
+from speechsvc.speech.audio import decode_file, resample, telephone_channel  # noqa: E402
 from speechsvc.speech.diarize import DiarizeOptions, diarize  # noqa: E402
 from speechsvc.speech.speaker import SpeakerEncoder  # noqa: E402
 from speechsvc.speech.vad import SileroModel  # noqa: E402
@@ -68,6 +73,18 @@ from speechsvc.types import Float32Array, SpeechSegment  # noqa: E402
 
 SR = 16000
 FRAME = 160  # 10 ms
+CHANNELS = ("16k", "8k_mulaw", "8k_brickwall")
+G711U = next(c for c in CHAINS if c.name == "g711u")
+
+
+def channel_copy(built: BuiltCall, channel: str) -> Float32Array:
+    """The mono call as ``channel`` hands it to the service (16 kHz; see the module docstring)."""
+    if channel == "8k_mulaw":
+        narrow = apply_chain(built.mono, SR, G711U, seed_for(built.id, G711U.name))
+        return np.asarray(resample(narrow, 8000, SR)[: built.mono.size], np.float32)
+    if channel == "8k_brickwall":
+        return telephone_channel(built.mono, np.random.default_rng(7))
+    return built.mono
 
 
 def load_calls(path: Path, model: TextModel) -> list[dict[str, Any]]:
@@ -217,6 +234,26 @@ def score(reference: np.ndarray, hyp: np.ndarray) -> dict[str, Any]:
             "mapping": mapping, "speakers_found": len(found)}
 
 
+SHORT_TURN_MS = 1500
+
+
+def short_turns(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int]) -> dict[str, int]:
+    """Reference speech (one party speaking) of the scripted turns shorter than ``SHORT_TURN_MS`` ("嗯", "好的",
+    a quick answer) and how much of it is on its speaker; the overlapped frames (both parties) of the call."""
+    mapped = np.array([mapping.get(int(v), 0) if v >= 0 else 0 for v in hyp])
+    right = total = 0
+    for u in built.call["utterances"]:
+        if u["end_ms"] - u["start_ms"] >= SHORT_TURN_MS:
+            continue
+        party = 1 if u["leg"] == "agent" else 2
+        span = slice(u["start_ms"] // 10, u["end_ms"] // 10)
+        ref, got = built.reference[span], mapped[span]
+        right += int(np.sum((ref == party) & (got == party)))
+        total += int(np.sum(ref == party))
+    return {"short_right": right, "short_total": total, "overlap_frames": int(np.sum(built.reference == 3)),
+            "single_frames": int(np.sum((built.reference == 1) | (built.reference == 2)))}
+
+
 def roles_and_qa(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int], parsed: list[Any],
                  qa: QaEngine, min_margin: float) -> dict[str, Any]:
     texts, owner = [], []
@@ -270,12 +307,9 @@ def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settin
         cache: dict[str, list[SpeechSegment]]) -> list[dict[str, Any]]:
     rows = []
     for b in built:
-        audio = b.mono
-        if channel == "8k_mulaw":
-            audio = telephone_channel(audio, np.random.default_rng(7))
         key = f"{b.id}/{channel}"
         if key not in cache:
-            cache[key] = segment_audio(audio, "mixed", vad, settings.vad())
+            cache[key] = segment_audio(channel_copy(b, channel), "mixed", vad, settings.vad())
         t0 = time.perf_counter()
         result = diarize(cache[key], encoder, options)
         elapsed = time.perf_counter() - t0
@@ -283,8 +317,9 @@ def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settin
         hyp = hypothesis(parts, b.reference.size)
         s = score(b.reference, hyp)
         row = {"call": b.id, "split": b.split, "channel": channel, "agent": b.agent, "customer": b.customer,
-               "duration_s": round(audio.size / SR, 2), "diarize_s": round(elapsed, 3), **s}
+               "duration_s": round(b.mono.size / SR, 2), "diarize_s": round(elapsed, 3), **s}
         row.update(roles_and_qa(b, hyp, s["mapping"], parsed[b.id], qa, min_margin))
+        row.update(short_turns(b, hyp, s["mapping"]))
         row["mapping"] = {str(k): v for k, v in s["mapping"].items()}
         rows.append(row)
     return rows
@@ -306,6 +341,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "roles_wrong": round(sum((not r["roles_right"]) and not r["abstained"] for r in rows) / len(rows), 4),
         "qa_agreement": round(sum(r["qa_same"] for r in rows) / max(1, sum(r["qa_total"] for r in rows)), 4),
         "rtf": round(sum(r["diarize_s"] for r in rows) / ref, 4),
+        "short_turns_on_right_speaker": round(sum(r["short_right"] for r in rows)
+                                              / max(1, sum(r["short_total"] for r in rows)), 4),
+        "overlap_share": round(sum(r["overlap_frames"] for r in rows)
+                               / max(1, sum(r["overlap_frames"] + r["single_frames"] for r in rows)), 4),
     }
 
 
@@ -317,6 +356,8 @@ def main() -> int:
     parser.add_argument("--grid", action="store_true", help="also search the options on the tune split")
     parser.add_argument("--limit", type=int, default=0, help="first N calls of each split (a quick look)")
     parser.add_argument("--same-speaker", type=float, help="the same-speaker threshold of the final run")
+    parser.add_argument("--compare-same", default="0.85,0.9,0.95",
+                        help="same-speaker thresholds compared on tune (comma-separated; empty: none)")
     args = parser.parse_args()
     if not args.eval.is_dir():
         print(f"no evaluation data at {args.eval}", file=sys.stderr)
@@ -342,16 +383,17 @@ def main() -> int:
         cached = CachedEncoder(encoder)
         for min_turn, prune, same in itertools.product((1.0, 1.5), (0.15, 0.25), (0.85, 0.9, 0.95, 1.01)):
             options = replace(defaults, min_turn_s=min_turn, prune=prune, same_speaker=same)
-            rows = [r for channel in ("16k", "8k_mulaw")
+            rows = [r for channel in CHANNELS
                     for r in run(tune, channel, vad, settings, cached, options, parsed, qa, margin, cache)]
             grid.append({"min_turn_s": min_turn, "prune": prune, "same_speaker": same, **summarize(rows)})
             print(json.dumps(grid[-1]), flush=True)
-        best = max(grid, key=lambda g: (g["on_right_speaker"], -g["der"]))
+        best = max(grid, key=lambda g: (g["on_right_speaker"] + g["roles_right"] + g["qa_agreement"] - g["roles_wrong"],
+                                        -g["der"]))
         defaults = replace(defaults, min_turn_s=best["min_turn_s"], prune=best["prune"],
                            same_speaker=best["same_speaker"])
         margins = []
         for m in (0.5, 1.0, 2.0, 3.0, 4.0):
-            rows = [r for channel in ("16k", "8k_mulaw")
+            rows = [r for channel in CHANNELS
                     for r in run(tune, channel, vad, settings, cached, defaults, parsed, qa, m, cache)]
             margins.append({"min_margin": m, **summarize(rows)})
             print(json.dumps(margins[-1]), flush=True)
@@ -361,17 +403,36 @@ def main() -> int:
             "min_margin"]
         results["grid_tune"] = grid
         results["role_margin_tune"] = margins
+    if args.compare_same:
+        compared = []
+        tune = [b for b in built if b.split == "tune"]
+        cached_encoder = CachedEncoder(encoder)
+        for same in (float(v) for v in args.compare_same.split(",")):
+            options = replace(defaults, same_speaker=same)
+            rows = [r for channel in CHANNELS
+                    for r in run(tune, channel, vad, settings, cached_encoder, options, parsed, qa, margin, cache)]
+            compared.append({"same_speaker": same, **summarize(rows),
+                             **{f"{ch}/{k}": summarize([r for r in rows if r["channel"] == ch])[k]
+                                for ch in CHANNELS for k in ("on_right_speaker", "roles_right", "qa_agreement")}})
+            print(json.dumps(compared[-1]), flush=True)
+        results["same_speaker_tune"] = compared
+        best = max(compared, key=lambda g: (g["on_right_speaker"] + g["roles_right"] + g["qa_agreement"]
+                                            - g["roles_wrong"], g["same_speaker"] == defaults.same_speaker))
+        results["same_speaker_tune_best"] = best["same_speaker"]
+        if best["same_speaker"] != defaults.same_speaker:
+            print(f"tune prefers same_speaker={best['same_speaker']} over the default {defaults.same_speaker}",
+                  file=sys.stderr)
     if args.same_speaker is not None:
         defaults = replace(defaults, same_speaker=args.same_speaker)
     rows = []
-    for channel in ("16k", "8k_mulaw"):
+    for channel in CHANNELS:
         rows += run(built, channel, vad, settings, encoder, defaults, parsed, qa, margin, cache)
     results["options"] = {k: getattr(defaults, k) for k in ("speakers", "window_s", "hop_s", "prune",
                                                             "same_speaker", "min_turn_s")}
     results["min_margin"] = margin
     results["summary"] = {f"{split}/{channel}": summarize([r for r in rows if r["split"] == split
                                                            and r["channel"] == channel])
-                          for split in ("tune", "holdout") for channel in ("16k", "8k_mulaw")}
+                          for split in ("tune", "holdout") for channel in CHANNELS}
     results["calls"] = rows
     for r in rows:
         print(r["call"], r["channel"], r["agent"], r["customer"], round(r["on_right_speaker"], 3),

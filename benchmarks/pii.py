@@ -2,11 +2,11 @@
 
     python benchmarks/pii.py [--dev ../shared/eval/pii/dev.tsv] [--out benchmarks/results/pii.json]
 
-Data: the shared dev set (when present), data/pii_examples.tsv and data/pii_dev_own.tsv. Every row's source
-goes wholly to *tune* or *holdout* (`speechsvc.evaluation.pii_eval.split_of`, data/pii_dev.md); choices are
-made on tune, the README reports holdout. Both parts are scored the same way: span-level (strict and relaxed)
-and character-level precision/recall/F1 per type, whole-value recall of values split across utterances,
-negative rows changed (`speechsvc.evaluation.pii_eval`).
+Data: the shared dev set (when present), data/pii_examples.tsv, data/pii_dev_own.tsv and data/pii_dev_asr.tsv.
+Every row's source goes wholly to *tune* or *holdout* (`speechsvc.evaluation.pii_eval.split_of`,
+data/pii_dev.md); choices are made on tune, the README reports holdout. Both parts are scored the same way:
+span-level (strict and relaxed) and character-level precision/recall/F1 per type, whole-value recall of values
+split across utterances, negative rows changed (`speechsvc.evaluation.pii_eval`).
 
 Side by side, per part, for NAME and ADDRESS: the shipped detector (rules + LAC), the rules alone (no model:
 names from surnames and cues; no addresses), and LAC alone (every PER word a name, every run of LOC words an
@@ -85,10 +85,12 @@ def lac_alone(tagger: Tagger, rows: list[Row]) -> dict[str, dict[str, float | in
 def table(name: str, report: dict[str, Any]) -> None:
     relaxed, strict, red = report["span_relaxed"], report["span_strict"], report["redaction"]
     print(f"\n{name}: {report['rows']} rows, {report['calls']} calls, sources {', '.join(report['sources'])}")
-    print(f"  {'type':18s} {'n':>4s} {'recall':>7s} {'prec.':>7s} {'strict R':>9s}")
+    whole = report["whole_value_recall"]
+    print(f"  {'type':18s} {'n':>4s} {'recall':>7s} {'prec.':>7s} {'strict R':>9s} {'whole R':>8s}")
     for typ, r in relaxed.items():
-        s = strict.get(typ, {})
-        print(f"  {typ:18s} {r['tp'] + r['fn']:4d} {r['recall']:7.3f} {r['precision']:7.3f} {s.get('recall', 0):9.3f}")
+        s, w = strict.get(typ, {}), whole.get(typ, {})
+        print(f"  {typ:18s} {r['tp'] + r['fn']:4d} {r['recall']:7.3f} {r['precision']:7.3f} {s.get('recall', 0):9.3f}"
+              + (f" {w['recall']:8.3f}" if w else ""))
     kept = 1 - red["negative_rows_changed"] / max(1, red["negative_rows"])
     kept_rows = red["negative_rows"] - red["negative_rows_changed"]
     split = report["split_values"]
@@ -114,7 +116,8 @@ def main() -> None:
         "policy": "default (all types, tag style, min_digits 6)",
     }
     print(json.dumps(env, indent=2))
-    candidates = (args.dev, ROOT / "data" / "pii_examples.tsv", ROOT / "data" / "pii_dev_own.tsv")
+    candidates = (args.dev, ROOT / "data" / "pii_examples.tsv", ROOT / "data" / "pii_dev_own.tsv",
+                  ROOT / "data" / "pii_dev_asr.tsv")
     files = [p for p in candidates if p.is_file()]
     if not args.dev.is_file():
         print(f"note: {args.dev} is absent; tune has the project's own rows only")

@@ -21,6 +21,7 @@ from speechsvc.types import fixed_language
 
 if TYPE_CHECKING:
     from speechsvc.analysis.base import Stage
+    from speechsvc.batch.speakers import SpeakerSplit
     from speechsvc.speech.asr import WhisperRecognizer
 
 log = logging.getLogger("speechsvc")
@@ -116,6 +117,18 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speaker_split(settings: Settings) -> SpeakerSplit:
+    """Diarization of mono files as the settings ask (the speaker encoder loaded once)."""
+    from speechsvc.analysis.roles import QA_PACK
+    from speechsvc.batch.speakers import SpeakerSplit
+    from speechsvc.models.speaker import speaker_encoder_path
+    from speechsvc.speech.diarize import DiarizeOptions
+    from speechsvc.speech.speaker import SpeakerEncoder
+
+    encoder = SpeakerEncoder.load(speaker_encoder_path(settings.speaker_dir))
+    return SpeakerSplit(encoder, DiarizeOptions(speakers=settings.diarize_speakers), settings.qa_rules or QA_PACK)
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -132,6 +145,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     settings = _settings(args, **({"pii_redaction": False} if args.no_redact else {}))
     recognizer = _recognizer(settings)
     vad = SileroModel(silero_vad_path())
+    speaker_split = _speaker_split(settings) if args.diarize else None
     stages = load_stages(settings, only=("pii",))
     language = fixed_language(args.language)
     failures = 0
@@ -142,6 +156,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 result = transcribe_file(
                     path, recognizer.transcribe, vad, settings.vad(), language,
                     progress=bar.update, on_duration=partial(setattr, bar, "total"), punctuation=settings.punctuation,
+                    speaker_split=speaker_split,
                 )
             except SpeechsvcError as e:
                 log.error("%s: %s", path, e)
@@ -540,6 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", choices=["zh", "en", "auto"], default="zh")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-redact", action="store_true", help="keep personal information (redaction is on by default)")
+    p.add_argument("--diarize", action="store_true",
+                   help="split mono files by speaker: each segment says who (agent/customer when clear, else "
+                        "speaker_N); stereo files keep their channels")
+    p.add_argument("--speakers", type=int, metavar="N", help="speakers in each mono file with --diarize (default 2)")
     _model_flags(p)
     p.set_defaults(func=cmd_transcribe)
 

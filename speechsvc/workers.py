@@ -1,5 +1,6 @@
 """One inference worker per model: a bounded priority queue of (item, future), micro-batching, and a
-single executor thread that is the only caller of the model.
+single executor thread that is the only caller of the model (or ``WorkerOptions.parallel`` threads, each running
+one batch, for a model that takes concurrent calls: CTranslate2 with ``inter_threads``).
 
 Callers (sessions, batch jobs, analysis stages) ``await worker.submit(item, priority)``. Lower priority values
 run first: live finals before live partials before batch work, so batch jobs never starve live calls. When the
@@ -20,7 +21,7 @@ item is run again alone, so one bad item (say, a language the model does not kno
 items that happened to share its batch.
 
 Thread-safety: ``submit`` must be called from the event loop that started the worker; the model function runs
-on the worker's own thread, one batch at a time.
+on the worker's own thread(s), one batch at a time per thread.
 """
 
 from __future__ import annotations
@@ -125,19 +126,23 @@ class InferenceWorker(Generic[In, Out]):
         self._heap: list[_Job[In, Out]] = []  # bounded by options.max_queue
         self._wake = asyncio.Event()
         self._counter = itertools.count()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}",
+        self._executor = ThreadPoolExecutor(max_workers=max(1, options.parallel), thread_name_prefix=f"infer-{name}",
                                             initializer=_thread_setup, initargs=(f"infer-{name}", options.nice))
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._on_batch = on_batch
         self._room = asyncio.Condition()
         self._queued: collections.Counter[int] = collections.Counter()  # queued items per priority
-        self.busy = False
-        self.busy_since = 0.0  # perf_counter() when the batch in flight started
-        self._running_s = 0.0  # expected model seconds of the batch in flight
+        # Batches in flight, per lane: (perf_counter() when it started, its expected model seconds).
+        self._running: dict[int, tuple[float, float]] = {}
         # Model seconds per item, moving average per priority: what a caller can expect to wait.
         self._item_s: dict[int, float] = {}
         self.stale = 0  # items dropped because their turn came after their stale_after
+
+    @property
+    def busy(self) -> bool:
+        """A batch is running."""
+        return bool(self._running)
 
     @property
     def depth(self) -> int:
@@ -151,9 +156,11 @@ class InferenceWorker(Generic[In, Out]):
     def expected_wait(self, priority: int) -> float:
         """Seconds a new item of ``priority`` would wait before its batch starts, from the items queued ahead of
         it and the batch in flight (moving averages; an estimate, not a promise)."""
-        ahead = sum(n * self._item_s.get(p, 0.0) for p, n in self._queued.items() if p <= priority)
-        if self.busy:
-            ahead += max(0.0, self._running_s - (time.perf_counter() - self.busy_since))
+        lanes = max(1, self.options.parallel)
+        ahead = sum(n * self._item_s.get(p, 0.0) for p, n in self._queued.items() if p <= priority) / lanes
+        if len(self._running) >= lanes:  # every lane busy: the first to finish takes it
+            now = time.perf_counter()
+            ahead += min(max(0.0, expected - (now - started)) for started, expected in self._running.values())
         return ahead
 
     def queued(self, upto: int) -> int:
@@ -162,8 +169,10 @@ class InferenceWorker(Generic[In, Out]):
         return sum(n for priority, n in self._queued.items() if priority <= upto)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"worker-{self.name}")
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._loop(lane), name=f"worker-{self.name}-{lane}")
+                           for lane in range(max(1, self.options.parallel))]
 
     async def submit(self, item: In, priority: int = Priority.FINAL, *, key: float | None = None,
                      stale_after: float | None = None) -> Out:
@@ -239,7 +248,8 @@ class InferenceWorker(Generic[In, Out]):
             cost += cost_of(job.item)
         return jobs
 
-    async def _loop(self) -> None:
+    async def _loop(self, lane: int) -> None:
+        """One lane: takes the next batch whenever its previous one is done (lanes share the queue)."""
         loop = asyncio.get_running_loop()
         while True:
             while not self._heap:
@@ -252,12 +262,11 @@ class InferenceWorker(Generic[In, Out]):
                 continue
             priority = jobs[0].priority
             started = time.perf_counter()
-            self.busy, self.busy_since = True, started
-            self._running_s = self._item_s.get(priority, 0.0) * len(jobs)
+            self._running[lane] = (started, self._item_s.get(priority, 0.0) * len(jobs))
             try:
                 outcomes = await self._outcomes(loop, jobs)
             finally:
-                self.busy = False
+                del self._running[lane]
             took = time.perf_counter() - started
             previous = self._item_s.get(priority)
             self._item_s[priority] = took / len(jobs) if previous is None else 0.8 * previous + 0.2 * took / len(jobs)
@@ -313,10 +322,10 @@ class InferenceWorker(Generic[In, Out]):
             self._room.notify_all()
         while self._heap or self.busy:
             await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
         self._executor.shutdown(wait=True)

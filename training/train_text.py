@@ -1,7 +1,7 @@
 """Train the shipped text heads (intent, negativity) from the project's own data, deterministically.
 
-    .venv/bin/python training/train_text.py [--data speechsvc/models/text/intent_train.tsv]
-        [--out speechsvc/models/text]
+    .venv/bin/python training/train_text.py [--data models/text/intent_train.tsv]
+        [--out models/text]
 
 The trainer is the one operators run (`speechsvc train intent`, speechsvc.training.intent_train): character
 1–3-gram TF-IDF of the normalised text plus the multilingual Universal Sentence Encoder embedding; class-balanced
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHIPPED_DATA)
-    parser.add_argument("--out", type=Path, default=ROOT / "speechsvc" / "models" / "text")
+    parser.add_argument("--out", type=Path, default=ROOT / "models" / "text")
     args = parser.parse_args()
     source = str(args.data.relative_to(ROOT)) if args.data.resolve().is_relative_to(ROOT) else str(args.data)
     result = train(read_examples(args.data), args.out, source=source, say=print)

@@ -42,7 +42,7 @@ _SEPARATORS = frozenset(" \t\u3000-–—.,，、·•/()（）")
 # Words allowed between two digits of one run: hesitations and self-corrections (132 9910 2347 哦不 2374).
 FILLERS: tuple[str, ...] = (
     "我说错了", "说错了", "不好意思", "不对", "不是", "哦不", "错了", "应该是",
-    "那个", "就是", "然后", "呃", "嗯", "啊", "额", "哦", "噢", "唔", "诶", "欸", "呢", "对",
+    "那个", "就是", "然后是", "然后", "呃", "嗯", "啊", "额", "哦", "噢", "唔", "诶", "欸", "呢", "对",
 )
 _MAX_GAP = 8  # characters between two digits of one run, separators and fillers together
 _MAX_GAP_WORDS = 2  # filler words in one gap
@@ -125,7 +125,7 @@ def _element(t: str, i: int) -> tuple[str, list[tuple[int, int]], int] | None:
     # 两个九 = 99, 三个五 = 555: a count, 个, then the digit.
     if c in "两二三四五六七八九" and t[i + 1 : i + 2] == "个" and i + 2 < len(t) and t[i + 2] in DIGITS:
         nxt = t[i + 3 : i + 4]
-        if not nxt or nxt in DIGITS or nxt in _SEPARATORS or not _HAN.match(nxt) or nxt in "呃嗯啊对":
+        if not nxt or nxt in DIGITS or nxt in _SEPARATORS or not _HAN.match(nxt) or nxt in "呃嗯啊对了吧呢":
             count = int(DIGITS[c])
             d = DIGITS[t[i + 2]]
             return d * count, [(i, i + 2)] + [(i + 2, i + 3)] * (count - 1), i + 3

@@ -2,9 +2,9 @@
 redacted value was said is beeped or silenced, on the leg (channel) that said it.
 
 A span comes from the word timings of the utterance (the redaction stage places each value in the audio, with a
-margin: AUDIO_PAD_MS on both sides, and DIGIT_TAIL_MS more at the end of a value that ends on a digit, whose
-last digit often outlasts its timestamp); a value whose words could not be placed silences its whole utterance
-instead, so a value is never left audible.
+margin: PII_AUDIO_PAD_MS on both sides, and PII_AUDIO_DIGIT_TAIL_MS more at the end of a value that ends on a
+digit, whose last digit often outlasts its timestamp); a value whose words could not be placed silences its whole
+utterance instead, so a value is never left audible.
 """
 
 from __future__ import annotations

@@ -57,9 +57,15 @@ class Labelled:
                 "role_confidence": self.roles.confidence}
 
 
-async def split_by_speaker(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
-    found = await asyncio.to_thread(diarize, segments, split.encoder, split.options)
+def split_segments(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
+    """The segments cut at speaker changes, each with its speaker (on the caller's thread)."""
+    found = diarize(segments, split.encoder, split.options)
     return Split([p.segment for p in found.segments], [p.speaker for p in found.segments], found.speakers)
+
+
+async def split_by_speaker(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
+    """:func:`split_segments` in a thread, off the event loop."""
+    return await asyncio.to_thread(split_segments, segments, split)
 
 
 def label_roles(split: Split, texts: Sequence[str], qa_pack: Path | None = QA_PACK) -> Labelled:

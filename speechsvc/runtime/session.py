@@ -6,8 +6,10 @@ A transport builds a :class:`~speechsvc.types.CallConfig`, opens the call with
 :meth:`events`, and finally calls :meth:`close` (normal end: open utterances are finished and their finals
 delivered) or :meth:`abort` (client gone: work is dropped).
 
-Per leg: a streaming resampler, a :class:`~speechsvc.speech.vad.VadStream`, a bounded queue of finished
-utterances and one task that decodes them in order (so finals of a leg never overtake each other). Partials
+Per leg: a streaming resampler, a :class:`~speechsvc.speech.vad.VadStream` (run on the engine's VAD worker
+thread, :mod:`speechsvc.runtime.vad_worker`: the loop hands it the leg's audio and gets back the events and a view
+of the stream), a bounded queue of finished utterances and one task that decodes them in order (so finals of a leg
+never overtake each other). Partials
 are decoded at most one at a time per leg, only while the speaker is speaking (not in the pause that ends the
 utterance: its final is due), and only when they can arrive in time: a partial that the ASR worker could not
 start within ``partial_stale_ms`` is skipped or dropped, and the leg's cadence stretches (1 s, 2 s, 4 s) until
@@ -27,9 +29,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import numpy as np
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.analysis.base import CallInfo, Mode
@@ -37,9 +42,10 @@ from speechsvc.analysis.record import CallEnd, Utterance
 from speechsvc.errors import InternalError, InvalidAudio, Overloaded, ShuttingDown, SpeechsvcError
 from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.partials import PartialCadence, PartialStabilizer
+from speechsvc.runtime.vad_worker import VadUpdate
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
-from speechsvc.speech.vad import SpeechEnded, VadState, VadStream
+from speechsvc.speech.vad import SpeechEnded, VadState, VadStream, VadView
 from speechsvc.types import (
     PIPELINE_RATE,
     CallConfig,
@@ -63,6 +69,8 @@ log = logging.getLogger(__name__)
 
 # How often (media ms) the analysis learns how far each leg has been heard, for deadline decisions (QA).
 WATERMARK_EVERY_MS = 1000
+# Audio of a leg (16 kHz samples) waiting for the VAD worker past which the transport is held back (room()).
+VAD_BACKLOG = 2 * PIPELINE_RATE
 
 
 class _Leg:
@@ -70,7 +78,9 @@ class _Leg:
         engine = session.engine
         self.name = leg
         self.resampler = StreamResampler(sample_rate)
-        self.vad = VadStream(engine.vad_model, engine.vad_options, leg)
+        self.vad = VadStream(engine.vad_model, engine.vad_options, leg)  # fed on the VAD worker thread only
+        self.view: VadView = self.vad.view()  # the stream as of its latest update: what the loop reads
+        self.vad_backlog = 0  # samples handed to the VAD worker whose update has not come back
         self.utterances: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(
             maxsize=engine.stream_options.max_pending_utterances
         )
@@ -130,7 +140,8 @@ class CallSession:
         losing utterances. A platform streaming in real time does not wait here unless the machine is
         overloaded."""
         while not self._closed and any(
-            leg.utterances.qsize() * 2 >= leg.utterances.maxsize for leg in self._legs.values()
+            leg.utterances.qsize() * 2 >= leg.utterances.maxsize or leg.vad_backlog > VAD_BACKLOG
+            for leg in self._legs.values()
         ):
             await asyncio.sleep(0.02)
 
@@ -177,10 +188,8 @@ class CallSession:
         over by the platform's word, not the VAD's (a WebSocket ``flush``, mod_audio_fork's graceful shutdown)."""
         if self._closed:
             return
-        for leg in self._legs.values():
-            for event in leg.vad.flush():  # the resampler keeps its few ms of delay: the call goes on
-                if isinstance(event, SpeechEnded):
-                    self._queue_final(leg, event.segment)
+        for leg in self._legs.values():  # after the audio before it; the resampler keeps its few ms: the call goes on
+            self._to_vad(leg, np.zeros(0, np.float32), flush=True)
 
     def _feed_leg(self, leg: _Leg, pcm: Int16Array) -> None:
         if self._closed:
@@ -188,21 +197,51 @@ class CallSession:
         leg.received_samples += pcm.size
         self.engine.metrics.audio_seconds.labels(leg.name).inc(pcm.size / self.config.audio.sample_rate)
         audio = leg.resampler.process(pcm)
-        for event in leg.vad.feed(audio):
-            if isinstance(event, SpeechEnded):
-                self._queue_final(leg, event.segment)
-        self._maybe_partial(leg)
+        if audio.size:
+            self._to_vad(leg, audio)
         heard_ms = leg.received_samples * 1000 // self.config.audio.sample_rate
         if heard_ms - self._watermark_at >= WATERMARK_EVERY_MS:
             self._watermark_at = heard_ms
             self._post_watermark()
 
+    def _to_vad(self, leg: _Leg, audio: Float32Array, *, flush: bool = False,
+                done: Callable[[VadUpdate], object] | None = None) -> bool:
+        """Hand audio to the VAD worker; its events come back in :meth:`_on_vad` (or ``done``). A full VAD queue (the
+        machine far behind real time) drops the frame, reported; returns whether the audio was taken."""
+        try:
+            self.engine.vad.submit(leg.vad, audio, done or functools.partial(self._on_vad, leg), flush=flush)
+        except Overloaded as e:
+            self.engine.metrics.rejections.labels("vad_backlog").inc()
+            self.report(e)
+            return False
+        except ShuttingDown:
+            if not flush:
+                raise  # audio while the engine stops: the transport ends the call
+            return False  # the engine stopped before this call closed: its open utterance is lost
+        leg.vad_backlog += audio.size
+        return True
+
+    def _on_vad(self, leg: _Leg, update: VadUpdate) -> list[SpeechSegment]:
+        """On the loop: a VAD update of ``leg`` (events in order). Returns the utterances it ended."""
+        leg.vad_backlog -= update.samples
+        leg.view = update.view
+        if self._ended:
+            return []
+        if update.error is not None:
+            self.report(InternalError(f"{leg.name} leg: VAD failed on {update.samples} samples ({update.error})"))
+        ended = [event.segment for event in update.events if isinstance(event, SpeechEnded)]
+        for segment in ended:
+            self._queue_final(leg, segment)
+        if not self._closed:
+            self._maybe_partial(leg)
+        return ended
+
     def _post_watermark(self) -> None:
         """Tell the analysis how far each leg has no final still to come (best effort: skipped when busy). Also
         while the call closes: the finals still being decoded then move the watermarks too, and rules they decide
         are decided live, not only at the end."""
-        marks = {leg.name: min(leg.undecoded[0] if leg.undecoded else leg.vad.earliest_start_ms(),
-                               leg.vad.earliest_start_ms())
+        marks = {leg.name: min(leg.undecoded[0] if leg.undecoded else leg.view.earliest_start_ms,
+                               leg.view.earliest_start_ms)
                  for leg in self._legs.values()}
         if not self._analysis_ended:
             with contextlib.suppress(asyncio.QueueFull):
@@ -280,9 +319,9 @@ class CallSession:
     def _maybe_partial(self, leg: _Leg) -> None:
         if not self.config.partials or leg.cadence.interval <= 0 or (leg.partial_task and not leg.partial_task.done()):
             return
-        if leg.vad.state is not VadState.SPEAKING or leg.received_samples < leg.partial_check_at:
+        if leg.view.state is not VadState.SPEAKING or leg.view.samples < leg.partial_check_at:
             return  # not speaking, or in the pause that ends the utterance (its final is due), or not due yet
-        current = leg.vad.current()
+        current = leg.view.current()
         if current is None:
             return
         index, start_ms, audio = current
@@ -292,9 +331,8 @@ class CallSession:
             leg.partial_index = index
         due = leg.cadence.due()
         if audio.size < due:
-            # Not due before this much more audio arrives (at the call's rate): skip the copy until then.
-            rate = self.config.audio.sample_rate
-            leg.partial_check_at = leg.received_samples + (due - audio.size) * rate // PIPELINE_RATE
+            # Not due before the VAD has consumed this much more audio: skip the copy until then.
+            leg.partial_check_at = leg.view.samples + (due - audio.size)
             return
         leg.cadence.taken(audio.size)
         asr = self.engine.asr
@@ -392,12 +430,20 @@ class CallSession:
         deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
         cut_off: list[Leg] = []
         for leg in self._legs.values():
-            tail = leg.resampler.flush()
-            events = leg.vad.feed(tail) + leg.vad.flush()
-            for event in events:
-                if isinstance(event, SpeechEnded):
-                    self._queue_final(leg, event.segment)
-                    cut_off.append(leg.name)  # still speaking when the call ended
+            # The leg's audio still with the VAD worker, then the resampler's tail, then the open utterance ends.
+            last: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            cut: list[SpeechSegment] = []
+
+            def done(update: VadUpdate, leg: _Leg = leg, last: asyncio.Future[None] = last,
+                     cut: list[SpeechSegment] = cut) -> None:
+                cut.extend(self._on_vad(leg, update))
+                if not last.done():
+                    last.set_result(None)
+
+            if self._to_vad(leg, leg.resampler.flush(), flush=True, done=done):
+                await self._within(last, deadline, f"{leg.name} leg's VAD")
+            if cut:
+                cut_off.append(leg.name)  # still speaking when the call ended
             if not await self._within(leg.utterances.put(None), deadline, f"{leg.name} leg's utterance queue"):
                 leg.worker.cancel()
         for leg in self._legs.values():
@@ -460,7 +506,7 @@ class CallSession:
             LegSummary(
                 leg=leg.name,
                 audio_ms=leg.received_samples * 1000 // rate,
-                speech_ms=leg.vad.speech_samples * 1000 // PIPELINE_RATE,
+                speech_ms=leg.view.speech_samples * 1000 // PIPELINE_RATE,
                 utterances=leg.finalized + 1,
             )
             for leg in self._legs.values()

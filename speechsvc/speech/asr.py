@@ -196,6 +196,7 @@ class WhisperRecognizer:
                     device=device,
                     compute_type=compute_type,
                     cpu_threads=options.cpu_threads,
+                    num_workers=options.inter_threads,
                     local_files_only=True,
                 )
         except (RuntimeError, ValueError, OSError) as e:

@@ -5,12 +5,16 @@ Two detectors, cheap first:
 * ``webrtcvad`` looks at every 30 ms of audio; while the leg is quiet and WebRTC hears no voice, the
   window is silence and the neural model is not run (most of a call leg is the other party talking).
 * Silero VAD v6 (the ONNX file inside faster-whisper, run with onnxruntime, no torch) gives a speech
-  probability per 32 ms window; it is what cuts segments, and it is robust to noise where WebRTC is not.
+  probability per 32 ms window; it is what cuts segments, and it is robust to noise where WebRTC is not. The
+  ONNX graph takes a *sequence* of windows of one stream with one recurrent state (its state has batch 1, so
+  streams cannot share a run): every run of consecutive windows that needs the model goes through it in one call
+  (a 100 ms frame is three windows; a backlog, many), with the same probabilities as one call per window.
 
 :class:`VadStream` is a four-state machine (quiet → starting → speaking → stopping) in the style of
 Silero's ``VADIterator``: ``feed()`` takes 16 kHz audio and returns events; ``flush()`` ends an open
 utterance; no I/O. The ONNX session is shared by all streams (onnxruntime sessions are thread-safe);
-each stream owns its recurrent state.
+each stream owns its recurrent state. Live calls run their streams on the VAD worker thread
+(:mod:`speechsvc.runtime.vad_worker`), which hands the event loop a :class:`VadView` after each step.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from speechsvc.config import VadOptions
-from speechsvc.types import PIPELINE_RATE, Float32Array, Leg, SpeechSegment
+from speechsvc.types import PIPELINE_RATE, Float32Array, Int16Array, Leg, SpeechSegment
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +55,20 @@ class SileroModel:
 
     def prob(self, window: Float32Array, state: SileroState) -> float:
         """P(speech) for one 512-sample window, advancing ``state``."""
-        x = np.concatenate([state.context, window])[None, :].astype(np.float32)
+        return float(self.probs(window[None, :], state)[0])
+
+    def probs(self, windows: Float32Array, state: SileroState) -> Float32Array:
+        """P(speech) for consecutive 512-sample windows (shape ``(n, 512)``) of one stream in one run, advancing
+        ``state`` past the last: each window sees the last 64 samples of the one before, as in ``n`` calls of
+        :meth:`prob`."""
+        n = windows.shape[0]
+        x = np.empty((n, CONTEXT + WINDOW), np.float32)
+        x[0, :CONTEXT] = state.context
+        x[1:, :CONTEXT] = windows[:-1, -CONTEXT:]
+        x[:, CONTEXT:] = windows
         out, state.h, state.c = self._session.run(None, {"input": x, "h": state.h, "c": state.c})
-        state.context = window[-CONTEXT:].copy()
-        return float(np.asarray(out).reshape(-1)[0])
+        state.context = windows[-1, -CONTEXT:].copy()
+        return np.asarray(out, np.float32).reshape(-1)
 
 
 class SileroState:
@@ -84,6 +98,26 @@ class SpeechEnded:
 
 
 VadEvent = SpeechStarted | SpeechEnded
+
+
+@dataclass(frozen=True)
+class VadView:
+    """A stream as of its latest audio, for readers on another thread (the event loop of a live call): the
+    stream itself belongs to the thread that feeds it."""
+
+    state: VadState
+    samples: int  # 16 kHz samples consumed (whole windows) since the leg began
+    earliest_start_ms: int  # see VadStream.earliest_start_ms
+    speech_samples: int  # speech heard on the leg so far (utterances ended)
+    index: int  # the utterance in progress (or the next one)
+    start_ms: int  # its start
+    windows: tuple[Float32Array, ...] = ()  # its audio so far, while speaking or stopping (else empty)
+
+    def current(self) -> tuple[int, int, Float32Array] | None:
+        """(utterance index, start ms, audio so far) of the utterance in progress, for partials."""
+        if not self.windows:
+            return None
+        return self.index, self.start_ms, np.concatenate(self.windows)
 
 
 class VadStream:
@@ -124,10 +158,49 @@ class VadStream:
         events: list[VadEvent] = []
         data = np.concatenate([self._pending, audio]) if self._pending.size else audio
         n_windows = data.size // WINDOW
-        for i in range(n_windows):
-            events.extend(self._step(data[i * WINDOW : (i + 1) * WINDOW]))
+        if n_windows:
+            windows = np.ascontiguousarray(data[: n_windows * WINDOW], np.float32).reshape(n_windows, WINDOW)
+            pcm = (np.clip(windows[:, :WEBRTC_FRAME], -1, 1) * 32767).astype(np.int16) if self._webrtc else None
+            ahead: Float32Array | None = None  # model probabilities of windows[i:], computed in one run
+            ahead_at = 0
+            for i in range(n_windows):
+                if self._gated(pcm, i):
+                    prob = 0.0  # quiet and WebRTC hears no voice: no model run, and its state starts afresh
+                    ahead = None
+                    self._silero = self._model.new_state()
+                else:
+                    if ahead is None or i - ahead_at >= ahead.size:
+                        ahead_at = i
+                        ahead = self._model.probs(windows[i : self._run_end(pcm, i, n_windows)], self._silero)
+                    prob = float(ahead[i - ahead_at])
+                events.extend(self._step(windows[i], prob))
         self._pending = data[n_windows * WINDOW :].copy()
         return events
+
+    def _gated(self, pcm: Int16Array | None, i: int) -> bool:
+        """Window i is silence by WebRTC's word (only asked while quiet: the cheap detector opens the gate)."""
+        return pcm is not None and self.state is VadState.QUIET and not self._voiced(pcm, i)
+
+    def _voiced(self, pcm: Int16Array, i: int) -> bool:
+        assert self._webrtc is not None
+        return bool(self._webrtc.is_speech(pcm[i].tobytes(), PIPELINE_RATE))
+
+    def _run_end(self, pcm: Int16Array | None, i: int, n: int) -> int:
+        """The end of the run of windows from i the model can take in one call: while quiet, up to the next window
+        WebRTC calls silence (there the state may be reset); else to the end of the audio (a window after the
+        utterance ends that WebRTC calls silence drops the rest of the run, which is then computed again)."""
+        if pcm is None or self.state is not VadState.QUIET:
+            return n
+        end = i + 1
+        while end < n and self._voiced(pcm, end):
+            end += 1
+        return end
+
+    def view(self) -> VadView:
+        """This stream as of now, for another thread to read."""
+        speaking = self.state in (VadState.SPEAKING, VadState.STOPPING) and bool(self._segment)
+        return VadView(self.state, self._samples, self.earliest_start_ms(), self.speech_samples, self._index,
+                       self._segment_start * 1000 // PIPELINE_RATE, tuple(self._segment) if speaking else ())
 
     def flush(self) -> list[VadEvent]:
         """End of stream: close an open utterance (with whatever audio is pending)."""
@@ -154,17 +227,8 @@ class VadStream:
             return None
         return self._index, self._segment_start * 1000 // PIPELINE_RATE, np.concatenate(self._segment)
 
-    def _speech_prob(self, window: Float32Array) -> float:
-        if self._webrtc is not None and self.state is VadState.QUIET:
-            frame = (np.clip(window[:WEBRTC_FRAME], -1, 1) * 32767).astype(np.int16).tobytes()
-            if not self._webrtc.is_speech(frame, PIPELINE_RATE):
-                self._silero = self._model.new_state()
-                return 0.0
-        return self._model.prob(window, self._silero)
-
-    def _step(self, window: Float32Array) -> list[VadEvent]:
+    def _step(self, window: Float32Array, prob: float) -> list[VadEvent]:
         opts = self.options
-        prob = self._speech_prob(window)
         start = self._samples
         self._samples += WINDOW
         events: list[VadEvent] = []

@@ -52,6 +52,8 @@ class JobRequest(BaseModel):
     inputs: list[str] = Field(min_length=1, max_length=10000)
     language: Literal["zh", "en", "auto"] = "zh"
     formats: list[Format] = Field(default_factory=lambda: list[Format](["json"]))
+    # Speakers in each mono recording when known (diarization; default: the server's SPEECHSVC_DIARIZE_SPEAKERS).
+    speakers: int | None = Field(None, ge=1, le=8)
     # Where the signed completion callback goes.
     webhook_url: str | None = Field(None, max_length=2000)
 
@@ -73,6 +75,8 @@ CREATE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
         "language": {"type": "string", "enum": ["zh", "en", "auto"]},
         "formats": {"type": "string", "description": "json, srt, vtt, txt (comma-separated or repeated)"},
+        "speakers": {"type": "integer", "minimum": 1, "maximum": 8,
+                     "description": "speakers in each mono recording, when known (default 2)"},
         "webhook_url": {"type": "string"}}}},
 }}}
 
@@ -124,7 +128,8 @@ def job_view(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "state": job.state, "tenant": job.tenant, "created_at": job.created,
         "updated_at": job.updated, "inputs": len(job.request["inputs"]),
-        "formats": job.request.get("formats", ["json"]), "done": p.get("done", 0),
+        "formats": job.request.get("formats", ["json"]),
+        **({"speakers": job.request["speakers"]} if job.request.get("speakers") else {}), "done": p.get("done", 0),
         "skipped": p.get("skipped", 0), "failed": p.get("failed", 0), "audio_s": round(p.get("audio_s", 0.0), 1),
         "progress": round(finished / total, 4) if total else 0.0,
         "errors": {names.get(item, item): _named(message, item, names.get(item, item))
@@ -173,7 +178,8 @@ async def create_job(request: Request, principal: Principal = JOBS) -> JSONRespo
         raise HTTPException(422, "no audio files found in the inputs")
     webhook_url = await _webhook(job_request.webhook_url, runner)
     job = await _db(runner.submit, {"inputs": inputs, "language": fixed_language(job_request.language),
-                                    "formats": sorted({"json", *job_request.formats}), "uploaded": False},
+                                    "formats": sorted({"json", *job_request.formats}), "uploaded": False,
+                                    **({"speakers": job_request.speakers} if job_request.speakers else {})},
                     principal.tenant, webhook_url)
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
                                      detail=f"{len(inputs)} server-side inputs")
@@ -230,6 +236,7 @@ async def _create_from_upload(request: Request, runner: JobRunner, principal: Pr
         if language not in ("zh", "en", "auto"):
             raise HTTPException(422, "language must be zh, en or auto")
         formats = _formats([str(v) for v in form.getlist("formats")] or ["json"])
+        speakers = _speakers(form.get("speakers"))
         webhook_url = await _webhook(str(form.get("webhook_url") or "") or None, runner)
         job = await _db(runner.store.create, {"inputs": [], "language": None, "formats": formats, "uploaded": True},
                         "uploading", principal.tenant, webhook_url)
@@ -246,13 +253,26 @@ async def _create_from_upload(request: Request, runner: JobRunner, principal: Pr
     finally:
         await form.close()
     request_body = {"inputs": inputs, "names": names, "language": fixed_language(language), "formats": formats,
-                    "uploaded": True}
+                    "uploaded": True, **({"speakers": speakers} if speakers else {})}
     await _db(runner.store.set_request, job.id, request_body)  # the job becomes runnable only now
     runner.wake()
     runner.engine.guard.audit.record("job.submit", principal=principal, surface="rest", target=job.id,
                                      detail=f"{len(inputs)} uploaded files")
     queued: Job | None = await _db(runner.store.get, job.id)
     return JSONResponse(job_view(queued or job), status_code=201)
+
+
+def _speakers(value: object) -> int | None:
+    """A multipart job's ``speakers`` field (1..8; absent or empty: the server's default)."""
+    if value is None or value == "":
+        return None
+    try:
+        n = int(str(value))
+    except ValueError:
+        raise HTTPException(422, "speakers must be a whole number from 1 to 8") from None
+    if not 1 <= n <= 8:
+        raise HTTPException(422, "speakers must be a whole number from 1 to 8")
+    return n
 
 
 def _save(upload: UploadFile, target: Path) -> None:

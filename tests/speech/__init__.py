@@ -1,0 +1,1 @@
+"""Tests of speechsvc/speech: audio codecs and decoding, VAD, Whisper ASR, diarization, text of a final."""

@@ -27,21 +27,14 @@ from speechsvc.analysis.pii.context import (
     resolve,
     trailing,
 )
+from speechsvc.analysis.pii.heard import heard_digits
 from speechsvc.analysis.pii.model import Tagger, tokens
 from speechsvc.analysis.pii.names import ends_with_name_cue, leading_name, names
-from speechsvc.analysis.pii.numbers import number_spans
+from speechsvc.analysis.pii.numbers import extension, number_spans
 from speechsvc.analysis.pii.policy import PiiPolicy
 from speechsvc.analysis.pii.shapes import alnum_codes, email_tail, emails, passports, plate_tail, plates
 
 _HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
-# 幺 (the digit 1 read aloud) is often written 要 by the recognizer: read it as a digit where two more digits
-# follow directly (号码是要八八九… but not 我要三个 or 要两百).
-_YAO_HEARD = re.compile(r"要(?=[零〇一二两三四五六七八九幺洞0-9]{2})")
-
-
-def heard_digits(text: str) -> str:
-    """``text`` with the recognizer's homophones of digits replaced, one character for one."""
-    return _YAO_HEARD.sub("幺", text)
 
 
 class Detector:
@@ -91,8 +84,9 @@ class Detector:
         return True
 
     def _shapes(self, u: Utterance, found: Findings) -> None:
-        shaped = [*emails(u.text, u.cues), *plates(u.text, u.cues), *passports(u.text, u.cues)]
-        for span, nxt in [*shaped, *alnum_codes(u.text, u.cues)]:
+        heard = heard_digits(u.text, letters=True)  # a plate or code as the recognizer spells it: 京Z 八六动E六
+        shaped = [*emails(u.text, u.cues), *plates(heard, u.cues), *passports(heard, u.cues)]
+        for span, nxt in [*shaped, *alnum_codes(heard, u.cues)]:
             if not found.overlaps(span.start, span.end):
                 found.add(span, nxt, u)
 
@@ -105,10 +99,15 @@ class Detector:
                 found.add(span, None, explains=False)
 
     def _numbers(self, u: Utterance, ctx: Context, found: Findings) -> None:
+        extensions: set[int] = set()
         for run in u.runs:
-            if found.overlaps(run.start, run.end):
+            if found.overlaps(run.start, run.end) or run.start in extensions:
                 continue
             for span, nxt in number_spans(u, run, ctx, self.policy):
+                ext = extension(u, span) if span.type == R.PHONE and span.whole else None
+                if ext is not None:  # the extension is part of the number (转 802)
+                    extensions.add(ext.start)
+                    span, nxt = replace(span, end=ext.end, units=span.units + ext.char_spans), None
                 found.add(span, nxt, u, explains=False)
 
     def _next_context(

@@ -14,7 +14,7 @@ _NAME_CUE_RE = re.compile("(?:" + "|".join(re.escape(c) for c in sorted(R.NAME_C
 _RELATION_RE = re.compile("(?:" + "|".join(re.escape(c) for c in sorted(R.RELATIONS, key=len, reverse=True)) + r")$")
 # Minority names with a middle dot (买买提·艾力), which LAC often splits, after a name cue.
 _DOTTED_NAME_RE = re.compile(
-    r"(?:我叫|我是|名字是|名字叫|姓名是?|持卡人是?|收件人是?|户名是?)\s*([\u4e00-\u9fff]{1,6}·[\u4e00-\u9fff]{1,8})"
+    r"(?:叫|是|人|者|姓名|户名)\s*((?![叫是])[\u4e00-\u9fff]{1,6}·[\u4e00-\u9fff]{1,8})"
 )
 _STRONG_NAME_CUE = re.compile(r"(?:我叫|名字叫|名字是|姓名是?)\s*$")
 _TITLED_RE = re.compile(f"[{''.join(sorted(R.SURNAMES))}](?:{'|'.join(R.CALLER_TITLES)})")
@@ -35,12 +35,12 @@ def names(t: str, tokens: list[Token], taken: list[tuple[int, int]]) -> list[Spa
 
 def _candidates(t: str, tokens: list[Token]) -> list[tuple[str, str, int]]:
     """(text, LAC tag, start) of every word that may be a name."""
-    out: list[tuple[str, str, int]] = []
+    # A whole minority name with its dot first: LAC often tags only the part before the dot.
+    out: list[tuple[str, str, int]] = [(m.group(1), "PER", m.start(1)) for m in _DOTTED_NAME_RE.finditer(t)]
     for tok in tokens:
         # LAC sometimes joins a bare surname and the name after a pause (姓王 王先生 → "王 王先生").
         out.extend((m.group(0), tok.tag, tok.start + m.start()) for m in re.finditer(r"\S+", tok.text))
     out.extend((m.group(0), "PER", m.start()) for m in _TITLED_RE.finditer(t))
-    out.extend((m.group(1), "PER", m.start(1)) for m in _DOTTED_NAME_RE.finditer(t))
     return out
 
 
@@ -53,7 +53,9 @@ def read_name(t: str, s: int) -> str | None:
         return None
     e = s + len(surname)
     given = ""
-    while e < len(t) and len(given) < 2 and re.match(r"[\u4e00-\u9fff]", t[e]) and t[e] not in R.GIVEN_STOP:
+    while e < len(t) and len(given) < 2 and re.match(r"[\u4e00-\u9fff]", t[e]) and (
+        t[e] not in R.GIVEN_STOP or (t[e] in R.GIVEN_FINAL and not re.match(r"[\u4e00-\u9fff]", t[e + 1 : e + 2]))
+    ):
         given += t[e]
         e += 1
     name = surname + given
@@ -121,7 +123,21 @@ def _judge(t: str, name: str, tag: str, s: int, e: int) -> Span | None:
         return Span(R.NAME, s, e, 0.8)
     if name.endswith(R.STAFF_TITLES) or before.rstrip().endswith(R.STAFF_BEFORE):
         return None
-    return Span(R.NAME, s, e, 0.9) if name_cue(before) else None
+    if name_cue(before):
+        return Span(R.NAME, s, e, 0.9)
+    return Span(R.NAME, s, e, 0.8) if _said_alone(t, name, s, e) else None
+
+
+def _said_alone(t: str, name: str, s: int, e: int) -> bool:
+    """A name the model tags said on its own at the start of an utterance (the answer to 您贵姓 / 怎么称呼 on
+    the other leg: 彭桐 是租户, 贾海): a surname, one or two more characters, nothing Han glued after it
+    (李宁的鞋, 王老吉一箱 are not answers)."""
+    surname = next((c for c in R.COMPOUND_SURNAMES if name.startswith(c)), name[:1])
+    return (
+        R.LEAD_IN.match(t[:s]) is not None and surname in (R.SURNAMES | set(R.COMPOUND_SURNAMES))
+        and 2 <= len(name) <= len(surname) + 2 and HAN.match(name) is not None
+        and re.match(r"[\u4e00-\u9fff]", t[e : e + 1]) is None and not R.NOT_NAMES.match(name)
+    )
 
 
 def name_cue(before: str) -> bool:

@@ -17,7 +17,7 @@ from speechsvc.analysis.pii.policy import PiiPolicy
 
 def number_spans(u: Utterance, run: DigitRun, ctx: Context, policy: PiiPolicy) -> list[Found]:
     """The spans of one digit run (two when a value is said twice), each with what it leaves open."""
-    kind, piece = cue_for(run, u.runs, u.cues)
+    kind, piece = cue_for(run, u.runs, u.cues, u.text)
     if kind == R.PIECE:
         kind = ctx.topic[0] if ctx.topic and ctx.topic[0] in R.NUMBER_TYPES else R.BANK_CARD
     if kind == R.NEG:
@@ -100,17 +100,21 @@ def _hotline(run: DigitRun) -> bool:
     return R.HOTLINE.fullmatch(run.digits.rstrip("X")) is not None
 
 
-def cue_for(run: DigitRun, runs: list[DigitRun], cues: list[Cue]) -> tuple[str | None, bool]:
-    """(cue kind, is a piece) for a run: the nearest cue before it in the same stretch, else one right after."""
+def cue_for(run: DigitRun, runs: list[DigitRun], cues: list[Cue], text: str = "") -> tuple[str | None, bool]:
+    """(cue kind, is a piece) for a run: the nearest cue before it in the same stretch, else one right after
+    (not an extension word: 0755-2666 1234 分机 802 is a phone with its extension; not a business word after a
+    mobile number: 13812345678 的话费)."""
     before = [
         c for c in cues
         if c.end <= run.start and run.start - c.end <= R.CUE_WINDOW
         and not any(o is not run and o.start >= c.end and o.end <= run.start for o in runs)
     ]
+    mobile = R.MOBILE.fullmatch(run.digits) is not None
     after = [
         c for c in cues
-        if c.start >= run.end and c.kind not in (R.PIECE, R.WEAK)
-        and c.start - run.end <= (R.AFTER_WINDOW if c.kind != R.NEG else 4)
+        if c.start >= run.end and c.kind != R.PIECE and text[c.start : c.end] not in R.EXTENSION_WORDS
+        and not (c.kind == R.NEG and mobile)  # 13812345678 的话费: the bill of that phone
+        and c.start - run.end <= (R.AFTER_WINDOW if c.kind not in (R.NEG, R.WEAK) else 4)  # … 这个号码
         and not any(o is not run and o.start >= run.end and o.end <= c.start for o in runs)
     ]
     if not before:
@@ -176,9 +180,19 @@ def repeats(run: DigitRun) -> list[DigitRun]:
 
 
 def with_prefix(t: str, run: DigitRun, typ: str) -> tuple[int, int]:
-    """Span of a run; a phone number's "+" or opening bracket belongs to it."""
+    """Span of a run; a phone number's "+" (also heard as 加: 加八六) or opening bracket belongs to it."""
     s = run.start
     if typ == R.PHONE:
         while s > 0 and t[s - 1] in "+(（":
             s -= 1
+        if s == run.start and s > 0 and t[s - 1] == "加" and run.digits.startswith("86"):
+            s -= 1
     return s, run.end
+
+
+def extension(u: Utterance, phone: Span) -> DigitRun | None:
+    """The extension said right after a phone number (转 802, 分机 0793, -8021), else None."""
+    nxt = next((r for r in u.runs if r.start >= phone.end), None)
+    if nxt is None or not 2 <= len(nxt.digits) <= 6 or R.EXTENSION.match(u.text[phone.end : nxt.start]) is None:
+        return None
+    return nxt

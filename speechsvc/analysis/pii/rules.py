@@ -64,6 +64,8 @@ CUES: dict[str, tuple[str, ...]] = {
         "扣款", "退款金额", "价格", "多少钱", "排队", "邮政", "序列号", "串号", "IMEI", "imei", "宽带账号",
         "电话卡", "房卡", "会员卡", "购物卡", "社保卡", "医保卡", "公交卡", "积分卡", "QQ号", "QQ", "qq", "微信号",
         "微信", "就诊卡", "户号", "病历号", "床号", "门诊号", "住院号", "排队号", "窗口号", "挂号", "限行", "车次号",
+        "发动机号", "发动机", "车架号", "车架", "VIN", "准考证号", "准考证", "考号", "学号", "代码", "资金账号",
+        "资金账户", "证券账户", "股东账户",
     ),
 }
 # The recognizer's homophones in cue words (码→吗/马, 号→好, 证→正/政, 份→分, 机→鸡/几, 银行→银航): each cue also
@@ -90,6 +92,11 @@ def _with_homophones(words: tuple[str, ...]) -> tuple[str, ...]:
 
 for _kind in (PHONE, ID_CARD, BANK_CARD, VERIFICATION_CODE, PASSPORT, LICENSE_PLATE):
     CUES[_kind] = _with_homophones(CUES[_kind])
+
+# A landline's extension: after a phone number these words join the extension to it (0755-2666 1234 转 802);
+# on their own they name an internal number (前台分机是 8008), not PII.
+EXTENSION = re.compile(r"^\s*(?:转分机号?|分机号?是?|转)\s*$|^-$")
+EXTENSION_WORDS = frozenset({"分机", "转分机"})
 
 # Cues that do not need the digits right next to them in a sentence (the rest must be within _CUE_WINDOW).
 CUE_WINDOW = 12  # characters between a cue's end and the digits it introduces
@@ -235,7 +242,9 @@ STAFF_TITLES = (
     "主任", "工", "组长", "顾问", "行长", "柜员", "小哥", "同学", "阿姨", "大爷", "姐", "哥",
 )
 STAFF_BEFORE = ("客服", "工号", "专员", "经理", "你们", "你们那个", "那个", "业务员", "快递员", "师傅", "柜员")
-SELF_REFERENCE = re.compile(r"(?:我姓.{1,2}|我是|叫我|本人|我就是|免贵姓.{1,2})\s*$")
+SELF_REFERENCE = re.compile(
+    r"(?:我姓.{1,2}|我是|叫我|本人|我就是|免贵姓.{1,2}|这边是|我这边是|找一下|找|麻烦转|帮我转|转给|转接|请转|转一下|转)\s*$"
+)
 
 # Addresses.
 ADMIN_SUFFIX = re.compile(r"^.+(?:省|市|区|县|镇|乡|街道|自治区|自治州|州|旗|新区|开发区)$")
@@ -257,8 +266,8 @@ ADDRESS_CUES: tuple[str, ...] = (
 
 # Words allowed before a continued piece of a value in the next utterance (对 后面是 …).
 LEAD_IN = re.compile(
-    r"^[\s,，。.、:：]*(?:(?:呃|嗯|啊|额|哦|噢|对|对的|是|好|好的|然后|接着|后面|后面是|还有|再|就是|那个|最后|最后是|"
-    r"剩下的|剩下|中间|中间是|下面|下面是|继续|接下来|接下来是)[\s,，。.、:：]*)*$"
+    r"^[\s,，。.、:：]*(?:(?:呃|嗯|啊|额|哦|噢|对|对的|是|好|好的|然后|接着|后面|后面是|往后|往后是|后边|后边是|"
+    r"还有|再|就是|那个|最后|最后是|剩下的|剩下|中间|中间是|下面|下面是|继续|接下来|接下来是)[\s,，。.、:：]*)*$"
 )
 TRAILING = re.compile(
     r"^[\s,，。.、!！?？:：]*(?:(?:呃|嗯|啊|额|哦|噢|对|吧|呢|吗|哈|啦|了|的|是|这样|然后|就这些|就是这个)[\s,，。.、!！?？]*)*$"
@@ -282,7 +291,8 @@ COMPOUND_SURNAMES: tuple[str, ...] = (
 # 是 / 写 / 叫 / 为, possibly through a relation (持卡人是我爸 …), and 给 (过户给我弟弟 …).
 STRONG_NAME_CUE = re.compile(
     r"(?:我叫|我的名字叫|我的名字是|名字叫|名字是|姓名是?|姓名叫|全名叫|全名是|全名|"
-    r"(?:[\u4e00-\u9fff]{1,4}人|患者|家属|户名|乘客|学员|业主|房东|租客)(?:是|写的?|叫|为|姓名是?|名字是?|名字叫|名字|姓名)?|"
+    r"(?:[\u4e00-\u9fff]{1,4}人|患者|家属|户名|乘客|学员|业主|房东|租客)"
+    r"(?:是|写的?是?|写成|登记的?是|叫|为|姓名是?|名字是?|名字叫|名字|姓名)?|"
     r"[机车户]主(?:是|叫|为)?|给|名字|姓名)\s*$"
 )
 # Characters that end a given name read without the model (particles, verbs, pronouns, titles, cue words).
@@ -290,6 +300,9 @@ GIVEN_STOP = frozenset(
     "的了是在要和跟就我你他她它们吧呢啊吗呀说电手地身卡号证先女小姐太到从去来给把被让对也都还只又与过着得有没不很"
     "这那哪请帮查办问打住姓叫名全现已经刚再先后前上下里边面点个位零幺两"
 )
+# Stop characters that are also common given names, taken as the name's last character when nothing Han follows
+# (王刚 but not 王刚才).
+GIVEN_FINAL = frozenset("刚")
 # Words that start with a surname character but are places or common words (江苏, 成都, 高新区 …).
 NOT_NAMES = re.compile(
     r"^(?:江苏|江西|黄山|周口|常州|温州|金华|武汉|安徽|安庆|成都|高新|高速|高铁|石家庄|马上|白天|明天|万一|平安|华为|"

@@ -64,7 +64,9 @@ def alnum_codes(t: str, cues: list[Cue]) -> list[Found]:
     out: list[Found] = []
     for m in R.ALNUM_CODE.finditer(f):
         value = m.group(1).replace(" ", "")
-        if value.isdigit() or value.isalpha() or not window_has(cues, R.VERIFICATION_CODE, m.start(1), 6):
+        spelled = value.isalpha() and " " in m.group(1)  # Y V A X W: letters read one by one
+        cued = window_has(cues, R.VERIFICATION_CODE, m.start(1), 6)
+        if value.isdigit() or (value.isalpha() and not spelled) or not cued:
             continue
         s, e = m.start(1), m.end(1)
         out.append((Span(R.VERIFICATION_CODE, s, e, 0.85, units_of(t, s, e)), None))

@@ -29,6 +29,7 @@ from speechsvc.types import CallConfig, Leg, Redacted, RedactionRequest, Transcr
 
 # Word timings are approximate: widen the audio span of a redacted value by this much on each side, and the end
 # of a value that ends on a digit by DIGIT_TAIL_MS more (a number's last digit often outlasts its timestamp).
+# The defaults of the settings PII_AUDIO_PAD_MS and PII_AUDIO_DIGIT_TAIL_MS.
 AUDIO_PAD_MS = 80
 DIGIT_TAIL_MS = 200
 
@@ -61,9 +62,12 @@ class RedactionStage(Stage):
     name = "pii"
     phase = 0
 
-    def __init__(self, policy: PiiPolicy, mask_dtmf: bool = True) -> None:
+    def __init__(
+        self, policy: PiiPolicy, mask_dtmf: bool = True, pad_ms: int = AUDIO_PAD_MS, digit_tail_ms: int = DIGIT_TAIL_MS
+    ) -> None:
         self.policy = policy
         self.mask_dtmf = mask_dtmf
+        self.margins = (pad_ms, digit_tail_ms)  # widening of each value's audio span (see AUDIO_PAD_MS)
 
     @classmethod
     def check(cls, config: CallConfig, settings: Settings) -> None:
@@ -85,17 +89,20 @@ class RedactionStage(Stage):
         )
         if policy.use_model and {NAME, ADDRESS} & policy.types:
             lac_model()  # load at start-up, not on the first call
-        return cls(policy, settings.pii_dtmf == "mask")
+        return cls(policy, settings.pii_dtmf == "mask", settings.pii_audio_pad_ms, settings.pii_audio_digit_tail_ms)
 
     def open(self, call: CallInfo) -> StageCall[None]:
         policy = call_policy(self.policy, call.redaction)
-        return _RedactionCall(PiiRedactor(policy), self.mask_dtmf and policy.enabled)
+        return _RedactionCall(PiiRedactor(policy), self.mask_dtmf and policy.enabled, self.margins)
 
 
 class _RedactionCall(StageCall[None]):
-    def __init__(self, redactor: PiiRedactor, mask_dtmf: bool) -> None:
+    def __init__(
+        self, redactor: PiiRedactor, mask_dtmf: bool, margins: tuple[int, int] = (AUDIO_PAD_MS, DIGIT_TAIL_MS)
+    ) -> None:
         self.redactor = redactor
         self.mask_dtmf = mask_dtmf
+        self.margins = margins
         self.states: dict[Leg, PiiState] = {}
 
     def rewrite(self, said: Said) -> Said:
@@ -115,7 +122,7 @@ class _RedactionCall(StageCall[None]):
             red = state.redact_partial(t.text, t.end_ms)
         if not red.entities:
             return t
-        spans = _audio_spans(red, t)
+        spans = _audio_spans(red, t, *self.margins)
         redactions = tuple(Redacted(e.type, e.start, e.end, *span) for e, span in zip(red.entities, spans, strict=True))
         stable = red.text if t.is_final else red.text[: _redacted_offset(red, len(t.stable_text))]
         return replace(t, text=red.text, stable_text=stable, redactions=redactions, words=_redact_words(t, red))
@@ -133,13 +140,15 @@ def _redacted_offset(red: Redaction, source_offset: int) -> int:
     return source_offset + shift
 
 
-def _audio_spans(red: Redaction, t: Transcript) -> list[tuple[int | None, int | None]]:
+def _audio_spans(
+    red: Redaction, t: Transcript, pad_ms: int = AUDIO_PAD_MS, digit_tail_ms: int = DIGIT_TAIL_MS
+) -> list[tuple[int | None, int | None]]:
     if not t.words:
         return [(None, None)] * len(red.entities)
     words = [(w.text, w.start_ms, w.end_ms) for w in t.words]
     if sum(len(w[0]) for w in words) != len(t.text):
         return [(None, None)] * len(red.entities)  # timings that do not spell the text cannot place a value
-    return [(start, end) for start, end in entity_spans_ms(red, words, AUDIO_PAD_MS, DIGIT_TAIL_MS)]
+    return [(start, end) for start, end in entity_spans_ms(red, words, pad_ms, digit_tail_ms)]
 
 
 def _redact_words(t: Transcript, red: Redaction) -> tuple[Word, ...]:

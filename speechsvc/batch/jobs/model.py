@@ -60,6 +60,8 @@ class Claim:
     tenant: str
     language: str | None
     formats: tuple[str, ...]
+    # Speakers in each mono recording, when the job says (None: the server's default).
+    speakers: int | None = None
 
 
 @dataclass(frozen=True)

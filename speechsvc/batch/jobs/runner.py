@@ -28,6 +28,7 @@ from speechsvc.batch.files import load_audio
 from speechsvc.batch.jobs.model import Claim, Job, JobStore, StoreUnavailable
 from speechsvc.batch.outputs import OutputDir, is_done, write_job_summary, write_outputs
 from speechsvc.batch.recording import analyze_recording
+from speechsvc.batch.speakers import for_engine
 from speechsvc.errors import SpeechsvcError
 from speechsvc.runtime.broker import Backoff
 from speechsvc.runtime.engine import Engine
@@ -161,7 +162,8 @@ class JobRunner:
             return "skipped", None, 0.0
         try:
             audio, _ = await asyncio.to_thread(load_audio, claim.input, self.engine.settings.max_recording_s)
-            report = await analyze_recording(self.engine, audio, claim.input, claim.language)
+            split = for_engine(self.engine, claim.speakers) if claim.speakers else None
+            report = await analyze_recording(self.engine, audio, claim.input, claim.language, speaker_split=split)
             await asyncio.to_thread(write_outputs, out, claim.input, report, list(claim.formats), None)
         except (SpeechsvcError, OSError, ValueError) as e:
             log.error("job %s item %d: %s", claim.job_id, claim.index, e)

@@ -53,7 +53,7 @@ class SqlJobStore(abc.ABC):
         private_dir(directory)
         self.directory = directory
         self.max_attempts = max_attempts
-        self._options: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        self._options: dict[str, tuple[str | None, tuple[str, ...], int | None]] = {}
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Tx]: ...
@@ -178,13 +178,14 @@ class SqlJobStore(abc.ABC):
             options = {job_id: self._job_options(tx, job_id) for job_id in jobs}
         return [Claim(r[0], int(r[1]), r[2], int(r[3]) + 1, r[4], *options[r[0]]) for r in rows]
 
-    def _job_options(self, tx: Tx, job_id: str) -> tuple[str | None, tuple[str, ...]]:
-        """A job's language and formats (fixed once it is queued), remembered for its next claims."""
+    def _job_options(self, tx: Tx, job_id: str) -> tuple[str | None, tuple[str, ...], int | None]:
+        """A job's language, formats and speakers (fixed once it is queued), remembered for its next claims."""
         if job_id not in self._options:
             if len(self._options) >= OPTIONS_CACHE:
                 self._options.pop(next(iter(self._options)))
             request = json.loads(tx.rows("SELECT request FROM jobs WHERE id = ?", (job_id,))[0][0])
-            self._options[job_id] = (request.get("language"), tuple(request.get("formats") or ["json"]))
+            self._options[job_id] = (request.get("language"), tuple(request.get("formats") or ["json"]),
+                                     request.get("speakers"))
         return self._options[job_id]
 
     def renew(self, owner: str, lease_s: float) -> int:

@@ -1,0 +1,1 @@
+"""Tests of speechsvc/batch: recorded calls, chunks, reports and captions, the REST job API and its stores."""

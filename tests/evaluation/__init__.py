@@ -1,0 +1,1 @@
+"""Tests of speechsvc/evaluation: scoring, telephone chains and the GPU capacity run."""

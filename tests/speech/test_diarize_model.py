@@ -1,0 +1,115 @@
+"""Diarization on real audio with the real speaker encoder: the weights converted from the resemblyzer wheel, and
+a two-party mono call (an agent's prompts and a different real caller, composed from ../shared/eval) analysed
+end to end: its segments land on the right speaker and the speakers get the right roles, as stereo legs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from speechsvc.analysis import load_stages
+from speechsvc.batch.recording import analyze_recording
+from speechsvc.config import Settings
+from speechsvc.models.speaker import ENCODER_KEYS, check_speaker_encoder, install_speaker_encoder
+from speechsvc.runtime.engine import Engine
+from speechsvc.speech.audio import decode_file
+from speechsvc.speech.speaker import SpeakerEncoder
+from tests.support.datasets import eval_path
+
+pytestmark = pytest.mark.model
+
+SR = 16000
+# (role, clip under eval/asr_en/audio, seconds to keep): agent = Asterisk's Allison, caller = CMU ARCTIC's aew.
+TURNS = (
+    ("agent", "asterisk_basic-pbx-ivr-main", 7.0),
+    ("customer", "cmuarctic_aew_a0001", None),
+    ("agent", "asterisk_pls-hold-while-try", None),
+    ("customer", "cmuarctic_aew_a0002", None),
+    ("agent", "asterisk_demo-thanks", None),
+    ("customer", "cmuarctic_aew_a0003", None),
+)
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> SpeakerEncoder:
+    """Converted here from the installed wheel (not the shared home), so the conversion itself is tested."""
+    target = tmp_path_factory.mktemp("speaker")
+    path = install_speaker_encoder(target)
+    assert check_speaker_encoder(target) == [] and install_speaker_encoder(target) == path  # idempotent
+    with np.load(path) as npz:
+        assert set(npz.files) == set(ENCODER_KEYS) and npz["lstm.weight_ih_l0"].shape == (1024, 40)
+    return SpeakerEncoder.load(path)
+
+
+@pytest.fixture(scope="module")
+def call() -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """The mono call and its turns (role, start_ms, end_ms), 0.5 s apart."""
+    parts, turns, at = [np.zeros(SR // 2, np.float32)], [], SR // 2
+    for role, name, keep in TURNS:
+        audio = decode_file(eval_path("asr_en", "audio", f"{name}.wav"))[0][0]
+        audio = audio[: int(keep * SR)] if keep else audio
+        audio = audio / max(1e-6, float(np.sqrt(np.mean(audio**2)))) * 0.05
+        turns.append((role, at * 1000 // SR, (at + audio.size) * 1000 // SR))
+        parts += [audio.astype(np.float32), np.zeros(SR // 2, np.float32)]
+        at += audio.size + SR // 2
+    return np.concatenate(parts)[None, :], turns
+
+
+def test_embeddings_tell_speakers_apart(encoder: SpeakerEncoder) -> None:
+    def clip(name: str) -> np.ndarray:
+        return decode_file(eval_path("asr_en", "audio", f"{name}.wav"))[0][0][: int(1.5 * SR)]
+
+    same_a = encoder.embed([clip("cmuarctic_aew_a0001"), clip("cmuarctic_aew_a0002")])
+    other = encoder.embed([clip("asterisk_demo-thanks")])[0]
+    assert np.allclose(np.linalg.norm(same_a, axis=1), 1.0, atol=1e-4)
+    assert float(same_a[0] @ same_a[1]) > float(same_a[0] @ other) + 0.1
+
+
+def test_mono_call_reads_like_the_stereo_one(recognizer, vad_model, encoder, call) -> None:  # type: ignore[no-untyped-def]
+    audio, turns = call
+    settings = Settings(emotion=False, assist=False)
+    engine = Engine(settings, recognizer, vad_model, load_stages(settings, only=("qa",)), encoder)
+
+    async def main():  # type: ignore[no-untyped-def]
+        await engine.start()
+        try:
+            return await analyze_recording(engine, audio, "call.wav", "en")
+        finally:
+            await engine.stop()
+
+    report = asyncio.run(main())
+    assert report.legs == ("customer", "agent")
+    assert report.speakers is not None and sorted(report.speakers["roles"].values()) == ["agent", "customer"]
+    assert report.speakers["role_confidence"] > 0.5
+    right = total = 0
+    for s in report.segments:
+        assert s.speaker in report.speakers["roles"] and report.speakers["roles"][s.speaker] == s.leg
+        for role, start, end in turns:
+            overlap = max(0, min(end, s.end_ms) - max(start, s.start_ms))
+            total += overlap
+            right += overlap if role == s.leg else 0
+    assert total > 0.8 * sum(end - start for _, start, end in turns)  # the speech was heard
+    assert right / total >= 0.9, [(s.leg, s.start_ms, s.end_ms, s.text) for s in report.segments]
+    assert any("thank you for calling" in s.text.lower() for s in report.segments if s.leg == "agent")
+    # QA judges the agent leg as on a stereo call: agent-only rules are decided, not "not applicable" for all.
+    qa = report.sections.get("qa")
+    assert qa is not None and any(o["status"] != "not_applicable" for o in qa["outcomes"])
+
+
+def test_stereo_keeps_its_channels(recognizer, vad_model, encoder, call) -> None:  # type: ignore[no-untyped-def]
+    audio, _ = call
+    stereo = np.concatenate([audio, np.zeros_like(audio)])
+    settings = Settings(emotion=False, assist=False, qa=False)
+    engine = Engine(settings, recognizer, vad_model, [], encoder)
+
+    async def main():  # type: ignore[no-untyped-def]
+        await engine.start()
+        try:
+            return await analyze_recording(engine, stereo[:, : 12 * SR], "stereo.wav", "en")
+        finally:
+            await engine.stop()
+
+    report = asyncio.run(main())
+    assert report.speakers is None and all(s.speaker is None and s.leg == "customer" for s in report.segments)

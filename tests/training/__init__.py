@@ -1,0 +1,1 @@
+"""Tests of speechsvc/training: the operator's labelled intent files and the labelling sheet."""
