@@ -2,7 +2,8 @@
 
 Two detectors, cheap first:
 
-* ``webrtcvad`` looks at every 30 ms of audio; while the leg is quiet and WebRTC hears no voice, the
+* ``webrtcvad`` (optional, ``VAD_WEBRTC_MODE``, off by default: on 8 kHz phone audio it missed utterances Silero
+  finds, issue 27) looks at every 30 ms of audio; while the leg is quiet and WebRTC hears no voice, the
   window is silence and the neural model is not run (most of a call leg is the other party talking).
 * Silero VAD v6 (the ONNX file inside faster-whisper, run with onnxruntime, no torch) gives a speech
   probability per 32 ms window; it is what cuts segments, and it is robust to noise where WebRTC is not. The

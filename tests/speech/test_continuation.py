@@ -7,7 +7,7 @@ import numpy as np
 from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer, _appended
 from speechsvc.speech.audio import decode_file
 from speechsvc.types import Word
-from tests.conftest import fixture_clip
+from tests.support.datasets import fixture_clip
 
 
 def result(text: str, language: str, words: tuple[Word, ...]) -> AsrResult:

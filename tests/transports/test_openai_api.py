@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from speechsvc.speech.audio import decode_file, encode_file
-from tests.support.datasets import eval_path
+from tests.support.datasets import eval_path, fixture_clip
 from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.model
@@ -97,7 +97,7 @@ async def test_translation_is_whispers_translate_task(server: LiveServer, mp3: P
 async def test_no_language_is_detected(server: LiveServer) -> None:
     """An English recording sent without ``language`` (as OpenAI clients do) comes back in English, although the
     server's default language for calls is Mandarin; ``language="en"`` still works."""
-    path = Path(__file__).parent / "data" / "audio" / "asterisk_queue-periodic-announce.wav"
+    path = fixture_clip("asterisk_queue-periodic-announce").path
     loop = asyncio.get_running_loop()
     detected = await loop.run_in_executor(None, lambda: run(server, path, response_format="verbose_json"))
     assert detected.language == "english", detected.text  # type: ignore[attr-defined]
