@@ -382,9 +382,9 @@ class Settings(BaseSettings):
     vad_speech_pad_ms: int = Field(200, ge=0, le=1000)
     vad_max_segment_s: float = Field(15.0, ge=2.0, le=28.0)
     vad_cut_search_ms: int = Field(3000, ge=0, le=10000)
-    # A webrtcvad gate (aggressiveness 0-3) in front of Silero while a leg is quiet; off by default: on 8 kHz phone
-    # audio it missed utterances Silero finds, for 0.1 % of a core saved (issue 27, benchmarks/live_vad.py).
-    vad_webrtc_mode: int | None = Field(None, ge=0, le=3)
+    # A webrtcvad gate (aggressiveness 0-3) in front of Silero while a live wide-band leg is quiet (None: never).
+    # Phone-band legs never use it: on 8 kHz audio it missed utterances Silero finds (vad.live_options).
+    vad_webrtc_mode: int | None = Field(1, ge=0, le=3)
 
     # ---- live calls --------------------------------------------------------------------------------------
     max_calls: int = Field(64, ge=1)

@@ -45,7 +45,7 @@ from speechsvc.runtime.partials import PartialCadence, PartialStabilizer
 from speechsvc.runtime.vad_worker import VadUpdate
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
-from speechsvc.speech.vad import SpeechEnded, VadState, VadStream, VadView
+from speechsvc.speech.vad import SpeechEnded, VadState, VadStream, VadView, live_options
 from speechsvc.types import (
     PIPELINE_RATE,
     CallConfig,
@@ -78,7 +78,8 @@ class _Leg:
         engine = session.engine
         self.name = leg
         self.resampler = StreamResampler(sample_rate)
-        self.vad = VadStream(engine.vad_model, engine.vad_options, leg)  # fed on the VAD worker thread only
+        # Fed on the VAD worker thread only.
+        self.vad = VadStream(engine.vad_model, live_options(engine.vad_options, sample_rate), leg)
         self.view: VadView = self.vad.view()  # the stream as of its latest update: what the loop reads
         self.vad_backlog = 0  # samples handed to the VAD worker whose update has not come back
         self.utterances: asyncio.Queue[SpeechSegment | None] = asyncio.Queue(

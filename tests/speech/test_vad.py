@@ -10,7 +10,15 @@ import pytest
 
 from speechsvc.config import Settings
 from speechsvc.speech.audio import decode_file
-from speechsvc.speech.vad import WINDOW, SileroModel, SpeechEnded, SpeechStarted, VadState, VadStream
+from speechsvc.speech.vad import (
+    WINDOW,
+    SileroModel,
+    SpeechEnded,
+    SpeechStarted,
+    VadState,
+    VadStream,
+    live_options,
+)
 from tests.support.datasets import eval_path, fixture_clip
 
 
@@ -35,6 +43,14 @@ def run(probs: list[float], **options: object) -> tuple[list[object], VadStream]
     stream = VadStream(ScriptedModel(probs), opts, "customer")  # type: ignore[arg-type]
     events = stream.feed(np.zeros(len(probs) * WINDOW, np.float32))
     return events, stream
+
+
+def test_the_webrtc_gate_guards_wideband_legs_only() -> None:
+    gated = Settings(vad_webrtc_mode=1).vad()
+    assert live_options(gated, 16000).webrtc_mode == 1
+    assert live_options(gated, 48000).webrtc_mode == 1
+    assert live_options(gated, 8000).webrtc_mode is None  # phone band: Silero on every window
+    assert live_options(Settings(vad_webrtc_mode=None).vad(), 16000).webrtc_mode is None
 
 
 def test_utterance_start_and_end_times() -> None:
