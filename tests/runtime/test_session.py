@@ -16,7 +16,7 @@ from speechsvc.metrics import Metrics
 from speechsvc.protocol import event_dict
 from speechsvc.security.principal import ANONYMOUS
 from speechsvc.transports.lifecycle import open_call
-from speechsvc.types import AudioFormat, CallConfig, CallEvent, Leg
+from speechsvc.types import AudioFormat, CallConfig, Leg
 from tests.support.calls import Echo, EchoStage, collect, run_call, speech
 from tests.support.fakes import EnergyVad, fake_engine, fast_settings, pcm16, silence, tone
 
@@ -245,22 +245,10 @@ async def test_a_close_stuck_on_asr_still_ends_the_call_within_its_deadline(capl
         await engine.stop()
 
 
-async def run_paced(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float = 0.1) -> list[CallEvent]:  # type: ignore[no-untyped-def]
-    """As run_call, at real time (partials are due by media time, decoded in wall time)."""
-    step = int(16000 * frame_s) * cfg.audio.channels
-    async with open_call(engine, cfg, "test") as session:
-        reader = asyncio.ensure_future(collect(session.events()))
-        data = pcm16(audio)
-        for i in range(0, len(data), step * 2):
-            session.feed_bytes(data[i : i + step * 2])
-            await asyncio.sleep(frame_s)
-        await session.close("stop")
-        return await reader
-
-
 async def test_partials_while_speaking_only_and_their_committed_text_never_changes() -> None:
     engine = await started(fake_engine(fast_settings(partial_interval_ms=500, first_partial_ms=400)))
-    events = await run_paced(engine, config(partials=True), np.concatenate([tone(400, 3.0), silence(1.0)]))
+    audio = np.concatenate([tone(400, 3.0), silence(1.0)])
+    events = await run_call(engine, config(partials=True), audio, realtime=True)
     kinds = [e.event.type for e in events if e.event.type.startswith("transcript")]
     assert kinds.count("transcript.final") == 1 and kinds.index("transcript.final") == len(kinds) - 1
     partials = [e.event for e in events if e.event.type == "transcript.partial"]
@@ -281,7 +269,7 @@ async def test_partials_that_cannot_arrive_in_time_are_not_decoded_and_finals_st
     engine.recognizer.transcribe = slow_transcribe
     cfg = config(channels=2, partials=True)
     audio = np.stack([np.concatenate([tone(h, 3.0), silence(1.0)]) for h in (400, 600)], 1)
-    events = await run_paced(engine, cfg, audio)
+    events = await run_call(engine, cfg, audio, realtime=True)
     finals = [e.event for e in events if e.event.type == "transcript.final"]
     partials = [e.event for e in events if e.event.type == "transcript.partial"]
     assert {f.leg for f in finals} == {"customer", "agent"}

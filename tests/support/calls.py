@@ -18,14 +18,17 @@ from speechsvc.types import CallConfig, CallEvent, Event, Leg
 from tests.support.fakes import pcm16, silence, tone
 
 
-async def run_call(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float = 0.1) -> list[CallEvent]:  # type: ignore[no-untyped-def]
+async def run_call(engine, cfg: CallConfig, audio: np.ndarray, frame_s: float = 0.1,  # type: ignore[no-untyped-def]
+                   realtime: bool = False) -> list[CallEvent]:
+    """Stream ``audio`` as one call and return its events: as fast as the session takes it, or at real time
+    (``realtime``: partials are due by media time and decoded in wall time)."""
     step = int(16000 * frame_s) * cfg.audio.channels
     async with open_call(engine, cfg, "test") as session:
         reader = asyncio.ensure_future(collect(session.events()))
         data = pcm16(audio)
         for i in range(0, len(data), step * 2):
             session.feed_bytes(data[i : i + step * 2])
-            await asyncio.sleep(0)
+            await asyncio.sleep(frame_s if realtime else 0)
         await session.close("stop")
         return await reader
 
