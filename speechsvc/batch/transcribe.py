@@ -74,8 +74,8 @@ def recorded_vad(options: VadOptions) -> VadOptions:
     """The endpointing options for recorded audio: the live ones, with utterances cut by force only past
     ``RECORDED_MAX_SEGMENT_S``, padded by at least ``RECORDED_SPEECH_PAD_MS``, and Silero on every window.
 
-    A WebRTC gate (``VAD_WEBRTC_MODE``: Silero runs only where WebRTC hears a voice while a leg is quiet; off by
-    default for live calls too) saves CPU per call,
+    A WebRTC gate (``VAD_WEBRTC_MODE``: Silero runs only where WebRTC hears a voice while a leg is quiet; on live
+    wide-band legs only, ``vad.live_options``) saves CPU per call,
     but on telephone audio WebRTC misses speech: on clipped G.726 and noisy AMR-NB copies it dropped whole
     utterances (``你好世界`` entirely, 5 s of a 10 s sentence) that Silero alone finds (issue 27, measured with
     ``benchmarks/accuracy.py --variants ours,gate``). A recording is decoded once, so it gets Silero throughout."""
