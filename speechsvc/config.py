@@ -338,10 +338,11 @@ class Settings(BaseSettings):
     asr_model_dir: Path | None = None
     device: Literal["cpu", "cuda", "auto"] = "auto"
     compute_type: str = "default"
-    cpu_threads: int = Field(2, ge=0, le=256)
-    # ASR batches decoded side by side, each with cpu_threads threads (2 lanes x 1 thread on 2 cores: more items/s,
-    # each a little slower).
-    asr_inter_threads: int = Field(1, ge=1, le=16)
+    cpu_threads: int = Field(1, ge=0, le=256)
+    # ASR batches decoded side by side, each with cpu_threads threads. 2 lanes x 1 thread on 2 cores: final p95 at
+    # 4 / 8 / 16 calls 0.57 / 1.08 / 13.9 s against 0.74 / 1.33 / 39.1 s for 1 lane x 2 threads (quiet machine,
+    # partials on; docs/results.md).
+    asr_inter_threads: int = Field(2, ge=1, le=16)
     asr_min_window_s: float = Field(10.0, ge=1.0, le=30.0)
     asr_partial_min_window_s: float = Field(5.0, ge=1.0, le=30.0)
     asr_beam_size: int = Field(1, ge=1, le=10)

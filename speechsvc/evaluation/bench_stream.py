@@ -454,7 +454,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="call k streams the recording from k x ROTATE seconds in (wrapping), so utterance ends "
                         "do not line up across calls")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="ASR threads per lane (the server's ASR_INTER_THREADS "
+                   "lanes, 2 by default, run side by side)")
     p.add_argument("--compute-type", default=None)
     p.add_argument("--max-calls", type=int, default=256)
     p.add_argument("--port", type=int, default=18300)
