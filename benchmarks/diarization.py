@@ -58,7 +58,7 @@ from speechsvc.analysis.intent import TextModel, embedder  # noqa: E402
 from speechsvc.analysis.qa.engine import QaEngine  # noqa: E402
 from speechsvc.analysis.qa.rules import QaRules  # noqa: E402
 from speechsvc.analysis.record import CallEnd, Utterance  # noqa: E402
-from speechsvc.analysis.roles import MIN_MARGIN, SpeakerText, assign_roles  # noqa: E402
+from speechsvc.analysis.roles import MIN_MARGIN, Roles, SpeakerText, assign_roles, two_sides  # noqa: E402
 from speechsvc.batch.transcribe import segment_audio  # noqa: E402
 from speechsvc.config import Settings  # noqa: E402
 from speechsvc.evaluation.machine import describe  # noqa: E402
@@ -170,9 +170,15 @@ class BuiltCall:
     call: dict[str, Any]
 
 
-def build_calls(calls: list[dict[str, Any]], pools: dict[str, dict[str, Float32Array]]) -> list[BuiltCall]:
+def build_calls(calls: list[dict[str, Any]], pools: dict[str, dict[str, Float32Array]], tune_rounds: int = 1,
+                one_voice: bool = False) -> list[BuiltCall]:
+    """The two-party calls of each split. ``tune_rounds`` > 1 adds rounds of the tune scripts with more tune
+    speaker pairs (``bank-01~2``: round 2); ``one_voice`` adds each speaker alone in both roles of a script
+    (split ``one_voice/<split>``). The extras draw from their own generator, so the base calls stay the same."""
     out = []
     rng = np.random.default_rng(29)
+    more = np.random.default_rng(30)
+    extra: list[tuple[dict[str, Any], str, str, str, str]] = []
     for split in ("tune", "holdout"):
         chosen = [c for c in calls if (c["domain"] == "bank") == (split == "tune")]
         speakers = sorted(pools[split])
@@ -180,27 +186,41 @@ def build_calls(calls: list[dict[str, Any]], pools: dict[str, dict[str, Float32A
         order = rng.permutation(len(pairs))
         for n, call in enumerate(chosen):
             agent, customer = pairs[int(order[n % len(pairs)])]
-            duration = call["end"]["duration_ms"]
-            stereo = np.zeros((2, duration * SR // 1000 + SR), np.float32)
-            reference = np.zeros(stereo.shape[1] // FRAME, np.int8)
-            masks = {spk: _voiced(pools[split][spk]) for spk in (agent, customer)}
-            cursor = {agent: int(rng.integers(0, pools[split][agent].size)),
-                      customer: int(rng.integers(0, pools[split][customer].size))}
-            gain = {agent: 1.0, customer: float(10 ** (-rng.uniform(0, 6) / 20))}
-            for u in call["utterances"]:
-                spk = agent if u["leg"] == "agent" else customer
-                stream = pools[split][spk]
-                a, b = u["start_ms"] * SR // 1000, u["end_ms"] * SR // 1000
-                cursor_before = cursor[spk]
-                take = np.take(stream, np.arange(cursor[spk], cursor[spk] + b - a), mode="wrap")
-                cursor[spk] = (cursor[spk] + b - a) % stream.size
-                stereo[0 if spk == customer else 1, a:b] += take * gain[spk]
-                frames = np.arange(cursor_before // FRAME, cursor_before // FRAME + (b - a) // FRAME) % masks[spk].size
-                voiced = np.flatnonzero(masks[spk][frames]) + a // FRAME
-                reference[voiced[voiced < reference.size]] |= 1 if spk == agent else 2
-            mono = np.clip(stereo.sum(axis=0), -1, 1).astype(np.float32)
-            out.append(BuiltCall(call["id"], split, agent, customer, mono, reference, call))
+            out.append(_build_one(call, split, agent, customer, pools[split], rng, ""))
+        if split == "tune":
+            extra += [(call, split, *pairs[int(order[(r * len(chosen) + n) % len(pairs)])], f"~{r + 1}")
+                      for r in range(1, tune_rounds) for n, call in enumerate(chosen)]
+        if one_voice:
+            extra += [(chosen[n % len(chosen)], f"one_voice/{split}", spk, spk, f"~{spk}")
+                      for n, spk in enumerate(speakers)]
+    for call, split, agent, customer, suffix in extra:
+        out.append(_build_one(call, split, agent, customer, pools[split.split("/")[-1]], more, suffix))
     return out
+
+
+def _build_one(call: dict[str, Any], split: str, agent: str, customer: str, pool: dict[str, Float32Array],
+               rng: np.random.Generator, suffix: str) -> BuiltCall:
+    """One call of ``call``'s turns, agent and customer filled from their streams (see the module docstring)."""
+    duration = call["end"]["duration_ms"]
+    stereo = np.zeros((2, duration * SR // 1000 + SR), np.float32)
+    reference = np.zeros(stereo.shape[1] // FRAME, np.int8)
+    masks = {spk: _voiced(pool[spk]) for spk in (agent, customer)}
+    cursor = {agent: int(rng.integers(0, pool[agent].size)),
+              customer: int(rng.integers(0, pool[customer].size))}
+    gain = {agent: 1.0, customer: float(10 ** (-rng.uniform(0, 6) / 20))}
+    for u in call["utterances"]:
+        spk = agent if u["leg"] == "agent" else customer
+        stream = pool[spk]
+        a, b = u["start_ms"] * SR // 1000, u["end_ms"] * SR // 1000
+        cursor_before = cursor[spk]
+        take = np.take(stream, np.arange(cursor[spk], cursor[spk] + b - a), mode="wrap")
+        cursor[spk] = (cursor[spk] + b - a) % stream.size
+        stereo[0 if spk == customer else 1, a:b] += take * gain[spk]
+        frames = np.arange(cursor_before // FRAME, cursor_before // FRAME + (b - a) // FRAME) % masks[spk].size
+        voiced = np.flatnonzero(masks[spk][frames]) + a // FRAME
+        reference[voiced[voiced < reference.size]] |= 1 if spk == agent else 2
+    mono = np.clip(stereo.sum(axis=0), -1, 1).astype(np.float32)
+    return BuiltCall(call["id"] + suffix, split, agent, customer, mono, reference, call)
 
 
 def hypothesis(parts: list[tuple[SpeechSegment, int]], frames: int) -> np.ndarray:
@@ -254,18 +274,24 @@ def short_turns(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int]) -> d
             "single_frames": int(np.sum((built.reference == 1) | (built.reference == 2)))}
 
 
-def roles_and_qa(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int], parsed: list[Any],
-                 qa: QaEngine, min_margin: float) -> dict[str, Any]:
+def script_roles(built: BuiltCall, hyp: np.ndarray, min_margin: float) -> tuple[list[int], Roles]:
+    """Each scripted utterance's speaker (the one found over most of its span; -1: none) and the roles their
+    texts give."""
     texts, owner = [], []
-    for u, raw in zip(parsed, built.call["utterances"], strict=True):
-        span = hyp[u.start_ms // 10 : u.end_ms // 10]
+    for raw in built.call["utterances"]:
+        span = hyp[raw["start_ms"] // 10 : raw["end_ms"] // 10]
         span = span[span >= 0]
         spk = int(np.bincount(span).argmax()) if span.size else -1
         owner.append(spk)
         if spk >= 0:
-            texts.append(SpeakerText(spk, u.start_ms, raw["text"]))
+            texts.append(SpeakerText(spk, raw["start_ms"], raw["text"]))
     n = max([s for s in owner if s >= 0], default=-1) + 1
-    roles = assign_roles(texts, n, min_margin=min_margin)
+    return owner, assign_roles(texts, n, min_margin=min_margin)
+
+
+def roles_and_qa(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int], parsed: list[Any],
+                 qa: QaEngine, min_margin: float) -> dict[str, Any]:
+    owner, roles = script_roles(built, hyp, min_margin)
     agent_speaker = next((s for s, ref in mapping.items() if ref == 1), None)
     right = roles.known and agent_speaker is not None and roles.roles[agent_speaker] == "agent"
     stereo = qa.score_call(parsed, built.call["call_end"], ("customer", "agent"))
@@ -304,7 +330,7 @@ class CachedEncoder:
 
 def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settings, encoder: Any,
         options: DiarizeOptions, parsed: dict[str, list[Any]], qa: QaEngine, min_margin: float,
-        cache: dict[str, list[SpeechSegment]]) -> list[dict[str, Any]]:
+        cache: dict[str, list[SpeechSegment]], two_sides_rule: bool = True) -> list[dict[str, Any]]:
     rows = []
     for b in built:
         key = f"{b.id}/{channel}"
@@ -313,12 +339,19 @@ def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settin
         t0 = time.perf_counter()
         result = diarize(cache[key], encoder, options)
         elapsed = time.perf_counter() - t0
-        parts = [(p.segment, p.speaker) for p in result.segments]
-        hyp = hypothesis(parts, b.reference.size)
+        hyp = hypothesis([(p.segment, p.speaker) for p in result.segments], b.reference.size)
+        kept_apart = False
+        if result.unmerged is not None and two_sides_rule:
+            # As label_roles does: voices merged for sounding alike stay apart when the text shows both roles.
+            alt = hypothesis([(p.segment, spk) for p, spk in zip(result.segments, result.unmerged, strict=True)],
+                             b.reference.size)
+            if two_sides(script_roles(b, alt, min_margin)[1]):
+                hyp, kept_apart = alt, True
         s = score(b.reference, hyp)
         row = {"call": b.id, "split": b.split, "channel": channel, "agent": b.agent, "customer": b.customer,
-               "duration_s": round(b.mono.size / SR, 2), "diarize_s": round(elapsed, 3), **s}
-        row.update(roles_and_qa(b, hyp, s["mapping"], parsed[b.id], qa, min_margin))
+               "duration_s": round(b.mono.size / SR, 2), "diarize_s": round(elapsed, 3), **s,
+               "merged": result.unmerged is not None, "kept_apart": kept_apart}
+        row.update(roles_and_qa(b, hyp, s["mapping"], parsed[b.call["id"]], qa, min_margin))
         row.update(short_turns(b, hyp, s["mapping"]))
         row["mapping"] = {str(k): v for k, v in s["mapping"].items()}
         rows.append(row)

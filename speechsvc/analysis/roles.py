@@ -142,6 +142,17 @@ def _leaves(node: Any, role: str) -> Iterable[tuple[str, str, list[str]]]:
             yield from _leaves(child, role)
 
 
+def two_sides(roles: Roles) -> bool:
+    """Whether the text shows an agent side *and* a customer side: roles known, the agent's speaker scored
+    agent-like and another speaker caller-like (below zero). Used to keep apart two voices that sound alike
+    (:func:`speechsvc.batch.speakers.label_roles`)."""
+    if not roles.known:
+        return False
+    agent = [s for s, r in zip(roles.scores, roles.roles, strict=True) if r == "agent"]
+    customer = [s for s, r in zip(roles.scores, roles.roles, strict=True) if r == "customer"]
+    return bool(agent) and agent[0] > 0 and bool(customer) and min(customer) < 0
+
+
 def assign_roles(utterances: Sequence[SpeakerText], speakers: int, cues: RoleCues | None = None,
                  min_margin: float = MIN_MARGIN) -> Roles:
     """Roles of ``speakers`` diarized speakers from their utterances (see the module docstring)."""

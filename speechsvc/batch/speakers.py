@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from speechsvc.analysis.roles import QA_PACK, Roles, SpeakerText, assign_roles, cues_for
+from speechsvc.analysis.roles import QA_PACK, Roles, SpeakerText, assign_roles, cues_for, two_sides
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.diarize import DiarizeOptions, diarize
 from speechsvc.speech.speaker import SpeakerEncoder
@@ -34,11 +34,14 @@ class SpeakerSplit:
 
 @dataclass(frozen=True)
 class Split:
-    """Segments cut at speaker changes (still on the mixed leg) and each one's speaker."""
+    """Segments cut at speaker changes (still on the mixed leg) and each one's speaker; where voices that sound
+    alike were merged, each segment's speaker before the merge (``unmerged``, ``unmerged_count``)."""
 
     segments: list[SpeechSegment]
     speakers: list[int]
     count: int
+    unmerged: list[int] | None = None
+    unmerged_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class Labelled:
 def split_segments(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
     """The segments cut at speaker changes, each with its speaker (on the caller's thread)."""
     found = diarize(segments, split.encoder, split.options)
-    return Split([p.segment for p in found.segments], [p.speaker for p in found.segments], found.speakers)
+    return Split([p.segment for p in found.segments], [p.speaker for p in found.segments], found.speakers,
+                 list(found.unmerged) if found.unmerged is not None else None, found.unmerged_count)
 
 
 async def split_by_speaker(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
@@ -69,18 +73,29 @@ async def split_by_speaker(segments: Sequence[SpeechSegment], split: SpeakerSpli
 
 
 def label_roles(split: Split, texts: Sequence[str], qa_pack: Path | None = QA_PACK) -> Labelled:
-    """Roles from each speaker's text (``texts``: per segment of ``split``, empty where nothing was heard)."""
-    roles = assign_roles([SpeakerText(spk, seg.start_ms, text)
-                          for seg, spk, text in zip(split.segments, split.speakers, texts, strict=True) if text],
-                         split.count, cues_for(qa_pack))
+    """Roles from each speaker's text (``texts``: per segment of ``split``, empty where nothing was heard).
+    Voices merged for sounding alike are kept apart when, split, their text shows an agent side and a customer
+    side (:func:`speechsvc.analysis.roles.two_sides`)."""
+    cues = cues_for(qa_pack)
+
+    def roles_of(speakers: Sequence[int], count: int) -> Roles:
+        return assign_roles([SpeakerText(spk, seg.start_ms, text)
+                             for seg, spk, text in zip(split.segments, speakers, texts, strict=True) if text],
+                            count, cues)
+
+    speakers, roles = split.speakers, roles_of(split.speakers, split.count)
+    if split.unmerged is not None and split.unmerged_count > split.count:
+        apart = roles_of(split.unmerged, split.unmerged_count)
+        if two_sides(apart):
+            speakers, roles = split.unmerged, apart
     counters: dict[str, int] = {}
     out = []
-    for seg, spk in zip(split.segments, split.speakers, strict=True):
+    for seg, spk in zip(split.segments, speakers, strict=True):
         leg = roles.leg(spk)
         out.append(replace(seg, leg=leg, index=counters.get(leg, 0)))
         counters[leg] = counters.get(leg, 0) + 1
     legs: tuple[Leg, ...] = ("customer", "agent") if roles.known else ("mixed",)
-    return Labelled(out, [f"speaker_{spk}" for spk in split.speakers], legs, roles)
+    return Labelled(out, [f"speaker_{spk}" for spk in speakers], legs, roles)
 
 
 def for_engine(engine: Engine, speakers: int | None = None) -> SpeakerSplit | None:

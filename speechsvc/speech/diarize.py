@@ -48,12 +48,18 @@ class DiarizeOptions:
     min_turn_s: float = 1.5
     # A voice heard in fewer windows than this is not a speaker of its own (a cough, a short clip of one voice).
     min_speaker_windows: int = 3
+    # Short windows (0: none) scored against the clusters' centroids as well, so a short turn inside a segment
+    # (no pause before it) has windows of its own; they are not clustered.
+    fine_window_s: float = 0.0
+    fine_hop_s: float = 0.25
 
     def __post_init__(self) -> None:
         if not 1 <= self.speakers <= 8:
             raise ValueError(f"speakers must be 1..8, got {self.speakers}")
         if not 0 < self.hop_s <= self.window_s:
             raise ValueError("hop_s must be in (0, window_s]")
+        if self.fine_window_s < 0 or (self.fine_window_s and not 0 < self.fine_hop_s <= self.fine_window_s):
+            raise ValueError("fine_window_s must be 0 (off) or above 0 with fine_hop_s in (0, fine_window_s]")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,11 @@ class Diarization:
     segments: tuple[SpeakerSegment, ...]
     # Speakers found (may be fewer than asked when the voices are the same).
     speakers: int
+    # When voices were merged (``same_speaker``, ``min_speaker_windows``): each part's speaker before the merge
+    # (numbered by first appearance), so that text evidence of two roles can keep them apart
+    # (:func:`speechsvc.batch.speakers.label_roles`); the parts are cut where either split changes speaker.
+    unmerged: tuple[int, ...] | None = None
+    unmerged_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,10 @@ class _Window:
     end: int
 
 
-def _windows(segments: Sequence[SpeechSegment], options: DiarizeOptions) -> list[_Window]:
+def _windows(segments: Sequence[SpeechSegment], options: DiarizeOptions, fine: bool = False) -> list[_Window]:
     size, hop = int(options.window_s * SAMPLE_RATE), int(options.hop_s * SAMPLE_RATE)
+    if fine:
+        size, hop = int(options.fine_window_s * SAMPLE_RATE), int(options.fine_hop_s * SAMPLE_RATE)
     out = []
     for k, seg in enumerate(segments):
         n = seg.audio.size
@@ -138,12 +151,20 @@ def _centroids(embeddings: Float32Array, labels: np.ndarray, k: int) -> Float32A
 def cluster(embeddings: Float32Array, options: DiarizeOptions) -> Float32Array:
     """Speaker centroids (unit vectors) of window embeddings: spectral clustering, then spherical k-means;
     centroids closer than ``same_speaker`` are merged."""
+    return cluster_split(embeddings, options)[1]
+
+
+def cluster_split(embeddings: Float32Array, options: DiarizeOptions) -> tuple[Float32Array, Float32Array]:
+    """The centroids of :func:`cluster` before (every non-empty cluster) and after the merges of voices that are
+    the same (too close, or heard in fewer than ``min_speaker_windows`` windows)."""
     k = options.speakers
     n = embeddings.shape[0]
     if n == 0:
-        return np.zeros((0, embeddings.shape[1]), np.float32)
+        empty = np.zeros((0, embeddings.shape[1]), np.float32)
+        return empty, empty
     if k == 1 or n < 2:
-        return _centroids(embeddings, np.zeros(n, int), 1)
+        one = _centroids(embeddings, np.zeros(n, int), 1)
+        return one, one
     # Long recordings: cluster an even subsample, assign the rest to its centroids.
     sample = embeddings[np.linspace(0, n - 1, min(n, MAX_CLUSTERED)).astype(int)]
     centroids = _centroids(sample, spectral_labels(sample, k, options.prune), k)
@@ -154,9 +175,10 @@ def cluster(embeddings: Float32Array, options: DiarizeOptions) -> Float32Array:
             break
         centroids = new
     counts = np.bincount(labels, minlength=k)
+    full = centroids[counts > 0]
     kept = [j for j in range(k) if counts[j] >= options.min_speaker_windows] or [int(np.argmax(counts))]
     centroids = _centroids(embeddings, np.argmax(embeddings @ centroids[kept].T, axis=1), len(kept))
-    return _merge_close(centroids, embeddings, options.same_speaker)
+    return full, _merge_close(centroids, embeddings, options.same_speaker)
 
 
 def _merge_close(centroids: Float32Array, embeddings: Float32Array, same: float) -> Float32Array:
@@ -202,8 +224,16 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
     if not windows:
         return Diarization((), 0)
     embeddings = encoder.embed([ordered[w.segment].audio[w.start : w.end] for w in windows])
-    centroids = cluster(embeddings, options)
+    full, merged = cluster_split(embeddings, options)
+    was_merged = full.shape[0] > merged.shape[0]
+    # Parts follow the split before the merge; each takes the merged voice its cluster joined.
+    centroids = full if was_merged else merged
+    to_merged = np.argmax(full @ merged.T, axis=1) if was_merged else np.arange(merged.shape[0])
     scores = embeddings @ centroids.T  # (windows, speakers)
+    if options.fine_window_s > 0:
+        fine = _windows(ordered, options, fine=True)
+        fine_embeddings = encoder.embed([ordered[w.segment].audio[w.start : w.end] for w in fine])
+        windows, scores = windows + fine, np.vstack([scores, fine_embeddings @ centroids.T])
     parts: list[tuple[SpeechSegment, int]] = []
     step = STEP_MS * SAMPLE_RATE // 1000
     min_run = max(1, int(options.min_turn_s * 1000 / STEP_MS))
@@ -231,9 +261,22 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
                                audio=seg.audio[a:b])
                 parts.append((part, labels[start]))
                 start = t
-    first_seen: dict[int, int] = {}
-    for _, lab in parts:
-        first_seen.setdefault(lab, len(first_seen))
-    out = tuple(SpeakerSegment(replace(seg, index=i), first_seen[lab]) for i, (seg, lab) in enumerate(parts))
-    log.debug("diarized %d segments into %d parts, %d speakers", len(ordered), len(out), len(first_seen))
-    return Diarization(out, len(first_seen))
+    merged_labels = [int(to_merged[lab]) for _, lab in parts]
+    first_seen = _first_seen(merged_labels)
+    out = tuple(SpeakerSegment(replace(seg, index=i), first_seen[lab])
+                for i, ((seg, _), lab) in enumerate(zip(parts, merged_labels, strict=True)))
+    unmerged, unmerged_count = None, 0
+    before = _first_seen([lab for _, lab in parts])
+    if len(before) > len(first_seen):
+        unmerged, unmerged_count = tuple(before[lab] for _, lab in parts), len(before)
+    log.debug("diarized %d segments into %d parts, %d speakers (%d before merging)", len(ordered), len(out),
+              len(first_seen), unmerged_count or len(first_seen))
+    return Diarization(out, len(first_seen), unmerged, unmerged_count)
+
+
+def _first_seen(labels: Sequence[int]) -> dict[int, int]:
+    """Cluster number → speaker number in order of first appearance."""
+    seen: dict[int, int] = {}
+    for lab in labels:
+        seen.setdefault(lab, len(seen))
+    return seen

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speechsvc.analysis.roles import SpeakerText, assign_roles, cues_for
+from speechsvc.analysis.roles import SpeakerText, assign_roles, cues_for, two_sides
 from speechsvc.batch.speakers import Split, label_roles
 from speechsvc.speech.diarize import DiarizeOptions, cluster, diarize, kmeans, spectral_labels
 from speechsvc.types import Float32Array, SpeechSegment
@@ -49,6 +49,8 @@ def test_options_are_checked() -> None:
         DiarizeOptions(speakers=0)
     with pytest.raises(ValueError):
         DiarizeOptions(hop_s=2.0, window_s=1.5)
+    with pytest.raises(ValueError):
+        DiarizeOptions(fine_window_s=0.5, fine_hop_s=0.75)
 
 
 class PitchEncoder:
@@ -156,3 +158,31 @@ def test_a_voice_heard_in_too_few_windows_is_not_a_speaker() -> None:
     x = _unit(np.vstack([a + 0.05 * rng.normal(size=(40, 64)), b + 0.05 * rng.normal(size=(2, 64))]))
     assert cluster(x, DiarizeOptions(speakers=2, min_speaker_windows=3)).shape[0] == 1
     assert cluster(x, DiarizeOptions(speakers=2, min_speaker_windows=2)).shape[0] == 2
+
+
+def test_voices_merged_for_sounding_alike_keep_their_split() -> None:
+    # Two "voices" whose centroids are closer than same_speaker: one speaker, but the parts are still cut where
+    # the split before the merge changes speaker, and that split is kept for the roles to decide.
+    segments = [_segment(0, 0.0, _tone(200, 3.0)), _segment(1, 4.0, np.concatenate([_tone(500, 3.0),
+                                                                                   _tone(200, 3.0)]))]
+    result = diarize(segments, PitchEncoder(), DiarizeOptions(speakers=2, same_speaker=0.1))  # type: ignore[arg-type]
+    assert result.speakers == 1 and {p.speaker for p in result.segments} == {0}
+    assert result.unmerged == (0, 1, 0) and result.unmerged_count == 2
+    assert abs(result.segments[1].segment.end_ms - 7000) <= 300
+    kept = diarize(segments, PitchEncoder(), DiarizeOptions(speakers=2))  # type: ignore[arg-type]
+    assert kept.speakers == 2 and kept.unmerged is None
+
+
+def test_roles_keep_merged_voices_apart_only_when_the_text_shows_both_sides() -> None:
+    segs = [_segment(i, float(i * 3), _tone(200, 1.0)) for i in range(4)]
+    split = Split(segs, [0, 0, 0, 0], 1, unmerged=[0, 1, 0, 1], unmerged_count=2)
+    both = ["您好，工号八零六三，请问有什么可以帮您", "我想查一下我的账单，你们怎么回事", "好的，请您稍等，我这边帮您查询",
+            "为什么又扣我的钱"]
+    labelled = label_roles(split, both)
+    assert labelled.legs == ("customer", "agent") and labelled.speakers == ["speaker_0", "speaker_1"] * 2
+    assert [s.leg for s in labelled.segments] == ["agent", "customer", "agent", "customer"]
+    one_side = ["您好，工号八零六三，请问有什么可以帮您", "请您稍等", "好的，我这边帮您查询", "感谢您的来电"]
+    alone = label_roles(split, one_side)
+    assert alone.legs == ("mixed",) and set(alone.speakers) == {"speaker_0"}
+    roles = assign_roles([SpeakerText(0, 0, both[0]), SpeakerText(1, 1, both[1])], 2)
+    assert two_sides(roles) and not two_sides(assign_roles([SpeakerText(0, 0, "今天天气不错")], 2))
