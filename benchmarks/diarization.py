@@ -74,6 +74,7 @@ from speechsvc.types import Float32Array, SpeechSegment  # noqa: E402
 SR = 16000
 FRAME = 160  # 10 ms
 CHANNELS = ("16k", "8k_mulaw", "8k_brickwall")
+SPLITS = ("tune", "holdout", "one_voice/tune", "one_voice/holdout")
 G711U = next(c for c in CHAINS if c.name == "g711u")
 
 
@@ -381,6 +382,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def one_voice_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One speaker in both roles: how often the recording stays one speaker, by the voices alone
+    (``kept_one_by_voice``) and after the two-sides rule (``kept_one``), and the share of its speech on its main
+    speaker."""
+    return {"calls": len(rows),
+            "kept_one_by_voice": round(sum(r["merged"] or r["speakers_found"] <= 1 for r in rows) / max(1, len(rows)),
+                                       4),
+            "kept_one": round(sum(r["speakers_found"] <= 1 for r in rows) / max(1, len(rows)), 4),
+            "on_main_speaker": round(float(np.mean([r["on_right_speaker"] for r in rows])) if rows else 0.0, 4)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval")
@@ -391,6 +403,10 @@ def main() -> int:
     parser.add_argument("--same-speaker", type=float, help="the same-speaker threshold of the final run")
     parser.add_argument("--compare-same", default="0.85,0.9,0.95",
                         help="same-speaker thresholds compared on tune (comma-separated; empty: none)")
+    parser.add_argument("--compare-fine", default="0:1.5,0.75:1.5,0.75:1.0,0.75:0.5",
+                        help="fine_window_s:min_turn_s pairs compared on tune (comma-separated; empty: none)")
+    parser.add_argument("--tune-rounds", type=int, default=4,
+                        help="rounds of the tune scripts, each with other tune speaker pairs (15 calls a round)")
     args = parser.parse_args()
     if not args.eval.is_dir():
         print(f"no evaluation data at {args.eval}", file=sys.stderr)
@@ -402,9 +418,11 @@ def main() -> int:
     parsed = {c["id"]: c["parsed"] for c in calls}
     qa = QaEngine(QaRules.load(), embedder().encode)
     pools = speaker_pools(args.eval)
-    built = build_calls(calls, pools)
+    built = build_calls(calls, pools, args.tune_rounds, one_voice=True)
     if args.limit:
-        built = [b for split in ("tune", "holdout") for b in [x for x in built if x.split == split][: args.limit]]
+        built = [b for split in SPLITS for b in [x for x in built if x.split == split][: args.limit]]
+    tune = [b for b in built if b.split == "tune"]
+    one_tune = [b for b in built if b.split == "one_voice/tune"]
     cache: dict[str, list[SpeechSegment]] = {}
     results: dict[str, Any] = {"machine": describe(), "threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
                                "speakers": {k: sorted(v) for k, v in pools.items()}}
@@ -412,7 +430,6 @@ def main() -> int:
     margin = MIN_MARGIN
     if args.grid:
         grid = []
-        tune = [b for b in built if b.split == "tune"]
         cached = CachedEncoder(encoder)
         for min_turn, prune, same in itertools.product((1.0, 1.5), (0.15, 0.25), (0.85, 0.9, 0.95, 1.01)):
             options = replace(defaults, min_turn_s=min_turn, prune=prune, same_speaker=same)
@@ -438,34 +455,62 @@ def main() -> int:
         results["role_margin_tune"] = margins
     if args.compare_same:
         compared = []
-        tune = [b for b in built if b.split == "tune"]
         cached_encoder = CachedEncoder(encoder)
         for same in (float(v) for v in args.compare_same.split(",")):
             options = replace(defaults, same_speaker=same)
-            rows = [r for channel in CHANNELS
-                    for r in run(tune, channel, vad, settings, cached_encoder, options, parsed, qa, margin, cache)]
-            compared.append({"same_speaker": same, **summarize(rows),
-                             **{f"{ch}/{k}": summarize([r for r in rows if r["channel"] == ch])[k]
-                                for ch in CHANNELS for k in ("on_right_speaker", "roles_right", "qa_agreement")}})
-            print(json.dumps(compared[-1]), flush=True)
+            for rule in (False, True):
+                rows = [r for channel in CHANNELS for r in run(tune, channel, vad, settings, cached_encoder, options,
+                                                               parsed, qa, margin, cache, rule)]
+                alone = [r for channel in CHANNELS for r in run(one_tune, channel, vad, settings, cached_encoder,
+                                                                options, parsed, qa, margin, cache, rule)]
+                compared.append({"same_speaker": same, "two_sides_rule": rule, **summarize(rows),
+                                 **{f"{ch}/{k}": summarize([r for r in rows if r["channel"] == ch])[k]
+                                    for ch in CHANNELS for k in ("on_right_speaker", "roles_right", "qa_agreement")},
+                                 "one_voice_kept_one": one_voice_summary(alone)["kept_one"]})
+                print(json.dumps(compared[-1]), flush=True)
         results["same_speaker_tune"] = compared
-        best = max(compared, key=lambda g: (g["on_right_speaker"] + g["roles_right"] + g["qa_agreement"]
-                                            - g["roles_wrong"], g["same_speaker"] == defaults.same_speaker))
+        best = max((g for g in compared if g["two_sides_rule"]),
+                   key=lambda g: (g["on_right_speaker"] + g["roles_right"] + g["qa_agreement"] - g["roles_wrong"],
+                                  g["same_speaker"] == defaults.same_speaker))
         results["same_speaker_tune_best"] = best["same_speaker"]
         if best["same_speaker"] != defaults.same_speaker:
             print(f"tune prefers same_speaker={best['same_speaker']} over the default {defaults.same_speaker}",
                   file=sys.stderr)
+    if args.compare_fine:
+        fine_rows = []
+        cached_encoder = CachedEncoder(encoder)
+        for pair in args.compare_fine.split(","):
+            fine, turn = (float(v) for v in pair.split(":"))
+            options = replace(defaults, fine_window_s=fine, min_turn_s=turn)
+            rows = [r for channel in CHANNELS
+                    for r in run(tune, channel, vad, settings, cached_encoder, options, parsed, qa, margin, cache)]
+            fine_rows.append({"fine_window_s": fine, "min_turn_s": turn, **summarize(rows),
+                              **{f"{ch}/{k}": summarize([r for r in rows if r["channel"] == ch])[k]
+                                 for ch in CHANNELS for k in ("on_right_speaker", "short_turns_on_right_speaker",
+                                                              "roles_right")}})
+            print(json.dumps(fine_rows[-1]), flush=True)
+        results["fine_windows_tune"] = fine_rows
     if args.same_speaker is not None:
         defaults = replace(defaults, same_speaker=args.same_speaker)
     rows = []
     for channel in CHANNELS:
         rows += run(built, channel, vad, settings, encoder, defaults, parsed, qa, margin, cache)
     results["options"] = {k: getattr(defaults, k) for k in ("speakers", "window_s", "hop_s", "prune",
-                                                            "same_speaker", "min_turn_s")}
+                                                            "same_speaker", "min_turn_s", "fine_window_s",
+                                                            "fine_hop_s")}
     results["min_margin"] = margin
     results["summary"] = {f"{split}/{channel}": summarize([r for r in rows if r["split"] == split
                                                            and r["channel"] == channel])
                           for split in ("tune", "holdout") for channel in CHANNELS}
+    results["one_voice"] = {f"{split}/{channel}": one_voice_summary([r for r in rows if r["split"] == split
+                                                                     and r["channel"] == channel])
+                            for split in ("one_voice/tune", "one_voice/holdout") for channel in CHANNELS}
+    if args.out.exists():
+        previous = json.loads(args.out.read_text(encoding="utf-8"))
+        results["holdout_previous"] = previous.get("holdout_previous") or {
+            "note": "the holdout rows before the two-sides rule and fine windows (issue 29, third pass)",
+            "options": previous.get("options"),
+            **{k: v for k, v in previous.get("summary", {}).items() if k.startswith("holdout/")}}
     results["calls"] = rows
     for r in rows:
         print(r["call"], r["channel"], r["agent"], r["customer"], round(r["on_right_speaker"], 3),

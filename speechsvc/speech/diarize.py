@@ -6,8 +6,11 @@ clustered into ``speakers`` groups by spectral clustering of their cosine affini
 ``prune`` share, as in Wang et al., "Speaker diarization with LSTM", 2018), refined by spherical k-means; two
 centroids closer than ``same_speaker`` are one voice (a recording with one speaker stays one speaker). Every
 ``STEP_MS`` of a segment then takes the speaker whose centroid is closest on average over the windows covering
-it; a run shorter than ``min_turn_s`` joins its neighbours, and a segment is split where the speaker changes.
-Overlapped speech goes to the speaker who dominates it.
+it (with ``fine_window_s``, also over shorter windows that are scored but not clustered); a run shorter than
+``min_turn_s`` joins its neighbours, and a segment is split where the speaker changes. When voices were merged,
+the parts still follow the split before the merge and carry it (``Diarization.unmerged``), so that the roles
+can keep apart two voices that sound alike when their text shows an agent and a customer
+(:func:`speechsvc.batch.speakers.label_roles`). Overlapped speech goes to the speaker who dominates it.
 
 Pure functions over arrays; the encoder is passed in (thread safety: see the encoder's module).
 """
