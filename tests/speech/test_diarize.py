@@ -176,8 +176,8 @@ def test_voices_merged_for_sounding_alike_keep_their_split() -> None:
 def test_roles_keep_merged_voices_apart_only_when_the_text_shows_both_sides() -> None:
     segs = [_segment(i, float(i * 3), _tone(200, 1.0)) for i in range(4)]
     split = Split(segs, [0, 0, 0, 0], 1, unmerged=[0, 1, 0, 1], unmerged_count=2)
-    both = ["您好，工号八零六三，请问有什么可以帮您", "我想查一下我的账单，你们怎么回事", "好的，请您稍等，我这边帮您查询",
-            "为什么又扣我的钱"]
+    both = ["您好，工号八零六三，请问有什么可以帮您", "我想查一下我的账单，你们怎么回事",
+            "好的，请您稍等，我这边帮您查询", "为什么又扣我的钱"]
     labelled = label_roles(split, both)
     assert labelled.legs == ("customer", "agent") and labelled.speakers == ["speaker_0", "speaker_1"] * 2
     assert [s.leg for s in labelled.segments] == ["agent", "customer", "agent", "customer"]

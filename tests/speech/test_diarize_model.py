@@ -15,8 +15,10 @@ from speechsvc.config import Settings
 from speechsvc.models.speaker import ENCODER_KEYS, check_speaker_encoder, install_speaker_encoder
 from speechsvc.runtime.engine import Engine
 from speechsvc.speech.audio import decode_file
+from speechsvc.speech.diarize import DiarizeOptions, diarize
 from speechsvc.speech.speaker import SpeakerEncoder
-from tests.support.datasets import eval_path
+from speechsvc.types import SpeechSegment
+from tests.support.datasets import eval_path, fixture_clip
 
 pytestmark = pytest.mark.model
 
@@ -113,3 +115,30 @@ def test_stereo_keeps_its_channels(recognizer, vad_model, encoder, call) -> None
 
     report = asyncio.run(main())
     assert report.speakers is None and all(s.speaker is None and s.leg == "customer" for s in report.segments)
+
+
+def _clip(name: str) -> np.ndarray:
+    audio = decode_file(fixture_clip(name).path)[0][0]
+    return np.asarray(audio / max(1e-6, float(np.sqrt(np.mean(audio**2)))) * 0.05, np.float32)
+
+
+def _seg(index: int, start_ms: int, audio: np.ndarray) -> SpeechSegment:
+    return SpeechSegment("mixed", index, start_ms, start_ms + audio.size * 1000 // SR, audio)
+
+
+def test_a_short_turn_inside_a_segment_gets_its_own_speaker(encoder: SpeakerEncoder) -> None:
+    """Committed audio: Allison's prompts and a second (synthetic Mandarin) voice; in the middle segment the
+    second voice answers for 1.2 s between two stretches of Allison with no pause (shorter than a window)."""
+    allison, other = _clip("asterisk_queue-periodic-announce"), _clip("espeak_zh_network")
+    short = other[SR // 2 : SR // 2 + int(1.2 * SR)]
+    middle = np.concatenate([allison[: 3 * SR], short, allison[3 * SR : 6 * SR]])
+    segments = [_seg(0, 0, _clip("asterisk_agent-user")), _seg(1, 6000, middle),
+                _seg(2, 14000, _clip("espeak_zh_bill"))]
+    result = diarize(segments, encoder, DiarizeOptions())
+    assert result.speakers == 2
+    parts = [(p.segment.start_ms, p.segment.end_ms, p.speaker) for p in result.segments]
+    allison_speaker, other_speaker = parts[0][2], parts[-1][2]
+    assert allison_speaker != other_speaker
+    inner = [p for p in parts if 6000 <= p[0] and p[1] <= 13300 and p[2] == other_speaker]
+    assert len(inner) == 1, parts  # the short answer is cut out of the middle segment, near where it is
+    assert abs(inner[0][0] - 9000) <= 500 and abs(inner[0][1] - 10200) <= 500, parts
