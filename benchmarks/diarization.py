@@ -8,9 +8,12 @@ How it is taken:
   **holdout** = the AISHELL sample's S0150 and S0252 (from eval/long), Asterisk's Allison (eval/asr_en), the two
   IBM talks and the MagicData monologue (eval/long): 6 speakers never looked at while choosing anything.
 - Calls: the 44 scripted service calls of data/qa_calls.jsonl give each call's turns (who speaks when, overlaps
-  and interruptions included) and its words. Tune uses the 15 bank calls, holdout the 29 telecom and e-commerce
-  calls. Each turn is filled with the next stretch of its speaker's stream (agent and customer are two different
-  real speakers, a different pair per call; the customer 0-6 dB quieter); the stereo call has them on two channels,
+  and interruptions included) and its words. Tune uses the 15 bank calls, in ``--tune-rounds`` rounds (default
+  4: 60 calls) each with other pairs of tune speakers; holdout the 29 telecom and e-commerce calls (once, the
+  same calls and pairs as before the rounds existed). **One voice**: every speaker also fills both roles of one
+  script alone (13 tune, 6 holdout recordings), to measure how often one voice stays one speaker. Each turn is filled
+  with the next stretch of its speaker's stream (agent and customer are two different real speakers, a different pair
+  per call; the customer 0-6 dB quieter); the stereo call has them on two channels,
   the mono call is its mixdown, and every mono call also goes through two simulated G.711 lines: ``8k_mulaw`` is
   the project's telephone chain ``g711u`` (:mod:`speechsvc.evaluation.telephone`, as the ASR evaluation uses it:
   4th-order 300-3400 Hz band-pass, 8 kHz by libswresample, FFmpeg's μ-law round trip), decoded back to 16 kHz as
@@ -29,9 +32,14 @@ How it is taken:
   call; ``qa_agreement`` = share of (call, rule) outcomes that are the same.
 - Cost: wall time of diarize (embeddings + clustering) over the mono audio's duration, one process; run with
   OPENBLAS_NUM_THREADS=1 (one core; on a busy 2-core machine more BLAS threads only contend).
-- The same-speaker threshold is compared on the tune split (``--compare-same``, embeddings cached) by the whole
-  metric set (speech on the right speaker + calls with the right roles + QA agreement, over all channels); the
-  shipped default is the winner there. ``--grid`` also searches window options on the tune split (slow).
+- Merged voices: where the clustering merged two voices for sounding alike, the split before the merge is
+  scored instead when the script's text on it shows an agent and a customer side (as
+  :func:`speechsvc.batch.speakers.label_roles` does with the ASR text; ``kept_apart`` in a call's row).
+- The same-speaker threshold is compared on the tune split (``--compare-same``, embeddings cached, with and
+  without that rule) by the whole metric set (speech on the right speaker + calls with the right roles + QA
+  agreement, over all channels); the shipped default is the winner there. ``--compare-fine`` compares short
+  scoring windows and change holds on tune (whole metric set plus short turns); the final run takes tune's
+  choice. ``--grid`` also searches window options on the tune split (slow).
 """
 
 from __future__ import annotations
@@ -490,6 +498,14 @@ def main() -> int:
                                                               "roles_right")}})
             print(json.dumps(fine_rows[-1]), flush=True)
         results["fine_windows_tune"] = fine_rows
+        # The final run takes tune's choice (whole metric set plus short turns; ties to the shipped default).
+        chosen = max(fine_rows, key=lambda g: (g["on_right_speaker"] + g["short_turns_on_right_speaker"]
+                                               + g["roles_right"] + g["qa_agreement"] - g["roles_wrong"],
+                                               (g["fine_window_s"], g["min_turn_s"])
+                                               == (defaults.fine_window_s, defaults.min_turn_s)))
+        results["fine_windows_tune_best"] = {"fine_window_s": chosen["fine_window_s"],
+                                             "min_turn_s": chosen["min_turn_s"]}
+        defaults = replace(defaults, fine_window_s=chosen["fine_window_s"], min_turn_s=chosen["min_turn_s"])
     if args.same_speaker is not None:
         defaults = replace(defaults, same_speaker=args.same_speaker)
     rows = []
