@@ -69,6 +69,10 @@ class Metrics:
             unit="ratio",
             registry=r,
         )
+        self.asr_fallbacks = Counter(
+            "speechsvc_asr_fallbacks", "ASR items decoded again (greedy text hit the output bound or repeated itself)",
+            ["kind"], registry=r,
+        )
         self.tenant_rejections = Counter(
             "speechsvc_tenant_rejections_total", "Work refused by a per-tenant limit", ["tenant", "reason"], registry=r
         )

@@ -232,6 +232,9 @@ def scrape_batches(url: str) -> dict[str, float]:
         m = re.match(r'speechsvc_rejections_total\{reason="([^"]+)"\} ([0-9.e+-]+)$', line)
         if m:
             out[f"rejected.{m.group(1)}"] = float(m.group(2))
+        m = re.match(r'speechsvc_asr_fallbacks_total\{kind="([^"]+)"\} ([0-9.e+-]+)$', line)
+        if m:
+            out[f"asr.fallbacks_{m.group(1)}"] = float(m.group(2))
     return out
 
 
