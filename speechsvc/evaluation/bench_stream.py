@@ -298,7 +298,7 @@ async def run_level(n: int, args: argparse.Namespace, audio: StreamAudio, uttera
     results = await asyncio.gather(*(one_call(i, args, audio, utterances, partials) for i in range(n)))
     wall = time.time() - wall0
     batches = {k: round(v - batches0.get(k, 0.0), 2) for k, v in scrape_batches(metrics_url).items()
-               if v - batches0.get(k, 0.0)}
+               if v - batches0.get(k, 0.0) or k.startswith("asr.fallbacks")}  # no fallback is a finding too
     held = [r for r in results if not r.refused]
     finals = [x for r in held for x in r.final_latency_s]
     firsts = [x for r in held for x in r.first_partial_s]
