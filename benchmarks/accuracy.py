@@ -26,6 +26,7 @@ from speechsvc.evaluation.asr_sets import APART, HOLDOUT, TUNE, Item, conditions
 from speechsvc.evaluation.asr_sets import __doc__ as SPLIT_RULE
 from speechsvc.evaluation.heldout import TextCache, Transcriber, score
 from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.seeded import SeededSampling
 from speechsvc.evaluation.text import evaluate_text
 from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
@@ -57,17 +58,21 @@ class FasterWhisperRecipe:
     temperatures 0/0.2/0.4, compression-ratio threshold 2.0, its own Silero VAD filter, about 10 tokens per
     second (+8) of output, no prompt. The yardstick speechsvc's file path must meet on every source."""
 
-    def __init__(self, model_dir: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, threads: int, seeded: SeededSampling) -> None:
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
                                   local_files_only=True)
+        self.model.model = seeded.wrap(self.model.model)  # its temperature fallback: seeded per clip
+        self.seeded = seeded
+        self.recipe = f"{self.RECIPE}, seed {seeded.seed} per clip"
 
     RECIPE = "fw-1: greedy, T 0/0.2/0.4, cr 2.0, vad_filter, 10 tok/s + 8, no prompt, PyAV s16 decode"
 
     def transcribe(self, path: Path, language: str) -> str:
         from faster_whisper import decode_audio
 
+        self.seeded.new_clip()
         return self.decode(decode_audio(str(path)), language, vad_filter=True)
 
     def decode(self, audio: np.ndarray, language: str, vad_filter: bool = False) -> str:
@@ -84,7 +89,7 @@ VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "f
 
 
 def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, variant: str,
-         peer: FasterWhisperRecipe | None) -> Transcriber:
+         peer: FasterWhisperRecipe | None, seeded: SeededSampling) -> Transcriber:
     """speechsvc's file path, or (for finding where it loses) the same with one stage changed: ``seg15`` recorded
     turns cut by force at 15 s (as before issue 27), ``gaps`` 0.3 s silences between a chunk's utterances instead
     of the recorded pauses (as before), ``gate`` the live VAD options (the WebRTC gate before
@@ -121,6 +126,7 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
             recognizer.options = options
 
     def transcribe(path: Path, language: str) -> str:
+        seeded.new_clip()
         if variant == "fw_audio":
             from faster_whisper import decode_audio
 
@@ -162,14 +168,14 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
 
 
 def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: SileroModel,
-                settings: Settings) -> dict[str, Any]:
+                settings: Settings, seeded: SeededSampling) -> dict[str, Any]:
     """Every condition x split: speechsvc (each variant asked for) and plain faster-whisper, per family."""
     items = zh_items(args.eval) + (en_items(args.eval) if "en" in args.languages else [])
     items = [i for i in items if i.language in args.languages and (args.long_turns or i.family != "long_turn")
              and (not args.families or i.family in args.families)]
     splits = with_splits(items)
-    peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads) if args.peer else None
-    peer_text = TextCache(args.cache / "faster_whisper_texts.json", FasterWhisperRecipe.RECIPE).wrap(
+    peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads, seeded) if args.peer else None
+    peer_text = TextCache(args.cache / "faster_whisper_texts.json", peer.recipe).wrap(
         peer.transcribe) if peer else None
     out: dict[str, Any] = {}
 
@@ -193,7 +199,7 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                     mine = [i for i in chosen if i.family != "long_turn"]
                 else:  # stage swaps are for choosing, on tune
                     continue
-                r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
+                r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer, seeded), args.cache,
                           args.eval / "noise" / "audio", show)
                 row[variant] = asdict(r)
                 line = f"{condition:15s} {split:7s} {variant:9s} {r.error_rate:.3f} ({r.files} files, {r.wall_s}s)"
@@ -271,16 +277,23 @@ def main() -> None:
     parser.add_argument("--families", type=lambda v: v.split(","), default=[],
                         help="only these source families (read, prompt, spontaneous, read_turn, long_turn, en)")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="every clip's temperature sampling (both sides) starts from this seed: reproducible runs")
     args = parser.parse_args()
-    settings = Settings(device=args.device, cpu_threads=args.threads)
+    # One decoding lane: the benchmark decodes one clip at a time.
+    settings = Settings(device=args.device, cpu_threads=args.threads, asr_inter_threads=1)
     recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
+    seeded = SeededSampling(whisper_dir(settings), recognizer.device, recognizer.compute_type, settings.cpu_threads,
+                            args.seed)
+    recognizer._ct2 = seeded.wrap(recognizer._ct2)  # its sampled fallback: seeded per clip
     vad = SileroModel(silero_vad_path())
-    env = environment(recognizer, settings)
+    env = environment(recognizer, settings) | {"seed": args.seed, "sampling": "seeded per clip (evaluation/seeded.py)"}
     print(json.dumps(env, indent=2))
     report: dict[str, object] = {"environment": env, "split_rule": SPLIT_RULE, "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
-    asr = asr_heldout(args, recognizer, vad, settings)
+    asr = asr_heldout(args, recognizer, vad, settings, seeded)
     report["asr"] = asr
+    env["sampled_clips"] = seeded.loads  # clips whose decoding sampled (each from the seed)
     for split in args.splits:
         print(markdown(asr, split))
     if args.asr_only:
