@@ -14,8 +14,8 @@ from speechsvc.speech.audio import (
     StreamResampler,
     check_format,
     decode_file,
-    decode_with_source_rate,
     decode_frame,
+    decode_with_source_rate,
     mulaw_encode,
 )
 from speechsvc.types import AudioFormat

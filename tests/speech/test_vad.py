@@ -62,7 +62,8 @@ def test_narrowband_sources_take_the_narrowband_threshold() -> None:
         assert live_options(options, rate).threshold == 0.35  # live phone legs decide the same way
     for rate in (11025, 16000, 48000):
         assert band_options(options, rate) == options
-    assert band_options(Settings(vad_narrowband_threshold=None).vad(), 8000) == Settings().vad()
+    unset = Settings(vad_narrowband_threshold=None).vad()
+    assert band_options(unset, 8000) == unset
     low = band_options(Settings(vad_threshold=0.5, vad_hysteresis=0.45, vad_narrowband_threshold=0.04).vad(), 8000)
     assert low.neg_threshold == 0.01
 
