@@ -13,6 +13,7 @@ from speechsvc.batch.transcribe import transcribe_file
 from speechsvc.config import VadOptions
 from speechsvc.evaluation.scoring import error_counts
 from speechsvc.speech.asr import AsrRequest, AsrResult
+from speechsvc.speech.text import word_separator
 from speechsvc.speech.vad import SileroModel
 
 
@@ -56,7 +57,7 @@ def evaluate_asr(
         if transcribe is None:
             result = transcribe_file(folder / row[column], recognize, vad, vad_options, language)
             audio_s += result.duration_s
-            hyp = ("" if language == "zh" else " ").join(s.text for s in result.segments)
+            hyp = word_separator(language).join(s.text for s in result.segments)
         else:
             audio_s += float(row.get("duration_s") or 0)
             hyp = transcribe(folder / row[column], language)

@@ -45,6 +45,7 @@ from speechsvc.runtime.partials import PartialCadence, PartialStabilizer
 from speechsvc.runtime.vad_worker import VadUpdate
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import StreamResampler, decode_frame
+from speechsvc.speech.text import word_separator
 from speechsvc.speech.vad import SpeechEnded, VadState, VadStream, VadView, live_options
 from speechsvc.types import (
     PIPELINE_RATE,
@@ -315,7 +316,7 @@ class CallSession:
         if not self.options.final_context:
             return ""
         heard = list(leg.context)
-        return ("" if all(r.language == "zh" for r in heard) else " ").join(r.text for r in heard)
+        return word_separator(*(r.language for r in heard)).join(r.text for r in heard)
 
     def _maybe_partial(self, leg: _Leg) -> None:
         if not self.config.partials or leg.cadence.interval <= 0 or (leg.partial_task and not leg.partial_task.done()):

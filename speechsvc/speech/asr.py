@@ -37,7 +37,7 @@ import numpy as np
 
 from speechsvc.config import AsrOptions
 from speechsvc.errors import InvalidAudio, ModelUnavailable
-from speechsvc.speech.text import REPLACEMENT, TextNormalizer, converter
+from speechsvc.speech.text import REPLACEMENT, TextNormalizer, converter, word_separator
 from speechsvc.types import PIPELINE_RATE, Float32Array, ModelInfo, Word
 
 log = logging.getLogger(__name__)
@@ -568,7 +568,7 @@ def _appended(head: AsrResult, tail: AsrResult, offset_ms: int, words: bool) -> 
     """``head`` with ``tail`` (decoded from ``offset_ms`` into the same audio) after it: texts joined (a space
     between words of languages that use them), word timings on the head's clock; without timings when the head or
     the tail has none (they must spell the text)."""
-    space = "" if head.language in ("zh", "ja", "ko", "yue") else " "
+    space = word_separator(head.language)
     text = head.text + space + tail.text
     joined: tuple[Word, ...] = ()
     if words and head.words and tail.words:

@@ -37,6 +37,16 @@ CLAUSE_END = "，、；：,;:"
 STRIPPED = "，。？！：；、“”‘’「」『』《》…—"
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
+# Languages (Whisper's codes) written without spaces between words: Chinese, Cantonese, Japanese, Thai, Lao,
+# Burmese, Khmer. Korean separates words with spaces.
+UNSPACED = frozenset({"zh", "yue", "ja", "th", "lo", "my", "km"})
+
+
+def word_separator(*languages: str) -> str:
+    """What goes between two pieces of text in these languages: nothing when all are written without spaces
+    (``zh`` beside ``zh``), else one space. The one rule every surface that joins texts uses."""
+    return "" if languages and all(lang in UNSPACED for lang in languages) else " "
+
 
 class Converter(Protocol):
     def convert(self, text: str) -> str: ...

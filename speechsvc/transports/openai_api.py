@@ -44,6 +44,7 @@ from speechsvc.errors import MessageTooLarge, Overloaded, ShuttingDown, Speechsv
 from speechsvc.runtime.engine import Engine
 from speechsvc.security.access import access
 from speechsvc.speech.asr import compression_ratio
+from speechsvc.speech.text import word_separator
 from speechsvc.transports.uploads import decode_upload, read_form
 from speechsvc.types import PIPELINE_RATE, Float32Array, fixed_language
 from speechsvc.wordtext import wire_words
@@ -334,11 +335,11 @@ async def _transcribe(engine: Engine, form: _Form, task: Task) -> Response:
 
 
 def joined(segments: Sequence[FileSegment]) -> str:
-    """The segments' texts in time order: Chinese without spaces between them, other languages with."""
-    text = ""
+    """The segments' texts in time order, a space between them unless both sides are written without spaces."""
+    text, previous = "", ""
     for s in segments:
-        sep = "" if not text or s.language == "zh" else " "
-        text += sep + s.text
+        text += (word_separator(previous, s.language) if text else "") + s.text
+        previous = s.language
     return text
 
 
