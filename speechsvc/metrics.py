@@ -69,6 +69,12 @@ class Metrics:
             unit="ratio",
             registry=r,
         )
+        self.asr_fallbacks = Counter(
+            "speechsvc_asr_fallbacks", "ASR items decoded again (greedy text hit the output bound or repeated itself)",
+            ["kind"], registry=r,
+        )
+        for kind in ("final", "partial"):  # exposed from the start: 0 is a measurement too
+            self.asr_fallbacks.labels(kind)
         self.tenant_rejections = Counter(
             "speechsvc_tenant_rejections_total", "Work refused by a per-tenant limit", ["tenant", "reason"], registry=r
         )

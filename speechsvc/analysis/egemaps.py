@@ -157,10 +157,32 @@ def _harmonic_llds(mag: Array, freqs: Array, sr: float, f0: Array, formants: Arr
     return out
 
 
-def _windows(v: Array, width: int) -> Array:
-    """All length-``width`` windows of a 1-D contiguous array (a strided view, no copy)."""
-    stride = v.strides[0]
-    return np.lib.stride_tricks.as_strided(v, (max(0, len(v) - width + 1), width), (stride, stride), writeable=False)
+class _Residuals:
+    """The smoothed LPC residuals of one voiced run, per predictor, computed once over a neighbourhood wide
+    enough for every period window that uses that predictor (instead of once per period and window).
+
+    Exact: a window's values are those of ``ref._smoothed_residual`` over it, because each output sample of the
+    residual and of its smoothing only reads the signal (zero outside it) within the kernels' reach, whatever
+    range the convolution runs over."""
+
+    def __init__(self, x: Array, preds: Array, hop: int, j0: int, reach: int, kernels: tuple[Array, Array]) -> None:
+        self.x, self.preds, self.hop, self.j0, self.reach, self.kernels = x, preds, hop, j0, reach, kernels
+        self._cache: dict[int, tuple[int, Array, Array]] = {}
+
+    def window(self, q: int, lo: int, hi: int) -> tuple[Array, Array]:
+        """(match, amplitude) smoothed residuals of predictor ``q`` over samples [lo, hi)."""
+        got = self._cache.get(q)
+        if got is None or lo < got[0] or hi > got[0] + len(got[1]):
+            centre = (self.j0 + q) * self.hop
+            start = min(lo, centre - 2 * self.reach)
+            stop = max(hi, centre + self.hop + 3 * self.reach)
+            if got is not None:
+                start, stop = min(start, got[0]), max(stop, got[0] + len(got[1]))
+            match, amp = ref._smoothed_residual(self.x, self.preds[q], start, stop, *self.kernels)
+            got = (start, match, amp)
+            self._cache[q] = got
+        start, match, amp = got
+        return match[lo - start:hi - start], amp[lo - start:hi - start]
 
 
 def _periods(x: Array, sr: float, f0: Array, hop: int) -> tuple[Array, ...]:
@@ -179,8 +201,10 @@ def _periods(x: Array, sr: float, f0: Array, hop: int) -> tuple[Array, ...]:
         end = min(len(x), (stop - 1) * hop + long_)
         j0, j1 = first, end // hop + 1
         preds = ref._predictors(x, sr, hop, j0, j1, order)
-        centres = np.arange(first, stop) * hop + 0.5 * long_
+        last = len(preds) - 1
         f0_run = f0[first:stop]
+        residuals = _Residuals(x, preds, hop, j0, int(np.ceil(sr / f0_run.min())) + 2, (k_match, k_amp))
+        centres = np.arange(first, stop) * hop + 0.5 * long_
         mark: float | None = None
         p = float(first * hop)
         while True:
@@ -193,17 +217,16 @@ def _periods(x: Array, sr: float, f0: Array, hop: int) -> tuple[Array, ...]:
                 i = int(p) + before
                 if i + seg + hi + seg > end:
                     break
-                a = preds[min(i // hop - j0, len(preds) - 1)]
-                mark = float(i + np.argmax(np.abs(ref._smoothed_residual(x, a, i, i + seg, k_match)[0])))
+                first_match = residuals.window(min(i // hop - j0, last), i, i + seg)[0]
+                mark = float(i + np.argmax(np.abs(first_match)))
             i = round(mark)
             if i + hi + seg > end:
                 break
-            a = preds[min(int(i + 0.5 * t0) // hop - j0, len(preds) - 1)]
-            match, amp = ref._smoothed_residual(x, a, i - before, i - before + hi + width, k_match, k_amp)
+            match, amp = residuals.window(min(int(i + 0.5 * t0) // hop - j0, last), i - before, i - before + hi + width)
             ref_win = match[:width]
-            cand = _windows(match[lo:], width)
-            energy = np.einsum("ij,ij->i", cand, cand)
-            cc = (cand @ ref_win) / np.sqrt(np.maximum((ref_win @ ref_win) * energy, tiny))
+            tail = match[lo:]
+            energy = np.correlate(tail * tail, np.ones(width), "valid")
+            cc = np.correlate(tail, ref_win, "valid") / np.sqrt(np.maximum((ref_win @ ref_win) * energy, tiny))
             k = int(np.argmax(cc))
             w0 = x[i - before:i - before + seg]
             w1 = x[i - before + lo + k:i - before + lo + k + seg]

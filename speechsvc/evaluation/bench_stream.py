@@ -78,6 +78,10 @@ class CallResult:
     # (edits, chars) of each utterance's last partial against its final: how near the last caption came.
     partial_edits: list[tuple[int, int]] = field(default_factory=list)
     speech_s: float = 0.0  # reference speech streamed
+    # Per analysis event type (intent, emotion): seconds from each final to its utterance's event, and finals
+    # whose event never came (skipped under load, or too short to judge).
+    analysis_lag_s: dict[str, list[float]] = field(default_factory=dict)
+    analysis_missing: dict[str, int] = field(default_factory=dict)
 
 
 def load_reference(
@@ -92,6 +96,9 @@ def load_reference(
         audio = StreamAudio(audio.pcm[: int(seconds * audio.sample_rate)], audio.sample_rate, audio.channels)
         utterances = [u for u in utterances if u.end_s <= seconds]
     return audio, utterances
+
+
+ANALYSIS_EVENTS = ("intent", "emotion")  # per-utterance analysis whose lag behind the final is reported
 
 
 def score_call(call: int, events: list[dict[str, Any]], utterances: list[Utterance], t0: float) -> CallResult:
@@ -120,6 +127,16 @@ def score_call(call: int, events: list[dict[str, Any]], utterances: list[Utteran
         mine = [p for p in partials if p.get("leg") == f.get("leg") and p.get("utterance") == f.get("utterance")]
         if mine and f["text"]:
             result.partial_edits.append(error_counts(f["text"], mine[-1]["text"], "zh"))
+    for kind in ANALYSIS_EVENTS:
+        arrived = {(e.get("leg"), e.get("utterance")): e["received_at"] for e in events if e["type"] == kind}
+        if not arrived:
+            continue  # the stage is off
+        for f in finals:
+            at = arrived.get((f.get("leg"), f.get("utterance")))
+            if at is None:
+                result.analysis_missing[kind] = result.analysis_missing.get(kind, 0) + 1
+            else:
+                result.analysis_lag_s.setdefault(kind, []).append(at - f["received_at"])
     return result
 
 
@@ -232,6 +249,9 @@ def scrape_batches(url: str) -> dict[str, float]:
         m = re.match(r'speechsvc_rejections_total\{reason="([^"]+)"\} ([0-9.e+-]+)$', line)
         if m:
             out[f"rejected.{m.group(1)}"] = float(m.group(2))
+        m = re.match(r'speechsvc_asr_fallbacks_total\{kind="([^"]+)"\} ([0-9.e+-]+)$', line)
+        if m:
+            out[f"asr.fallbacks_{m.group(1)}"] = float(m.group(2))
     return out
 
 
@@ -295,7 +315,7 @@ async def run_level(n: int, args: argparse.Namespace, audio: StreamAudio, uttera
     results = await asyncio.gather(*(one_call(i, args, audio, utterances, partials) for i in range(n)))
     wall = time.time() - wall0
     batches = {k: round(v - batches0.get(k, 0.0), 2) for k, v in scrape_batches(metrics_url).items()
-               if v - batches0.get(k, 0.0)}
+               if v - batches0.get(k, 0.0) or k.startswith("asr.fallbacks")}  # no fallback is a finding too
     held = [r for r in results if not r.refused]
     finals = [x for r in held for x in r.final_latency_s]
     firsts = [x for r in held for x in r.first_partial_s]
@@ -319,6 +339,12 @@ async def run_level(n: int, args: argparse.Namespace, audio: StreamAudio, uttera
         # CER of each utterance's last partial against its final (partial accuracy; lower is nearer).
         "last_partial_cer": round(sum(e for r in held for e, _ in r.partial_edits)
                                   / max(1, sum(c for r in held for _, c in r.partial_edits)), 4),
+        # How long after its final each utterance's analysis came (niced analysis threads yield to ASR), and
+        # finals whose analysis never came.
+        "analysis_lag_s": {k: percentiles([x for r in held for x in r.analysis_lag_s.get(k, [])])
+                           for k in ANALYSIS_EVENTS if any(k in r.analysis_lag_s for r in held)},
+        "analysis_missing": {k: sum(r.analysis_missing.get(k, 0) for r in held) for k in ANALYSIS_EVENTS
+                             if any(k in r.analysis_lag_s or k in r.analysis_missing for r in held)},
         "wall_s": round(wall, 1),
         "server_batches": batches,
         # The benchmark's own process shares the machine: its CPU is reported beside the server's.

@@ -261,6 +261,9 @@ class Engine:
     def _run_asr(self, batch: list[AsrRequest]) -> list[AsrResult]:
         started = time.perf_counter()
         results = self.recognizer.transcribe(batch)
+        for request, result in zip(batch, results, strict=True):
+            if result.fallback:
+                self.metrics.asr_fallbacks.labels("partial" if request.partial else "final").inc()
         audio_s = sum(r.audio.size for r in batch) / PIPELINE_RATE
         if audio_s > 0:
             self.metrics.real_time_factor.observe((time.perf_counter() - started) / audio_s)

@@ -85,6 +85,8 @@ class AsrResult:
     encoder_stats: Float32Array | None = field(default=None, repr=False)
     # When asked for: timings relative to the segment's start; their texts joined spell ``text`` exactly.
     words: tuple[Word, ...] = ()
+    # The greedy hypothesis hit the output bound or repeated itself and was decoded again (more decoder passes).
+    fallback: bool = False
 
 
 def compression_ratio(text: str) -> float:
@@ -320,7 +322,8 @@ class WhisperRecognizer:
             begin = self._tokenizer.timestamp_begin
             body = [t for t in ids if t != self._tokenizer.eot]
             end = (body[-1] - begin) * TIME_PRECISION_S if body and body[-1] >= begin else None
-            if self._needs_fallback(text, len(res.sequences_ids[0]), limit):
+            fallback = self._needs_fallback(text, len(res.sequences_ids[0]), limit)
+            if fallback:
                 text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
                 end = None
             if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
@@ -338,6 +341,7 @@ class WhisperRecognizer:
                     no_speech_prob=float(res.no_speech_prob),
                     encoder_stats=stats[i],
                     words=words,
+                    fallback=fallback,
                 )
             )
         return out, ends

@@ -37,3 +37,22 @@ def test_silence_and_a_tone() -> None:
     t = np.arange(16000) / 16000
     tone = egemaps((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32))
     assert np.isfinite(tone).all() and tone[0] > 0  # F0 mean in semitones above 27.5 Hz
+
+
+def test_residuals_computed_once_per_predictor_equal_the_per_window_ones() -> None:
+    """The period marking's cached residuals (one per predictor over a neighbourhood, grown when a window falls
+    outside it) equal afx-audio's residual of each window, at the signal's edges too."""
+    from afx_audio.extractors import egemaps as ref
+
+    from speechsvc.analysis.egemaps import _Residuals
+
+    x = np.random.default_rng(0).standard_normal(4000)
+    preds = ref._predictors(x, 16000, 160, 0, 25, 18)
+    kernels = (ref._hann(ref._PERIOD_SMOOTH, 16000), ref._hann(ref._AMPLITUDE_SMOOTH, 16000))
+    residuals = _Residuals(x, preds, 160, 0, 100, kernels)
+    for q, lo, hi in [(0, -20, 100), (3, 400, 700), (3, 100, 1300), (24, 3800, 4100)]:
+        got = residuals.window(q, lo, hi)
+        expected = ref._smoothed_residual(x, preds[q], lo, hi, *kernels)
+        for g, e in zip(got, expected, strict=True):
+            assert g.shape == (hi - lo,)
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

@@ -15,6 +15,7 @@ from speechsvc.errors import Overloaded, ProtocolError, UnsupportedFormat
 from speechsvc.metrics import Metrics
 from speechsvc.protocol import event_dict
 from speechsvc.security.principal import ANONYMOUS
+from speechsvc.speech.asr import AsrRequest
 from speechsvc.transports.lifecycle import open_call
 from speechsvc.types import AudioFormat, CallConfig, Leg
 from tests.support.calls import Echo, EchoStage, collect, run_call, speech
@@ -149,6 +150,18 @@ async def test_capacity_and_duplicate_ids() -> None:
 
 def test_metrics_registry_is_per_engine() -> None:
     assert Metrics().registry is not Metrics().registry
+
+
+def test_asr_fallbacks_are_counted_per_kind() -> None:
+    """Every item the recognizer decoded again shows in ``speechsvc_asr_fallbacks_total{kind}``."""
+    engine = fake_engine()
+    engine.recognizer.fallback_hz = {440}  # type: ignore[attr-defined]
+    requests = [AsrRequest(tone(440, 1.0), "zh"), AsrRequest(tone(440, 0.5), "zh", partial=True),
+                AsrRequest(tone(330, 1.0), "zh")]
+    assert [r.fallback for r in engine._run_asr(requests)] == [True, True, False]
+    value = engine.metrics.registry.get_sample_value
+    assert value("speechsvc_asr_fallbacks_total", {"kind": "final"}) == 1
+    assert value("speechsvc_asr_fallbacks_total", {"kind": "partial"}) == 1
 
 
 async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:

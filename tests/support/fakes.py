@@ -41,6 +41,7 @@ class FakeRecognizer:
         # Word timings when asked for (even, over the whole request: right only for one utterance a request).
         self.words = False
         self.languages: list[str | None] = []  # each request's language (None: detect), in the order decoded
+        self.fallback_hz: set[int] = set()  # tones whose results say they took the decoder's fallback
 
     def info(self) -> ModelInfo:
         return ModelInfo("asr", "fake", "cpu", "none")
@@ -59,7 +60,8 @@ class FakeRecognizer:
                 raise ValueError("the fake model chokes on 900 Hz")
             text = self.texts.get(hz, f"{hz}hz{round(r.audio.size / RATE * 10)}")
             words = _fake_words(text, r.audio) if r.words and self.words else ()
-            out.append(AsrResult(text, r.language or "zh", 0.9, 0.0, None, words=words))
+            out.append(AsrResult(text, r.language or "zh", 0.9, 0.0, None, words=words,
+                                 fallback=hz in self.fallback_hz))
         return out
 
 
