@@ -26,6 +26,7 @@ from speechsvc.evaluation.asr_sets import APART, HOLDOUT, TUNE, Item, conditions
 from speechsvc.evaluation.asr_sets import __doc__ as SPLIT_RULE
 from speechsvc.evaluation.heldout import TextCache, Transcriber, score
 from speechsvc.evaluation.machine import describe
+from speechsvc.evaluation.seeded import SeededSampling
 from speechsvc.evaluation.text import evaluate_text
 from speechsvc.models import silero_vad_path, whisper_dir
 from speechsvc.speech.asr import AsrRequest, AsrResult, WhisperRecognizer
@@ -57,17 +58,21 @@ class FasterWhisperRecipe:
     temperatures 0/0.2/0.4, compression-ratio threshold 2.0, its own Silero VAD filter, about 10 tokens per
     second (+8) of output, no prompt. The yardstick speechsvc's file path must meet on every source."""
 
-    def __init__(self, model_dir: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, threads: int, seeded: SeededSampling) -> None:
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
                                   local_files_only=True)
+        self.model.model = seeded.wrap(self.model.model)  # its temperature fallback: seeded per clip
+        self.seeded = seeded
+        self.recipe = f"{self.RECIPE}, seed {seeded.seed} per clip"
 
     RECIPE = "fw-1: greedy, T 0/0.2/0.4, cr 2.0, vad_filter, 10 tok/s + 8, no prompt, PyAV s16 decode"
 
     def transcribe(self, path: Path, language: str) -> str:
         from faster_whisper import decode_audio
 
+        self.seeded.new_clip()
         return self.decode(decode_audio(str(path)), language, vad_filter=True)
 
     def decode(self, audio: np.ndarray, language: str, vad_filter: bool = False) -> str:
@@ -80,11 +85,11 @@ class FasterWhisperRecipe:
 
 
 VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
-            "fw_decode", "notime", "nocont", "cont1", "cont3")
+            "fw_decode", "notime", "nocont", "cont1", "cont3", "nb35")
 
 
 def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, variant: str,
-         peer: FasterWhisperRecipe | None) -> Transcriber:
+         peer: FasterWhisperRecipe | None, seeded: SeededSampling) -> Transcriber:
     """speechsvc's file path, or (for finding where it loses) the same with one stage changed: ``seg15`` recorded
     turns cut by force at 15 s (as before issue 27), ``gaps`` 0.3 s silences between a chunk's utterances instead
     of the recorded pauses (as before), ``gate`` the live VAD options (the WebRTC gate before
@@ -93,12 +98,13 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
     pads), ``whole`` none (the file as one chunk), ``win30`` its 30 s encoder window, ``no_drop`` no no-speech
     drop, ``fw_decode`` its decoder on our chunks; ``notime`` chunks decoded without timestamps and never continued
     (before the continuation), ``nocont`` with timestamps but never continued, ``cont1`` / ``cont3`` continued
-    when the text ends 1 s / 3 s before the chunk does."""
+    when the text ends 1 s / 3 s before the chunk does; ``nb35`` (any ``nbNN``) the narrowband VAD threshold 0.35 on
+    sources at 8 kHz and below."""
     from dataclasses import replace
 
     from speechsvc.batch.chunks import CHUNK_S, plan_chunks
     from speechsvc.batch.transcribe import recorded_vad, segment_audio, transcribe_segments
-    from speechsvc.speech.audio import decode_file
+    from speechsvc.speech.audio import decode_with_source_rate
     from speechsvc.types import SpeechSegment
 
     options = recognizer.options
@@ -106,6 +112,9 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
         tuned = replace(options, min_window_s=30.0)
     elif variant == "no_drop":
         tuned = replace(options, no_speech_threshold=1.0)
+    elif variant.startswith("nb"):  # nb35: the narrowband VAD threshold 0.35 (sources at 8 kHz and below)
+        settings = settings.model_copy(update={"vad_narrowband_threshold": int(variant[2:]) / 100})
+        tuned = options
     elif variant in ("nocont", "cont1", "cont3"):
         tuned = replace(options, continue_after_s={"nocont": 0.0, "cont1": 1.0, "cont3": 3.0}[variant])
     else:
@@ -121,12 +130,14 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
             recognizer.options = options
 
     def transcribe(path: Path, language: str) -> str:
+        seeded.new_clip()
+        decoded, rate = decode_with_source_rate(path)
         if variant == "fw_audio":
             from faster_whisper import decode_audio
 
             audio = decode_audio(str(path))
         else:
-            audio = decode_file(path)[0][0]
+            audio = decoded[0]
         if variant == "fw_vad":
             from faster_whisper.vad import get_speech_timestamps
 
@@ -151,7 +162,7 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
                 stream = VadStream(vad, options, "mixed")
                 segments = [e.segment for e in [*stream.feed(audio), *stream.flush()] if isinstance(e, SpeechEnded)]
             else:
-                segments = segment_audio(audio, "mixed", vad, live)
+                segments = segment_audio(audio, "mixed", vad, live, rate)
         if variant == "fw_decode" and peer is not None:
             return "".join(peer.decode(c.audio, language) for c in plan_chunks(segments))
         out = transcribe_segments(segments, recognize, language, chunk_s=28.0 if variant == "chunk28" else CHUNK_S,
@@ -162,14 +173,14 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
 
 
 def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: SileroModel,
-                settings: Settings) -> dict[str, Any]:
+                settings: Settings, seeded: SeededSampling) -> dict[str, Any]:
     """Every condition x split: speechsvc (each variant asked for) and plain faster-whisper, per family."""
     items = zh_items(args.eval) + (en_items(args.eval) if "en" in args.languages else [])
     items = [i for i in items if i.language in args.languages and (args.long_turns or i.family != "long_turn")
              and (not args.families or i.family in args.families)]
     splits = with_splits(items)
-    peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads) if args.peer else None
-    peer_text = TextCache(args.cache / "faster_whisper_texts.json", FasterWhisperRecipe.RECIPE).wrap(
+    peer = FasterWhisperRecipe(whisper_dir(settings), settings.cpu_threads, seeded) if args.peer else None
+    peer_text = TextCache(args.cache / "faster_whisper_texts.json", peer.recipe).wrap(
         peer.transcribe) if peer else None
     out: dict[str, Any] = {}
 
@@ -193,7 +204,7 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                     mine = [i for i in chosen if i.family != "long_turn"]
                 else:  # stage swaps are for choosing, on tune
                     continue
-                r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer), args.cache,
+                r = score(mine, condition, split, ours(recognizer, vad, settings, variant, peer, seeded), args.cache,
                           args.eval / "noise" / "audio", show)
                 row[variant] = asdict(r)
                 line = f"{condition:15s} {split:7s} {variant:9s} {r.error_rate:.3f} ({r.files} files, {r.wall_s}s)"
@@ -206,6 +217,42 @@ def asr_heldout(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: Si
                       + "  ".join(f"{f} {v['error_rate']:.3f}/{v['files']:.0f}" for f, v in p.per_family.items()),
                       flush=True)
             out[f"{condition}/{split}"] = row
+    return out
+
+
+def noise_only(args: argparse.Namespace, recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings,
+               seeded: SeededSampling) -> dict[str, Any]:
+    """Audio with no speech (eval/noise: noise recordings, hold music; not the impulse responses), each file's
+    first 30 s through every 8 kHz telephone chain (brought to the chain's speech level: a stress case): per
+    variant, the seconds the VAD calls speech and the characters of text the recorded path writes (all
+    hallucinations)."""
+    from speechsvc.batch.transcribe import segment_audio
+    from speechsvc.evaluation.telephone import CHAINS, build
+    from speechsvc.speech.audio import decode_file, decode_with_source_rate
+
+    folder = args.eval / "noise" / "audio"
+    files = sorted(p for p in folder.glob("*.wav") if not p.name.startswith("rir_"))
+    out: dict[str, Any] = {}
+    for variant in args.variants:
+        transcribe = ours(recognizer, vad, settings, variant, None, seeded)
+        vad_settings = settings.model_copy(update={"vad_narrowband_threshold": int(variant[2:]) / 100}) \
+            if variant.startswith("nb") else settings
+        speech_s, chars, texts = 0.0, 0, {}
+        for chain in CHAINS:
+            for f in files:
+                audio = decode_file(f)[0][0][: 30 * 16000]
+                path = build(audio, 16000, chain, f"noise_{f.stem}", args.cache)
+                decoded, rate = decode_with_source_rate(path)
+                heard = segment_audio(decoded[0], "mixed", vad, vad_settings.vad(), rate)
+                speech_s += sum(s.audio.size for s in heard) / 16000
+                text = transcribe(path, "zh")
+                chars += len(text)
+                if text:
+                    texts[f"{chain.name}/{f.stem}"] = text
+        out[variant] = {"files": len(files) * len(CHAINS), "speech_s": round(speech_s, 1), "chars": chars,
+                        "texts": texts}
+        print(f"noise-only      {variant:9s} {len(files) * len(CHAINS)} files: VAD speech {speech_s:.1f} s, "
+              f"{chars} characters of text  {texts}", flush=True)
     return out
 
 
@@ -271,16 +318,31 @@ def main() -> None:
     parser.add_argument("--families", type=lambda v: v.split(","), default=[],
                         help="only these source families (read, prompt, spontaneous, read_turn, long_turn, en)")
     parser.add_argument("--asr-only", action="store_true", help="skip intent and emotion")
+    parser.add_argument("--noise-only", action="store_true",
+                        help="only the hallucination check: noise and hold music through the 8 kHz chains")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="every clip's temperature sampling (both sides) starts from this seed: reproducible runs")
     args = parser.parse_args()
-    settings = Settings(device=args.device, cpu_threads=args.threads)
+    # One decoding lane: the benchmark decodes one clip at a time.
+    settings = Settings(device=args.device, cpu_threads=args.threads, asr_inter_threads=1)
     recognizer = WhisperRecognizer(settings.asr(), whisper_dir(settings))
+    seeded = SeededSampling(whisper_dir(settings), recognizer.device, recognizer.compute_type, settings.cpu_threads,
+                            args.seed)
+    recognizer._ct2 = seeded.wrap(recognizer._ct2)  # its sampled fallback: seeded per clip
     vad = SileroModel(silero_vad_path())
-    env = environment(recognizer, settings)
+    env = environment(recognizer, settings) | {"seed": args.seed, "sampling": "seeded per clip (evaluation/seeded.py)"}
     print(json.dumps(env, indent=2))
     report: dict[str, object] = {"environment": env, "split_rule": SPLIT_RULE, "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
-    asr = asr_heldout(args, recognizer, vad, settings)
+    if args.noise_only:
+        report["noise_only"] = noise_only(args, recognizer, vad, settings, seeded)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
+        print(f"wrote {args.out}")
+        return
+    asr = asr_heldout(args, recognizer, vad, settings, seeded)
     report["asr"] = asr
+    env["sampled_clips"] = seeded.loads  # clips whose decoding sampled (each from the seed)
     for split in args.splits:
         print(markdown(asr, split))
     if args.asr_only:

@@ -344,7 +344,9 @@ def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settin
     for b in built:
         key = f"{b.id}/{channel}"
         if key not in cache:
-            cache[key] = segment_audio(channel_copy(b, channel), "mixed", vad, settings.vad())
+            # The 8 kHz copies are endpointed as the service endpoints an 8 kHz file (vad.band_options).
+            cache[key] = segment_audio(channel_copy(b, channel), "mixed", vad, settings.vad(),
+                                       8000 if channel.startswith("8k") else SR)
         t0 = time.perf_counter()
         result = diarize(cache[key], encoder, options)
         elapsed = time.perf_counter() - t0

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from speechsvc.config import Settings
+from speechsvc.config import Settings, VadOptions
 from speechsvc.evaluation.asr_sets import APART, TUNE, materialize, with_splits, zh_items
 from speechsvc.evaluation.machine import describe
 from speechsvc.models import silero_vad_path
 from speechsvc.speech.audio import StreamResampler, decode_frame, mulaw_encode
-from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream
+from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream, live_options
 from speechsvc.types import AudioFormat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +45,22 @@ def read_8k(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
 
-def stream(model: SileroModel, settings: Settings, gate: int | None, pcm: np.ndarray) -> tuple[float, float]:
+def variants(settings: Settings, narrowband: list[float]) -> dict[str, VadOptions]:
+    """The gates (on the live options without the narrowband threshold), and each narrowband threshold asked for
+    (no gate, as a phone-band leg runs: ``vad.live_options``)."""
+    base = replace(settings.vad(), narrowband_threshold=None)
+    out = {name: replace(base, webrtc_mode=gate) for name, gate in GATES.items()}
+    for t in narrowband:
+        out[f"nb{t:g}"] = live_options(replace(base, narrowband_threshold=t), 8000)
+    return out
+
+
+def stream(model: SileroModel, options: VadOptions, pcm: np.ndarray) -> tuple[float, float]:
     """Speech seconds the live VAD finds in ``pcm`` sent as μ-law frames, and the CPU seconds it took."""
     fmt = AudioFormat("mulaw", 8000, 1)
     payload = mulaw_encode(np.concatenate([np.zeros(int(LEAD_S * 8000), np.int16), pcm]))
     resampler = StreamResampler(8000)
-    vad = VadStream(model, replace(settings.vad(), webrtc_mode=gate), "caller")
+    vad = VadStream(model, options, "caller")
     found = 0
     started = time.process_time()
     for at in range(0, len(payload), FRAME):
@@ -67,16 +77,19 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "accuracy-cache")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "live_vad.json")
     parser.add_argument("--split", default=TUNE)
+    parser.add_argument("--narrowband", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                        help="narrowband speech thresholds to compare (comma-separated), each without the gate")
     args = parser.parse_args()
     settings = Settings()
+    options = variants(settings, args.narrowband)
     model = SileroModel(silero_vad_path())
     items = [i for i in with_splits(zh_items(args.eval))[args.split] if i.family not in APART]
     report: dict[str, object] = {"machine": describe(), "split": args.split, "items": len(items),
                                  "vad": {k: v for k, v in vars(settings.vad()).items() if k != "webrtc_mode"},
                                  "chains": {}}
     for chain in CHAINS:
-        found: dict[str, list[float]] = {g: [] for g in GATES}
-        cpu = dict.fromkeys(GATES, 0.0)
+        found: dict[str, list[float]] = {g: [] for g in options}
+        cpu = dict.fromkeys(options, 0.0)
         audio_s = 0.0
         keys: list[str] = []
         for item in items:
@@ -86,13 +99,13 @@ def main() -> None:
             pcm = read_8k(path)
             keys.append(item.key)
             audio_s += pcm.size / 8000 + LEAD_S
-            for name, gate in GATES.items():
-                seconds, spent = stream(model, settings, gate, pcm)
+            for name, option in options.items():
+                seconds, spent = stream(model, option, pcm)
                 found[name].append(seconds)
                 cpu[name] += spent
         base = np.asarray(found["none"])
         rows: dict[str, dict[str, object]] = {}
-        for name in GATES:
+        for name in options:
             got = np.asarray(found[name])
             missed, cut = (got == 0) & (base > 0), base - got > CUT_S
             rows[name] = {"missed": int(missed.sum()), "cut": int(cut.sum()),
@@ -107,11 +120,14 @@ def main() -> None:
     # What the gate saves: a leg that stays quiet (the other party talking), 60 s of line hiss at -60 dBFS.
     hiss = (np.random.default_rng(0).normal(0, 32768 * 10 ** (-60 / 20), 60 * 8000)).astype(np.int16)
     quiet: dict[str, float] = {}
-    for name, gate in GATES.items():
-        _, spent = stream(model, settings, gate, hiss)
+    heard: dict[str, float] = {}
+    for name, option in options.items():
+        heard[name], spent = stream(model, option, hiss)
         quiet[name] = round(1000 * spent / (hiss.size / 8000 + LEAD_S), 2)
-        print(f"quiet leg       {name:8s} VAD CPU {quiet[name]:.2f} ms per audio s", flush=True)
+        print(f"quiet leg       {name:8s} VAD CPU {quiet[name]:.2f} ms per audio s, speech {heard[name]:.1f} s",
+              flush=True)
     report["quiet_leg_cpu_ms_per_s"] = quiet
+    report["quiet_leg_speech_s"] = heard
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     print(f"wrote {args.out}")

@@ -248,7 +248,7 @@ def cmd_emotion(args: argparse.Namespace) -> int:
     from speechsvc.analysis.record import Utterance
     from speechsvc.batch.transcribe import legs_for, segment_audio
     from speechsvc.models import silero_vad_path
-    from speechsvc.speech.audio import decode_file
+    from speechsvc.speech.audio import decode_with_source_rate
     from speechsvc.speech.vad import SileroModel
     from speechsvc.types import Transcript
 
@@ -258,12 +258,12 @@ def cmd_emotion(args: argparse.Namespace) -> int:
     stages = load_stages(settings.model_copy(update={"emotion": True}), only=("emotion",))
 
     async def one(path: str) -> dict[str, Any]:
-        audio, _ = await asyncio.to_thread(decode_file, path)
+        audio, rate = await asyncio.to_thread(decode_with_source_rate, path)
         legs = legs_for(audio.shape[0])
         analyzer = CallAnalyzer(stages, CallInfo(path, legs, Mode.BATCH))
         utterances = []
         for channel, leg in enumerate(legs):
-            for seg in segment_audio(audio[channel], leg, vad, settings.vad()):
+            for seg in segment_audio(audio[channel], leg, vad, settings.vad(), rate):
                 stats = recognizer.encoder_stats([seg.audio])[0]
                 final = Transcript(leg, seg.index, seg.start_ms, seg.end_ms, "", "", True, 0.0)
                 utterances.append(Utterance.of(final, seg.audio, stats))

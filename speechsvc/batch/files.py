@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from speechsvc.errors import Forbidden
-from speechsvc.speech.audio import decode_file
+from speechsvc.speech.audio import decode_with_source_rate
 from speechsvc.types import Float32Array
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".amr", ".mp4", ".webm", ".gsm"}
@@ -140,10 +140,12 @@ def expand_inputs(
 
 
 def load_audio(item: str, max_seconds: float = 4 * 3600.0) -> tuple[Float32Array, int]:
-    """Decode a local path or any fsspec URL, at most ``max_seconds`` of it (a decompression bomb stops there)."""
+    """Decode a local path or any fsspec URL, at most ``max_seconds`` of it (a decompression bomb stops there):
+    16 kHz float32 (channels, n), and the rate the file was recorded at."""
     if _is_url(item) and not item.lower().startswith("file://"):
         import fsspec
 
         with fsspec.open(item, "rb") as f:
-            return decode_file(f, max_seconds)
-    return decode_file(item[len("file://"):] if item.lower().startswith("file://") else item, max_seconds)
+            return decode_with_source_rate(f, max_seconds)
+    return decode_with_source_rate(item[len("file://"):] if item.lower().startswith("file://") else item,
+                                   max_seconds)

@@ -36,17 +36,19 @@ async def analyze_recording(
     words: bool = False,
     agent_id: str | None = None,
     speaker_split: SpeakerSplit | None = None,
+    source_rate: int = PIPELINE_RATE,
 ) -> CallReport:
     """One recording (16 kHz float32, shape (channels, n)); stereo = customer (left), agent (right).
     ``words`` adds word (character) timings to each segment; ``agent_id`` (from a manifest) goes in the report
     for per-agent QA aggregates. Every stage's section (``Stage.report``) goes in the report under its name.
     A mono recording is split by speaker and its speakers labelled agent / customer (``speaker_split``, by
-    default the engine's: :mod:`speechsvc.batch.speakers`); stereo recordings keep their channels."""
+    default the engine's: :mod:`speechsvc.batch.speakers`); stereo recordings keep their channels. ``source_rate``:
+    the rate the file was recorded at (the VAD's thresholds depend on it)."""
     legs = legs_for(audio.shape[0])
     segments: list[SpeechSegment] = []
     for channel, leg in enumerate(legs):
         segments.extend(await asyncio.to_thread(segment_audio, audio[channel], leg, engine.vad_model,
-                                                engine.vad_options))
+                                                engine.vad_options, source_rate))
     # -- diarization (#29): a mono recording is split by speaker here and put on agent/customer legs after ASR.
     speaker_split = speaker_split or for_engine(engine)
     split = await split_by_speaker(segments, speaker_split) if speaker_split and legs == ("mixed",) else None

@@ -70,9 +70,9 @@ async def run_local(
             return
         async with gate:
             try:
-                audio, _ = await asyncio.to_thread(load_audio, item, engine.settings.max_recording_s)
+                audio, rate = await asyncio.to_thread(load_audio, item, engine.settings.max_recording_s)
                 report = await analyze_recording(engine, audio, item, language, words=words or bool(redact_audio),
-                                                 agent_id=agents.get(item))
+                                                 agent_id=agents.get(item), source_rate=rate)
                 covered = None
                 if redact_audio:
                     covered = await asyncio.to_thread(lambda: wav_bytes(redact_recording(audio, report, redact_audio)))
@@ -113,9 +113,9 @@ class RayAnalyzer:
 
         async def one(item: str) -> dict[str, Any]:
             try:
-                audio, _ = await asyncio.to_thread(load_audio, item, self.engine.settings.max_recording_s)
+                audio, rate = await asyncio.to_thread(load_audio, item, self.engine.settings.max_recording_s)
                 report = await analyze_recording(self.engine, audio, item, self.language, words=self.words,
-                                                 agent_id=self.agents.get(item))
+                                                 agent_id=self.agents.get(item), source_rate=rate)
             except (SpeechsvcError, OSError, ValueError) as e:
                 return {"path": item, "ok": False, "error": f"{type(e).__name__}: {e}", "report": "", "extra": "{}"}
             extra = {fmt: WRITERS[fmt](report.transcript()) for fmt in self.formats if fmt != "json"}

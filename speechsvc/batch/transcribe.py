@@ -18,8 +18,8 @@ from speechsvc.batch.chunks import CHUNK_S, decode_utterances, decode_utterances
 from speechsvc.batch.speakers import SpeakerSplit, label_roles, split_by_speaker, split_segments
 from speechsvc.config import VadOptions
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
-from speechsvc.speech.audio import decode_file
-from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream
+from speechsvc.speech.audio import decode_with_source_rate
+from speechsvc.speech.vad import SileroModel, SpeechEnded, VadStream, band_options
 from speechsvc.types import PIPELINE_RATE, Float32Array, Leg, Redacted, SpeechSegment, Transcript, Word
 from speechsvc.workers import InferenceWorker, Priority
 
@@ -83,9 +83,11 @@ def recorded_vad(options: VadOptions) -> VadOptions:
                    speech_pad_ms=max(options.speech_pad_ms, RECORDED_SPEECH_PAD_MS), webrtc_mode=None)
 
 
-def segment_audio(audio: Float32Array, leg: Leg, model: SileroModel, options: VadOptions) -> list[SpeechSegment]:
-    """Utterances of one leg of a recording (``options`` as for live calls; see :func:`recorded_vad`)."""
-    stream = VadStream(model, recorded_vad(options), leg)
+def segment_audio(audio: Float32Array, leg: Leg, model: SileroModel, options: VadOptions,
+                  source_rate: int = PIPELINE_RATE) -> list[SpeechSegment]:
+    """Utterances of one leg of a recording (``options`` as for live calls; see :func:`recorded_vad`), recorded
+    at ``source_rate`` (the thresholds of its band: :func:`speechsvc.speech.vad.band_options`)."""
+    stream = VadStream(model, recorded_vad(band_options(options, source_rate)), leg)
     segments: list[SpeechSegment] = []
     for i in range(0, audio.size, VAD_BLOCK):
         segments.extend(e.segment for e in stream.feed(audio[i : i + VAD_BLOCK]) if isinstance(e, SpeechEnded))
@@ -149,14 +151,16 @@ async def transcribe_audio_async(
     punctuation: bool = True,
     task: str = "transcribe",
     speaker_split: SpeakerSplit | None = None,
+    source_rate: int = PIPELINE_RATE,
 ) -> tuple[tuple[Leg, ...], list[FileSegment]]:
     """The service's path: 16 kHz audio of shape (channels, n) → segments, through the ASR worker at batch
     priority (waiting for room), so recorded audio shares the model with live calls. The VAD runs in a thread,
     off the event loop. ``speaker_split`` splits a mono recording by speaker (each segment's ``speaker``) and puts
-    the segments on agent / customer legs when the roles are clear."""
+    the segments on agent / customer legs when the roles are clear. ``source_rate``: the rate the audio was
+    recorded at (the VAD's thresholds depend on it)."""
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs)
-                for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options)]
+                for seg in await asyncio.to_thread(segment_audio, audio[ch], leg, vad_model, vad_options, source_rate)]
     split = await split_by_speaker(segments, speaker_split) if speaker_split and legs == ("mixed",) else None
     if split is not None:
         segments = split.segments
@@ -191,12 +195,13 @@ def transcribe_file(
         InvalidAudio: the file cannot be decoded.
         MessageTooLarge: it is longer than ``max_seconds``.
     """
-    audio, _ = decode_file(path, max_seconds)
+    audio, rate = decode_with_source_rate(path, max_seconds)
     duration = audio.shape[1] / PIPELINE_RATE
     if on_duration:
         on_duration(duration)
     legs = legs_for(audio.shape[0])
-    segments = [seg for ch, leg in enumerate(legs) for seg in segment_audio(audio[ch], leg, vad_model, vad_options)]
+    segments = [seg for ch, leg in enumerate(legs)
+                for seg in segment_audio(audio[ch], leg, vad_model, vad_options, rate)]
     recording = dict(zip(legs, audio, strict=True))
     if speaker_split is None or legs != ("mixed",):
         out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,

@@ -151,10 +151,23 @@ def _declared_seconds(container: Any, stream: Any) -> float | None:
 
 
 def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -> tuple[Float32Array, int]:
-    """Decode any container/codec FFmpeg reads into 16 kHz float32 of shape (channels, n).
+    """Decode any container/codec FFmpeg reads into 16 kHz float32 of shape (channels, n); returns it and its rate
+    (16 kHz).
 
     ``max_seconds`` bounds the decoded duration (a small compressed file can hold hours of audio): decoding
     stops as soon as it is passed.
+
+    Raises:
+        InvalidAudio: the file cannot be opened or has no audio stream.
+        MessageTooLarge: the audio is longer than ``max_seconds``.
+    """
+    return decode_with_source_rate(path, max_seconds)[0], PIPELINE_RATE
+
+
+def decode_with_source_rate(path: Path | str | BinaryIO,
+                            max_seconds: float | None = None) -> tuple[Float32Array, int]:
+    """As :func:`decode_file` (16 kHz float32 of shape (channels, n)), with the rate the file was recorded at
+    (8000 for a phone recording: the VAD's thresholds depend on it, ``vad.band_options``).
 
     Raises:
         InvalidAudio: the file cannot be opened or has no audio stream.
@@ -172,6 +185,7 @@ def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -
                 raise MessageTooLarge(f"{_name(path)}: longer than the {max_seconds:.0f} s limit "
                                       f"({declared:.0f} s declared)")
             channels = min(2, stream.codec_context.channels or 1)
+            rate = int(stream.codec_context.sample_rate or PIPELINE_RATE)
             layout = "stereo" if channels == 2 else "mono"
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=PIPELINE_RATE)
             parts: list[np.ndarray] = []
@@ -188,11 +202,11 @@ def decode_file(path: Path | str | BinaryIO, max_seconds: float | None = None) -
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
         raise InvalidAudio(f"{_name(path)}: cannot decode audio: {e}") from e
     if not parts:
-        return np.zeros((channels, 0), np.float32), PIPELINE_RATE
+        return np.zeros((channels, 0), np.float32), rate
     audio = np.concatenate(parts, axis=1).astype(np.float32)
     if not np.all(np.isfinite(audio)):
         raise InvalidAudio(f"{_name(path)}: decoded audio contains NaN or infinity")
-    return audio, PIPELINE_RATE
+    return audio, rate
 
 
 def _name(path: Path | str | BinaryIO) -> str:

@@ -121,10 +121,25 @@ class VadView:
         return self.index, self.start_ms, np.concatenate(self.windows)
 
 
+NARROWBAND_RATE = 8000  # a source at this rate or below carries phone-band speech (up to 4 kHz)
+
+
+def band_options(options: VadOptions, source_rate: int) -> VadOptions:
+    """The thresholds for audio from a source at ``source_rate`` Hz (the one place that decides by it, for live
+    legs and recordings): narrowband sources (``NARROWBAND_RATE`` and below) use ``narrowband_threshold`` when it
+    is set, the pause threshold the same distance below it."""
+    low = options.narrowband_threshold
+    if source_rate > NARROWBAND_RATE or low is None or low == options.threshold:
+        return options
+    return replace(options, threshold=low, neg_threshold=max(0.01, low - (options.threshold - options.neg_threshold)))
+
+
 def live_options(options: VadOptions, source_rate: int) -> VadOptions:
-    """A live leg's endpointing: the WebRTC gate on wide-band legs only. Phone-band audio (a source below 16 kHz)
-    goes to Silero on every window: there the gate missed utterances Silero finds (benchmarks/live_vad.py); on
-    16 kHz legs it keeps the stream benchmark's CER (16 calls: 0.094 with the gate, 0.117 without)."""
+    """A live leg's endpointing: the thresholds of its band (:func:`band_options`), and the WebRTC gate on
+    wide-band legs only. Phone-band audio (a source below 16 kHz) goes to Silero on every window: there the gate
+    missed utterances Silero finds (benchmarks/live_vad.py); on 16 kHz legs it keeps the stream benchmark's CER
+    (16 calls: 0.094 with the gate, 0.117 without)."""
+    options = band_options(options, source_rate)
     if source_rate < PIPELINE_RATE and options.webrtc_mode is not None:
         return replace(options, webrtc_mode=None)
     return options

@@ -51,7 +51,7 @@ from speechsvc.runtime.engine import Engine
 from speechsvc.runtime.session import CallSession
 from speechsvc.security.grpc_auth import AuthInterceptor, settle
 from speechsvc.security.limits import AudioPacer
-from speechsvc.speech.audio import decode_file, decode_frame, resample, to_float
+from speechsvc.speech.audio import decode_frame, decode_with_source_rate, resample, to_float
 from speechsvc.transports.common import PeerGone
 from speechsvc.transports.lifecycle import serve_call
 from speechsvc.transports.reflection import enable_reflection
@@ -311,11 +311,13 @@ class SpeechServicer(pb_grpc.SpeechServicer):
                 if len(request.audio) / fmt.frame_bytes / fmt.sample_rate > max_s:
                     raise MessageTooLarge(f"recording is longer than the {max_s:.0f} s limit")
                 audio = await asyncio.to_thread(_raw_audio, request.audio, fmt)
+                rate = fmt.sample_rate
             else:
-                audio, _ = await asyncio.to_thread(decode_file, io.BytesIO(request.audio), max_s)
+                audio, rate = await asyncio.to_thread(decode_with_source_rate, io.BytesIO(request.audio), max_s)
             legs, segments = await transcribe_audio_async(
                 audio, engine.asr, engine.vad_model, engine.vad_options, fixed_language(language),
                 punctuation=engine.settings.punctuation, speaker_split=for_engine(engine, request.speakers or None),
+                source_rate=rate,
             )
         except SpeechsvcError as e:
             await context.abort(status_of(e), str(e))

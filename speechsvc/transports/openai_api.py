@@ -277,8 +277,9 @@ async def _answer(engine: Engine, request: Request, task: Task) -> Response:
         await form.close()
 
 
-async def read_audio(engine: Engine, upload: UploadFile) -> Float32Array:
-    """The upload decoded to 16 kHz float32 (channels, n), within the recorded-audio duration bound."""
+async def read_audio(engine: Engine, upload: UploadFile) -> tuple[Float32Array, int]:
+    """The upload decoded to 16 kHz float32 (channels, n), within the recorded-audio duration bound, and the rate
+    it was recorded at."""
     return await decode_upload(upload, engine.settings.transcribe_max_s)
 
 
@@ -299,13 +300,14 @@ async def _transcribe(engine: Engine, form: _Form, task: Task) -> Response:
     split = for_engine(engine, form.speakers or None) if form.diarize else None
     if form.diarize and split is None:
         raise OpenAIError(400, "diarization is off on this server (SPEECHSVC_DIARIZE)", "diarize", "invalid_value")
-    audio = await read_audio(engine, form.file)
+    audio, rate = await read_audio(engine, form.file)
     wants_words = "word" in granularities and task == "transcribe"
     # The prompt biases the decoder as OpenAI's does: as previous text (with the deployment's hotwords).
     legs, segments = await transcribe_audio_async(audio, engine.asr, engine.vad_model, engine.vad_options,
                                                   fixed_language(language), words=wants_words,
                                                   hotwords=(form.prompt,) if form.prompt.strip() else (),
-                                                  punctuation=settings.punctuation, task=task, speaker_split=split)
+                                                  punctuation=settings.punctuation, task=task, speaker_split=split,
+                                                  source_rate=rate)
     analyzer = CallAnalyzer(engine.stages, CallInfo(f"openai-{time.time_ns()}", legs, Mode.BATCH), engine.metrics)
     segments = rewrite_segments(segments, analyzer)  # PII redaction
     transcript = FileTranscript(form.file.filename or "audio", round(audio.shape[1] / PIPELINE_RATE, 3), legs,

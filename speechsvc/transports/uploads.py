@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from speechsvc.errors import InvalidAudio, MessageTooLarge
-from speechsvc.speech.audio import decode_file
+from speechsvc.speech.audio import decode_with_source_rate
 from speechsvc.types import Float32Array
 
 
@@ -59,13 +59,13 @@ async def read_form(request: Request, limit: int, max_files: int = 1, max_fields
         raise InvalidAudio(f"invalid multipart body: {e.message}") from None
 
 
-async def decode_upload(upload: UploadFile, max_seconds: float) -> Float32Array:
-    """A file part decoded (in a thread, from its spool) to 16 kHz float32 (channels, n), at most ``max_seconds``.
+async def decode_upload(upload: UploadFile, max_seconds: float) -> tuple[Float32Array, int]:
+    """A file part decoded (in a thread, from its spool) to 16 kHz float32 (channels, n), at most ``max_seconds``,
+    and the rate it was recorded at.
 
     Raises:
         InvalidAudio: not audio FFmpeg reads.
         MessageTooLarge: longer than ``max_seconds``.
     """
     await upload.seek(0)
-    audio, _ = await asyncio.to_thread(decode_file, upload.file, max_seconds)
-    return audio
+    return await asyncio.to_thread(decode_with_source_rate, upload.file, max_seconds)

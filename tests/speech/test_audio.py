@@ -15,6 +15,7 @@ from speechsvc.speech.audio import (
     check_format,
     decode_file,
     decode_frame,
+    decode_with_source_rate,
     mulaw_encode,
 )
 from speechsvc.types import AudioFormat
@@ -90,6 +91,13 @@ def test_decode_file_real_8k_recording() -> None:
     audio, rate = decode_file(path)
     assert rate == 16000 and audio.shape[0] == 1
     assert audio.shape[1] > 16000 and np.abs(audio).max() > 0.05
+
+
+def test_the_rate_a_file_was_recorded_at_comes_with_its_16k_audio() -> None:
+    path = fixture_clip("asterisk_agent-user").path  # an 8 kHz phone prompt
+    audio, rate = decode_with_source_rate(path)
+    assert rate == 8000  # the VAD's thresholds depend on it (vad.band_options)
+    assert np.array_equal(audio, decode_file(path)[0])  # the audio itself is 16 kHz, as decode_file gives it
 
 
 def test_decode_file_garbage(tmp_path) -> None:  # type: ignore[no-untyped-def]

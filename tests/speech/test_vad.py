@@ -17,6 +17,7 @@ from speechsvc.speech.vad import (
     SpeechStarted,
     VadState,
     VadStream,
+    band_options,
     live_options,
 )
 from tests.support.datasets import eval_path, fixture_clip
@@ -51,6 +52,27 @@ def test_the_webrtc_gate_guards_wideband_legs_only() -> None:
     assert live_options(gated, 48000).webrtc_mode == 1
     assert live_options(gated, 8000).webrtc_mode is None  # phone band: Silero on every window
     assert live_options(Settings(vad_webrtc_mode=None).vad(), 16000).webrtc_mode is None
+
+
+def test_narrowband_sources_take_the_narrowband_threshold() -> None:
+    options = Settings(vad_threshold=0.5, vad_hysteresis=0.15, vad_narrowband_threshold=0.35).vad()
+    for rate in (8000, 6000):  # phone band: the lower threshold, the pause threshold as far below it
+        narrow = band_options(options, rate)
+        assert (narrow.threshold, round(narrow.neg_threshold, 6)) == (0.35, 0.2)
+        assert live_options(options, rate).threshold == 0.35  # live phone legs decide the same way
+    for rate in (11025, 16000, 48000):
+        assert band_options(options, rate) == options
+    unset = Settings(vad_narrowband_threshold=None).vad()
+    assert band_options(unset, 8000) == unset
+    low = band_options(Settings(vad_threshold=0.5, vad_hysteresis=0.45, vad_narrowband_threshold=0.04).vad(), 8000)
+    assert low.neg_threshold == 0.01
+
+
+def test_a_lower_threshold_hears_speech_the_wideband_one_misses() -> None:
+    probs = [0.45] * 20 + [0.1] * 30  # phone-band speech: Silero less sure
+    assert not run(probs)[0]
+    events, _ = run(probs, threshold=0.35, neg_threshold=0.2)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
 
 
 def test_utterance_start_and_end_times() -> None:

@@ -161,9 +161,10 @@ class JobRunner:
         if await asyncio.to_thread(is_done, out, claim.input):
             return "skipped", None, 0.0
         try:
-            audio, _ = await asyncio.to_thread(load_audio, claim.input, self.engine.settings.max_recording_s)
+            audio, rate = await asyncio.to_thread(load_audio, claim.input, self.engine.settings.max_recording_s)
             split = for_engine(self.engine, claim.speakers) if claim.speakers else None
-            report = await analyze_recording(self.engine, audio, claim.input, claim.language, speaker_split=split)
+            report = await analyze_recording(self.engine, audio, claim.input, claim.language, speaker_split=split,
+                                             source_rate=rate)
             await asyncio.to_thread(write_outputs, out, claim.input, report, list(claim.formats), None)
         except (SpeechsvcError, OSError, ValueError) as e:
             log.error("job %s item %d: %s", claim.job_id, claim.index, e)
