@@ -231,7 +231,11 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
         return Diarization((), 0)
     embeddings = encoder.embed([ordered[w.segment].audio[w.start : w.end] for w in windows])
     full, merged = cluster_split(embeddings, options)
-    was_merged = full.shape[0] > merged.shape[0]
+    # Kept for the roles only when every voice before the merge was heard in enough windows to be a voice: a
+    # merge of voices that sound alike, not a prune of a voice heard too little (a short one-voice file stays
+    # whole, not cut mid-word between two "voices").
+    heard = np.bincount(np.argmax(embeddings @ full.T, axis=1), minlength=full.shape[0])
+    was_merged = full.shape[0] > merged.shape[0] and int(heard.min()) >= options.min_speaker_windows
     # Parts follow the split before the merge; each takes the merged voice its cluster joined.
     centroids = full if was_merged else merged
     to_merged = np.argmax(full @ merged.T, axis=1) if was_merged else np.arange(merged.shape[0])
