@@ -81,7 +81,7 @@ class Diarization:
     segments: tuple[SpeakerSegment, ...]
     # Speakers found (may be fewer than asked when the voices are the same).
     speakers: int
-    # When voices were merged (``same_speaker``, ``min_speaker_windows``): each part's speaker before the merge
+    # When voices that sound alike were merged (``same_speaker``): each part's speaker before the merge
     # (numbered by first appearance), so that text evidence of two roles can keep them apart
     # (:func:`speechsvc.batch.speakers.label_roles`); the parts are cut where either split changes speaker.
     unmerged: tuple[int, ...] | None = None
@@ -161,8 +161,9 @@ def cluster(embeddings: Float32Array, options: DiarizeOptions) -> Float32Array:
 
 
 def cluster_split(embeddings: Float32Array, options: DiarizeOptions) -> tuple[Float32Array, Float32Array]:
-    """The centroids of :func:`cluster` before (every non-empty cluster) and after the merges of voices that are
-    the same (too close, or heard in fewer than ``min_speaker_windows`` windows)."""
+    """The centroids of :func:`cluster` before and after the merge of voices that sound the same (closer than
+    ``same_speaker``). A cluster heard in fewer than ``min_speaker_windows`` windows is not a voice and is in
+    neither (a short one-voice file stays whole, not cut mid-word between two "voices")."""
     k = options.speakers
     n = embeddings.shape[0]
     if n == 0:
@@ -181,9 +182,9 @@ def cluster_split(embeddings: Float32Array, options: DiarizeOptions) -> tuple[Fl
             break
         centroids = new
     counts = np.bincount(labels, minlength=k)
-    full = centroids[counts > 0]
     kept = [j for j in range(k) if counts[j] >= options.min_speaker_windows] or [int(np.argmax(counts))]
-    centroids = _centroids(embeddings, np.argmax(embeddings @ centroids[kept].T, axis=1), len(kept))
+    full = centroids[kept]
+    centroids = _centroids(embeddings, np.argmax(embeddings @ full.T, axis=1), len(kept))
     return full, _merge_close(centroids, embeddings, options.same_speaker)
 
 
@@ -231,11 +232,7 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
         return Diarization((), 0)
     embeddings = encoder.embed([ordered[w.segment].audio[w.start : w.end] for w in windows])
     full, merged = cluster_split(embeddings, options)
-    # Kept for the roles only when every voice before the merge was heard in enough windows to be a voice: a
-    # merge of voices that sound alike, not a prune of a voice heard too little (a short one-voice file stays
-    # whole, not cut mid-word between two "voices").
-    heard = np.bincount(np.argmax(embeddings @ full.T, axis=1), minlength=full.shape[0])
-    was_merged = full.shape[0] > merged.shape[0] and int(heard.min()) >= options.min_speaker_windows
+    was_merged = full.shape[0] > merged.shape[0]
     # Parts follow the split before the merge; each takes the merged voice its cluster joined.
     centroids = full if was_merged else merged
     to_merged = np.argmax(full @ merged.T, axis=1) if was_merged else np.arange(merged.shape[0])
