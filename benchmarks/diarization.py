@@ -264,6 +264,11 @@ def score(reference: np.ndarray, hyp: np.ndarray) -> dict[str, Any]:
 
 
 SHORT_TURN_MS = 1500
+OVERLAP_KEYS = ("on_right_speaker", "roles_right", "qa_agreement", "overlap_precision", "overlap_recall",
+                "overlap_found_s", "overlap_false_s", "overtalk_mono_s", "overtalk_stereo_s", "overtalk_abs_err_s",
+                "overtalk_calls_mono", "overtalk_calls_both", "interruption_agreement", "interruption_stereo_fired",
+                "interruption_mono_fired_too", "interruption_mono_only", "timed_qa_agreement")
+INTERRUPTION_RULE = "no_interrupting"  # the default pack's rule on the interruption op
 
 
 def short_turns(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int]) -> dict[str, int]:
@@ -281,6 +286,65 @@ def short_turns(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int]) -> d
         total += int(np.sum(ref == party))
     return {"short_right": right, "short_total": total, "overlap_frames": int(np.sum(built.reference == 3)),
             "single_frames": int(np.sum((built.reference == 1) | (built.reference == 2)))}
+
+
+def _cover(spans: list[tuple[int, int]], frames: int) -> np.ndarray:
+    out = np.zeros(frames, bool)
+    for start, end in spans:
+        out[start // 10 : end // 10] = True
+    return out
+
+
+def _scripted(built: BuiltCall, leg: str) -> np.ndarray:
+    return _cover([(u["start_ms"], u["end_ms"]) for u in built.call["utterances"] if u["leg"] == leg],
+                  built.reference.size)
+
+
+def overlap_scores(built: BuiltCall, spans: list[tuple[int, int]], labels: list[int],
+                   legs: dict[int, str]) -> dict[str, Any]:
+    """Overlapped speech found (frames two found speakers' widened parts both cover) against the script:
+    ``ovl_hit`` = found frames inside a scripted overlap (both parties' turns running), ``ovl_found`` = found
+    frames, ``ovl_heard`` = reference frames with both voices sounding (reference == 3) that were found,
+    ``ovl_ref`` = all such frames; overtalk (seconds of the agent leg's time over the customer leg's) of the mono
+    call by the roles' legs, and of the stereo call by its scripted turns."""
+    frames = built.reference.size
+    covered = [_cover([sp for sp, lab in zip(spans, labels, strict=True) if lab == spk], frames)
+               for spk in sorted(set(labels))]
+    found = np.sum(covered, axis=0) >= 2 if len(covered) >= 2 else np.zeros(frames, bool)
+    scripted = _scripted(built, "agent") & _scripted(built, "customer")
+    both = built.reference == 3
+    per_leg = {leg: _cover([sp for sp, lab in zip(spans, labels, strict=True) if legs.get(lab) == leg], frames)
+               for leg in ("agent", "customer")}
+    return {"ovl_found": int(found.sum()), "ovl_hit": int((found & scripted).sum()),
+            "ovl_ref": int(both.sum()), "ovl_heard": int((found & both).sum()),
+            "overtalk_mono_s": round(float((per_leg["agent"] & per_leg["customer"]).sum()) / 100, 2),
+            "overtalk_stereo_s": round(float(scripted.sum()) / 100, 2)}
+
+
+def timed_qa(built: BuiltCall, parts: list[tuple[int, int]], spans: list[tuple[int, int]], labels: list[int],
+             owner: list[int], roles: Roles, parsed: list[Any], qa: QaEngine) -> dict[str, Any]:
+    """QA of the mono call with each utterance's times taken from the diarized parts of its speaker (the
+    widened span of every part of that speaker that meets the scripted utterance), as the service times them;
+    compared with the stereo call: ``interrupt_same`` for the interruption rule, ``timed_qa_same`` for all."""
+    counters: dict[str, int] = defaultdict(int)
+    mono_utts = []
+    for u, spk in zip(parsed, owner, strict=True):
+        if spk < 0:
+            continue
+        near = [sp for part, sp, lab in zip(parts, spans, labels, strict=True)
+                if lab == spk and part[0] < u.end_ms and part[1] > u.start_ms]
+        start, end = (min(a for a, _ in near), max(b for _, b in near)) if near else (u.start_ms, u.end_ms)
+        leg = roles.leg(spk)
+        mono_utts.append(replace(u, leg=leg, index=counters[leg], start_ms=start, end_ms=end))
+        counters[leg] += 1
+    legs = ("customer", "agent") if roles.known else ("mixed",)
+    mono = qa.score_call(sorted(mono_utts, key=lambda x: x.start_ms), built.call["call_end"], legs)
+    stereo = qa.score_call(parsed, built.call["call_end"], ("customer", "agent"))
+    outcomes = [(r.rule, r.status, mono.outcome(r.rule).status) for r in stereo.outcomes]
+    rule = [(a, b) for r, a, b in outcomes if r == INTERRUPTION_RULE]
+    return {"timed_qa_same": sum(a == b for _, a, b in outcomes), "timed_qa_total": len(outcomes),
+            "interrupt_stereo": rule[0][0] if rule else None, "interrupt_mono": rule[0][1] if rule else None,
+            "interrupt_same": bool(rule and rule[0][0] == rule[0][1])}
 
 
 def script_roles(built: BuiltCall, hyp: np.ndarray, min_margin: float) -> tuple[list[int], Roles]:
@@ -364,6 +428,14 @@ def run(built: list[BuiltCall], channel: str, vad: SileroModel, settings: Settin
                "merged": result.unmerged is not None, "kept_apart": kept_apart}
         row.update(roles_and_qa(b, hyp, s["mapping"], parsed[b.call["id"]], qa, min_margin))
         row.update(short_turns(b, hyp, s["mapping"]))
+        labels = list(result.unmerged) if kept_apart and result.unmerged is not None else [
+            p.speaker for p in result.segments]
+        parts = [(p.segment.start_ms, p.segment.end_ms) for p in result.segments]
+        spans = list(result.spans) or parts
+        owner, roles = script_roles(b, hyp, min_margin)
+        legs = {spk: roles.leg(spk) for spk in set(labels)}
+        row.update(overlap_scores(b, spans, labels, legs))
+        row.update(timed_qa(b, parts, spans, labels, owner, roles, parsed[b.call["id"]], qa))
         row["mapping"] = {str(k): v for k, v in s["mapping"].items()}
         rows.append(row)
     return rows
@@ -389,7 +461,32 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                               / max(1, sum(r["short_total"] for r in rows)), 4),
         "overlap_share": round(sum(r["overlap_frames"] for r in rows)
                                / max(1, sum(r["overlap_frames"] + r["single_frames"] for r in rows)), 4),
+        **overlap_summary(rows),
     }
+
+
+def overlap_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overlap detection by duration (precision against the scripted overlaps, recall of the frames where both
+    voices sound), overtalk mono against stereo, and the interruption rule's agreement."""
+    found, hit = sum(r["ovl_found"] for r in rows), sum(r["ovl_hit"] for r in rows)
+    ref, heard = sum(r["ovl_ref"] for r in rows), sum(r["ovl_heard"] for r in rows)
+    mono = np.array([r["overtalk_mono_s"] for r in rows])
+    stereo = np.array([r["overtalk_stereo_s"] for r in rows])
+    fired = [r for r in rows if r["interrupt_stereo"] == "fail"]
+    return {"overlap_precision": round(hit / found, 4) if found else None,
+            "overlap_recall": round(heard / ref, 4) if ref else None,
+            "overlap_found_s": round(found / 100, 1), "overlap_false_s": round((found - hit) / 100, 1),
+            "overtalk_mono_s": round(float(mono.sum()), 1), "overtalk_stereo_s": round(float(stereo.sum()), 1),
+            "overtalk_abs_err_s": round(float(np.mean(np.abs(mono - stereo))), 3),
+            "overtalk_calls_both": int(np.sum((mono > 0) & (stereo > 0))),
+            "overtalk_calls_stereo": int(np.sum(stereo > 0)), "overtalk_calls_mono": int(np.sum(mono > 0)),
+            "interruption_agreement": round(sum(r["interrupt_same"] for r in rows) / len(rows), 4),
+            "interruption_stereo_fired": len(fired),
+            "interruption_mono_fired_too": sum(r["interrupt_mono"] == "fail" for r in fired),
+            "interruption_mono_only": sum(r["interrupt_mono"] == "fail" and r["interrupt_stereo"] != "fail"
+                                          for r in rows),
+            "timed_qa_agreement": round(sum(r["timed_qa_same"] for r in rows)
+                                        / max(1, sum(r["timed_qa_total"] for r in rows)), 4)}
 
 
 def one_voice_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -415,9 +512,15 @@ def main() -> int:
                         help="same-speaker thresholds compared on tune (comma-separated; empty: none)")
     parser.add_argument("--compare-fine", default="0:1.5,0.75:1.5,0.75:1.0,0.75:0.5",
                         help="fine_window_s:min_turn_s pairs compared on tune (comma-separated; empty: none)")
+    parser.add_argument("--compare-overlap", default="",
+                        help="overlap_presence:overlap_trim_s:overlap_min_s triples compared on tune "
+                             "(comma-separated; empty: none; presence 0 is off)")
+    parser.add_argument("--channels", default=",".join(CHANNELS), help="channels to run (comma-separated)")
+    parser.add_argument("--tune-only", action="store_true", help="only the comparisons on tune (no final run)")
     parser.add_argument("--tune-rounds", type=int, default=4,
                         help="rounds of the tune scripts, each with other tune speaker pairs (15 calls a round)")
     args = parser.parse_args()
+    channels = tuple(c for c in args.channels.split(",") if c)
     if not args.eval.is_dir():
         print(f"no evaluation data at {args.eval}", file=sys.stderr)
         return 2
@@ -443,7 +546,7 @@ def main() -> int:
         cached = CachedEncoder(encoder)
         for min_turn, prune, same in itertools.product((1.0, 1.5), (0.15, 0.25), (0.85, 0.9, 0.95, 1.01)):
             options = replace(defaults, min_turn_s=min_turn, prune=prune, same_speaker=same)
-            rows = [r for channel in CHANNELS
+            rows = [r for channel in channels
                     for r in run(tune, channel, vad, settings, cached, options, parsed, qa, margin, cache)]
             grid.append({"min_turn_s": min_turn, "prune": prune, "same_speaker": same, **summarize(rows)})
             print(json.dumps(grid[-1]), flush=True)
@@ -453,7 +556,7 @@ def main() -> int:
                            same_speaker=best["same_speaker"])
         margins = []
         for m in (0.5, 1.0, 2.0, 3.0, 4.0):
-            rows = [r for channel in CHANNELS
+            rows = [r for channel in channels
                     for r in run(tune, channel, vad, settings, cached, defaults, parsed, qa, m, cache)]
             margins.append({"min_margin": m, **summarize(rows)})
             print(json.dumps(margins[-1]), flush=True)
@@ -469,13 +572,13 @@ def main() -> int:
         for same in (float(v) for v in args.compare_same.split(",")):
             options = replace(defaults, same_speaker=same)
             for rule in (False, True):
-                rows = [r for channel in CHANNELS for r in run(tune, channel, vad, settings, cached_encoder, options,
+                rows = [r for channel in channels for r in run(tune, channel, vad, settings, cached_encoder, options,
                                                                parsed, qa, margin, cache, rule)]
-                alone = [r for channel in CHANNELS for r in run(one_tune, channel, vad, settings, cached_encoder,
+                alone = [r for channel in channels for r in run(one_tune, channel, vad, settings, cached_encoder,
                                                                 options, parsed, qa, margin, cache, rule)]
                 compared.append({"same_speaker": same, "two_sides_rule": rule, **summarize(rows),
                                  **{f"{ch}/{k}": summarize([r for r in rows if r["channel"] == ch])[k]
-                                    for ch in CHANNELS for k in ("on_right_speaker", "roles_right", "qa_agreement")},
+                                    for ch in channels for k in ("on_right_speaker", "roles_right", "qa_agreement")},
                                  "one_voice_kept_one": one_voice_summary(alone)["kept_one"]})
                 print(json.dumps(compared[-1]), flush=True)
         results["same_speaker_tune"] = compared
@@ -492,11 +595,11 @@ def main() -> int:
         for pair in args.compare_fine.split(","):
             fine, turn = (float(v) for v in pair.split(":"))
             options = replace(defaults, fine_window_s=fine, min_turn_s=turn)
-            rows = [r for channel in CHANNELS
+            rows = [r for channel in channels
                     for r in run(tune, channel, vad, settings, cached_encoder, options, parsed, qa, margin, cache)]
             fine_rows.append({"fine_window_s": fine, "min_turn_s": turn, **summarize(rows),
                               **{f"{ch}/{k}": summarize([r for r in rows if r["channel"] == ch])[k]
-                                 for ch in CHANNELS for k in ("on_right_speaker", "short_turns_on_right_speaker",
+                                 for ch in channels for k in ("on_right_speaker", "short_turns_on_right_speaker",
                                                               "roles_right")}})
             print(json.dumps(fine_rows[-1]), flush=True)
         results["fine_windows_tune"] = fine_rows
@@ -508,21 +611,39 @@ def main() -> int:
         results["fine_windows_tune_best"] = {"fine_window_s": chosen["fine_window_s"],
                                              "min_turn_s": chosen["min_turn_s"]}
         defaults = replace(defaults, fine_window_s=chosen["fine_window_s"], min_turn_s=chosen["min_turn_s"])
+    if args.compare_overlap:
+        overlap_rows = []
+        cached_encoder = CachedEncoder(encoder)
+        for triple in args.compare_overlap.split(","):
+            presence, trim, shortest = (float(v) for v in triple.split(":"))
+            options = replace(defaults, overlap_presence=presence, overlap_trim_s=trim, overlap_min_s=shortest)
+            rows = [r for channel in channels
+                    for r in run(tune, channel, vad, settings, cached_encoder, options, parsed, qa, margin, cache)]
+            overlap_rows.append({"overlap_presence": presence, "overlap_trim_s": trim, "overlap_min_s": shortest,
+                                 **{f"{ch}/{k}": v for ch in channels
+                                    for k, v in summarize([r for r in rows if r["channel"] == ch]).items()
+                                    if k in OVERLAP_KEYS}})
+            print(json.dumps(overlap_rows[-1]), flush=True)
+        results["overlap_tune"] = overlap_rows
+    if args.tune_only:
+        print(json.dumps({k: v for k, v in results.items() if k.endswith("_tune")}, indent=1))
+        return 0
     if args.same_speaker is not None:
         defaults = replace(defaults, same_speaker=args.same_speaker)
     rows = []
-    for channel in CHANNELS:
+    for channel in channels:
         rows += run(built, channel, vad, settings, encoder, defaults, parsed, qa, margin, cache)
     results["options"] = {k: getattr(defaults, k) for k in ("speakers", "window_s", "hop_s", "prune",
                                                             "same_speaker", "min_turn_s", "fine_window_s",
-                                                            "fine_hop_s")}
+                                                            "fine_hop_s", "overlap_presence", "overlap_trim_s",
+                                                            "overlap_min_s")}
     results["min_margin"] = margin
     results["summary"] = {f"{split}/{channel}": summarize([r for r in rows if r["split"] == split
                                                            and r["channel"] == channel])
-                          for split in ("tune", "holdout") for channel in CHANNELS}
+                          for split in ("tune", "holdout") for channel in channels}
     results["one_voice"] = {f"{split}/{channel}": one_voice_summary([r for r in rows if r["split"] == split
                                                                      and r["channel"] == channel])
-                            for split in ("one_voice/tune", "one_voice/holdout") for channel in CHANNELS}
+                            for split in ("one_voice/tune", "one_voice/holdout") for channel in channels}
     if args.out.exists():
         previous = json.loads(args.out.read_text(encoding="utf-8"))
         results["holdout_previous"] = previous.get("holdout_previous") or {

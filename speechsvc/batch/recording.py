@@ -69,29 +69,32 @@ async def analyze_recording(
     else:
         asr = await texts
     # -- diarization (#29): roles from each speaker's text; segments move onto those legs.
+    # Where both spoke at once, a segment's times are those it was heard in (overlapping the other speaker's, as
+    # stereo legs do); its words keep the times of the audio ASR decoded.
     speaker_of: dict[tuple[str, int], str] = {}
     speakers: dict[str, Any] | None = None
+    heard = segments
     if split is not None and speaker_split is not None:
         labelled = label_roles(split, [r.text for r in asr], speaker_split.qa_pack)
-        segments, legs, speakers = labelled.segments, labelled.legs, labelled.summary()
+        segments, legs, speakers, heard = labelled.segments, labelled.legs, labelled.summary(), labelled.timed()
         speaker_of = {(s.leg, s.index): label for s, label in zip(segments, labelled.speakers, strict=True)}
     # --
-    kept = sorted(((s, r) for s, r in zip(segments, asr, strict=True) if r.text),
-                  key=lambda sr: (sr[0].start_ms, sr[0].leg))
+    kept = sorted(((s, r, h) for s, r, h in zip(segments, asr, heard, strict=True) if r.text),
+                  key=lambda srh: (srh[2].start_ms, srh[2].leg))
     analyzer = CallAnalyzer(engine.stages, CallInfo(path, legs, Mode.BATCH, redaction=redaction), engine.metrics)
     # Each final through the stages' rewrite first (PII redaction), in time order as live: nothing after this
     # line sees the clear text.
     utterances = [
-        Utterance.of(analyzer.rewrite(Transcript(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, True,
+        Utterance.of(analyzer.rewrite(Transcript(s.leg, s.index, h.start_ms, h.end_ms, r.text, r.language, True,
                                                  r.confidence, r.text, words=shift_words(r.words, s.start_ms))),
                      s.audio, r.encoder_stats, speaker_of.get((s.leg, s.index)))
-        for s, r in kept
+        for s, r, h in kept
     ]
     await analyzer.analyze(utterances)
     duration = audio.shape[1] / PIPELINE_RATE
     duration_ms = int(duration * 1000)
-    cut_off = cut_off_legs(((s.leg, s.end_ms) for s in segments), duration_ms)
+    cut_off = cut_off_legs(((s.leg, s.end_ms) for s in heard), duration_ms)
     analyzer.end(CallEnd("recording", dict.fromkeys(legs, duration_ms), cut_off))
-    summary = summarize(duration, legs, segments, utterances)
+    summary = summarize(duration, legs, heard, utterances)
     saved = tuple(replace(u, audio=None, encoder_stats=None, embedding=None) for u in utterances)  # not kept
     return CallReport(path, round(duration, 3), legs, saved, summary, analyzer.sections(), agent_id, speakers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +35,33 @@ class SpeakerSplit:
 @dataclass(frozen=True)
 class Split:
     """Segments cut at speaker changes (still on the mixed leg) and each one's speaker; where voices that sound
-    alike were merged, each segment's speaker before the merge (``unmerged``, ``unmerged_count``)."""
+    alike were merged, each segment's speaker before the merge (``unmerged``, ``unmerged_count``); each segment's
+    (start_ms, end_ms) with the overlapped speech around it (``spans``; None: as cut)."""
 
     segments: list[SpeechSegment]
     speakers: list[int]
     count: int
     unmerged: list[int] | None = None
     unmerged_count: int = 0
+    spans: list[tuple[int, int]] | None = None
 
 
 @dataclass(frozen=True)
 class Labelled:
-    """Segments on their role's leg, renumbered per leg, each with its speaker label (``speaker_N``)."""
+    """Segments on their role's leg, renumbered per leg, each with its speaker label (``speaker_N``) and the time
+    it was heard in (``spans``: (start_ms, end_ms), wider than the segment where the other speaker talked over
+    it; the segment's own audio and times are what ASR decoded)."""
 
     segments: list[SpeechSegment]
     speakers: list[str]
     legs: tuple[Leg, ...]
     roles: Roles
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def timed(self) -> list[SpeechSegment]:
+        """The segments with the times they were heard in (overlapped speech included), as the talk-time
+        summary and the end-of-call checks read a stereo call's legs; their audio is still what was decoded."""
+        return [replace(s, start_ms=a, end_ms=b) for s, (a, b) in zip(self.segments, self.spans, strict=True)]
 
     def summary(self) -> dict[str, Any]:
         """The report's ``speakers`` section."""
@@ -64,7 +74,8 @@ def split_segments(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Sp
     """The segments cut at speaker changes, each with its speaker (on the caller's thread)."""
     found = diarize(segments, split.encoder, split.options)
     return Split([p.segment for p in found.segments], [p.speaker for p in found.segments], found.speakers,
-                 list(found.unmerged) if found.unmerged is not None else None, found.unmerged_count)
+                 list(found.unmerged) if found.unmerged is not None else None, found.unmerged_count,
+                 list(found.spans) or None)
 
 
 async def split_by_speaker(segments: Sequence[SpeechSegment], split: SpeakerSplit) -> Split:
@@ -95,7 +106,17 @@ def label_roles(split: Split, texts: Sequence[str], qa_pack: Path | None = QA_PA
         out.append(replace(seg, leg=leg, index=counters.get(leg, 0)))
         counters[leg] = counters.get(leg, 0) + 1
     legs: tuple[Leg, ...] = ("customer", "agent") if roles.known else ("mixed",)
-    return Labelled(out, [f"speaker_{spk}" for spk in speakers], legs, roles)
+    return Labelled(out, [f"speaker_{spk}" for spk in speakers], legs, roles, _heard(split, speakers))
+
+
+def _heard(split: Split, speakers: Sequence[int]) -> list[tuple[int, int]]:
+    """Each segment's span, widened over overlapped speech only towards a neighbour (the part before or after it
+    at a change) that stays another speaker: voices the roles did not keep apart do not talk over themselves."""
+    spans = split.spans or [(s.start_ms, s.end_ms) for s in split.segments]
+    last = len(spans) - 1
+    return [(a if k > 0 and speakers[k - 1] != speakers[k] else seg.start_ms,
+             b if k < last and speakers[k + 1] != speakers[k] else seg.end_ms)
+            for k, (seg, (a, b)) in enumerate(zip(split.segments, spans, strict=True))]
 
 
 def for_engine(engine: Engine, speakers: int | None = None) -> SpeakerSplit | None:

@@ -127,14 +127,18 @@ def rewrite_segments(segments: Sequence[FileSegment], analyzer: CallAnalyzer) ->
 
 
 def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult],
-                  speakers: Sequence[str | None] | None = None) -> list[FileSegment]:
-    """Segments that got text, in time order (legs interleaved); ``speakers``: each segment's speaker label."""
+                  speakers: Sequence[str | None] | None = None,
+                  spans: Sequence[tuple[int, int]] | None = None) -> list[FileSegment]:
+    """Segments that got text, in time order (legs interleaved); ``speakers``: each segment's speaker label;
+    ``spans``: each one's times when they differ from the decoded audio's (a diarized segment heard over the
+    other speaker: :attr:`speechsvc.batch.speakers.Labelled.spans`; words keep the decoded audio's times)."""
     labels = speakers if speakers is not None else [None] * len(segments)
+    times = spans if spans is not None else [(s.start_ms, s.end_ms) for s in segments]
     out = [
-        FileSegment(s.leg, s.index, s.start_ms, s.end_ms, r.text, r.language, round(r.confidence, 4),
+        FileSegment(s.leg, s.index, a, b, r.text, r.language, round(r.confidence, 4),
                     words=shift_words(r.words, s.start_ms), no_speech_prob=round(r.no_speech_prob, 4),
                     speaker=label)
-        for s, r, label in zip(segments, results, labels, strict=True)
+        for s, r, label, (a, b) in zip(segments, results, labels, times, strict=True)
         if r.text
     ]
     return sorted(out, key=lambda s: (s.start_ms, s.leg))
@@ -170,7 +174,7 @@ async def transcribe_audio_async(
     if split is None or speaker_split is None:
         return legs, file_segments(segments, results)
     labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
-    return labelled.legs, file_segments(labelled.segments, results, labelled.speakers)
+    return labelled.legs, file_segments(labelled.segments, results, labelled.speakers, labelled.spans)
 
 
 def transcribe_file(
@@ -211,5 +215,5 @@ def transcribe_file(
     results = decode_utterances(split.segments, recognize, language, punctuation=punctuation,
                                 batch_size=batch_size, progress=progress, chunk_s=chunk_s, recording=recording)
     labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
-    out = file_segments(labelled.segments, results, labelled.speakers)
+    out = file_segments(labelled.segments, results, labelled.speakers, labelled.spans)
     return FileTranscript(str(path), round(duration, 3), labelled.legs, tuple(out))

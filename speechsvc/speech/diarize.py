@@ -10,7 +10,9 @@ it (with ``fine_window_s``, also over shorter windows that are scored but not cl
 ``min_turn_s`` joins its neighbours, and a segment is split where the speaker changes. When voices were merged,
 the parts still follow the split before the merge and carry it (``Diarization.unmerged``), so that the roles
 can keep apart two voices that sound alike when their text shows an agent and a customer
-(:func:`speechsvc.batch.speakers.label_roles`). Overlapped speech goes to the speaker who dominates it.
+(:func:`speechsvc.batch.speakers.label_roles`). Overlapped speech at a change (both at once) is found from the
+short windows' scores (:mod:`speechsvc.speech.overlap`): its audio stays with the part it was cut into (the
+dominant voice), and the two parts' times (``Diarization.spans``) overlap over it, as two stereo legs do.
 
 Pure functions over arrays; the encoder is passed in (thread safety: see the encoder's module).
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from speechsvc.speech.overlap import find_overlaps, levels, step_means, widen
 from speechsvc.speech.speaker import SAMPLE_RATE, SpeakerEncoder
 from speechsvc.types import Float32Array, SpeechSegment
 
@@ -58,6 +61,14 @@ class DiarizeOptions:
     # benchmarks/results/diarization.json); it roughly doubles the embedding work.
     fine_window_s: float = 0.75
     fine_hop_s: float = 0.25
+    # Overlapped speech at a speaker change (:mod:`speechsvc.speech.overlap`, needs the fine windows; 0: off): a
+    # speaker is still (or already) heard in the other's turn where its short windows score at least
+    # ``overlap_presence`` of the way from its level in the other's speech to its level in its own;
+    # ``overlap_trim_s`` comes off each end of the span (a window's smear over a clean change) and a span
+    # shorter than ``overlap_min_s`` is not overlap.
+    overlap_presence: float = 0.5
+    overlap_trim_s: float = 0.25
+    overlap_min_s: float = 0.75
 
     def __post_init__(self) -> None:
         if not 1 <= self.speakers <= 8:
@@ -66,6 +77,8 @@ class DiarizeOptions:
             raise ValueError("hop_s must be in (0, window_s]")
         if self.fine_window_s < 0 or (self.fine_window_s and not 0 < self.fine_hop_s <= self.fine_window_s):
             raise ValueError("fine_window_s must be 0 (off) or above 0 with fine_hop_s in (0, fine_window_s]")
+        if not 0 <= self.overlap_presence <= 1 or self.overlap_trim_s < 0 or self.overlap_min_s < 0:
+            raise ValueError("overlap_presence must be in [0, 1] (0: off), overlap_trim_s and overlap_min_s >= 0")
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,11 @@ class Diarization:
     # (:func:`speechsvc.batch.speakers.label_roles`); the parts are cut where either split changes speaker.
     unmerged: tuple[int, ...] | None = None
     unmerged_count: int = 0
+    # Each part's (start_ms, end_ms) with the overlapped speech around it: where both spoke at once at a change,
+    # the part before runs on to the overlap's end and the part after starts at its beginning, so the two
+    # speakers' times overlap as two stereo legs do (the parts' audio does not: it stays cut at the change).
+    # Empty when overlap detection is off.
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,6 +255,7 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
     centroids = full if was_merged else merged
     to_merged = np.argmax(full @ merged.T, axis=1) if was_merged else np.arange(merged.shape[0])
     scores = embeddings @ centroids.T  # (windows, speakers)
+    coarse = len(windows)
     if options.fine_window_s > 0:
         fine = _windows(ordered, options, fine=True)
         fine_embeddings = encoder.embed([ordered[w.segment].audio[w.start : w.end] for w in fine])
@@ -244,6 +263,8 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
     parts: list[tuple[SpeechSegment, int]] = []
     step = STEP_MS * SAMPLE_RATE // 1000
     min_run = max(1, int(options.min_turn_s * 1000 / STEP_MS))
+    detect = options.fine_window_s > 0 and options.overlap_presence > 0
+    cuts: list[tuple[SpeechSegment, np.ndarray, list[int], list[tuple[int, int]]]] = []
     by_segment: dict[int, list[int]] = {}
     for w, window in enumerate(windows):
         by_segment.setdefault(window.segment, []).append(w)
@@ -252,13 +273,18 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
         steps = max(1, -(-seg.audio.size // step))
         total = np.zeros((steps, centroids.shape[0]))
         count = np.zeros(steps)
+        fine_total, fine_count = np.zeros_like(total), np.zeros_like(count)
         for w in mine:
             a, b = windows[w].start // step, max(windows[w].start // step + 1, -(-windows[w].end // step))
             total[a:b] += scores[w]
             count[a:b] += 1
+            if w >= coarse:
+                fine_total[a:b] += scores[w]
+                fine_count[a:b] += 1
         covered = count > 0
         total[~covered] = scores[mine].mean(axis=0)
         labels = _smooth([int(v) for v in np.argmax(total, axis=1)], min_run)
+        bounds: list[tuple[int, int]] = []
         start = 0
         for t in range(1, steps + 1):
             if t == steps or labels[t] != labels[start]:
@@ -267,7 +293,10 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
                                end_ms=seg.start_ms + b * 1000 // SAMPLE_RATE if t < steps else seg.end_ms,
                                audio=seg.audio[a:b])
                 parts.append((part, labels[start]))
+                bounds.append((start, t))
                 start = t
+        cuts.append((seg, step_means(fine_total, fine_count), labels, bounds))
+    spans = _heard(cuts, centroids.shape[0], options) if detect else []
     merged_labels = [int(to_merged[lab]) for _, lab in parts]
     first_seen = _first_seen(merged_labels)
     out = tuple(SpeakerSegment(replace(seg, index=i), first_seen[lab])
@@ -278,7 +307,22 @@ def diarize(segments: Sequence[SpeechSegment], encoder: SpeakerEncoder,
         unmerged, unmerged_count = tuple(before[lab] for _, lab in parts), len(before)
     log.debug("diarized %d segments into %d parts, %d speakers (%d before merging)", len(ordered), len(out),
               len(first_seen), unmerged_count or len(first_seen))
-    return Diarization(out, len(first_seen), unmerged, unmerged_count)
+    return Diarization(out, len(first_seen), unmerged, unmerged_count, tuple(spans) if detect else ())
+
+
+def _heard(cuts: Sequence[tuple[SpeechSegment, np.ndarray, list[int], list[tuple[int, int]]]], speakers: int,
+           options: DiarizeOptions) -> list[tuple[int, int]]:
+    """Each part's (start_ms, end_ms) widened over the overlapped speech at its changes (in the order of the
+    parts): ``cuts`` holds each segment, its steps' short-window scores, its steps' speakers and its runs."""
+    level = levels([c[1] for c in cuts], [c[2] for c in cuts], speakers)
+    trim = round(options.overlap_trim_s * 1000 / STEP_MS)
+    shortest = round(options.overlap_min_s * 1000 / STEP_MS)
+    out = []
+    for seg, scores, labels, bounds in cuts:
+        found = find_overlaps(scores, labels, level, options.overlap_presence, trim, shortest)
+        out += [(seg.start_ms + a * STEP_MS, seg.start_ms + b * STEP_MS if b < len(labels) else seg.end_ms)
+                for a, b in widen(bounds, found)]
+    return out
 
 
 def _first_seen(labels: Sequence[int]) -> dict[int, int]:
