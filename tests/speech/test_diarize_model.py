@@ -142,3 +142,42 @@ def test_a_short_turn_inside_a_segment_gets_its_own_speaker(encoder: SpeakerEnco
     inner = [p for p in parts if 6000 <= p[0] and p[1] <= 13300 and p[2] == other_speaker]
     assert len(inner) == 1, parts  # the short answer is cut out of the middle segment, near where it is
     assert abs(inner[0][0] - 9000) <= 500 and abs(inner[0][1] - 10200) <= 500, parts
+
+
+def _eval_clip(name: str, seconds: float | None = None) -> np.ndarray:
+    audio = decode_file(eval_path("asr_en", "audio", f"{name}.wav"))[0][0]
+    audio = audio[: int(seconds * SR)] if seconds else audio
+    return np.asarray(audio / max(1e-6, float(np.sqrt(np.mean(audio**2)))) * 0.05, np.float32)
+
+
+def _talked_over(overlap_s: float) -> tuple[list[SpeechSegment], int]:
+    """Two real voices (CMU ARCTIC's aew, Asterisk's Allison) in turns, and one segment where Allison comes in
+    ``overlap_s`` before aew stops (no pause); returns the segments and where aew stops in that segment (ms)."""
+    caller, agent = _eval_clip("cmuarctic_aew_a0001"), _eval_clip("asterisk_basic-pbx-ivr-main", 12.0)
+    into = caller.size - int(overlap_s * SR)
+    mixed = np.zeros(into + int(4.0 * SR), np.float32)
+    mixed[: caller.size] += 0.7 * caller  # the one talked over is quieter, as a far-end caller
+    mixed[into:] += agent[: mixed.size - into]
+    segments = [_seg(0, 0, agent[4 * SR : 8 * SR]), _seg(1, 4500, _eval_clip("cmuarctic_aew_a0002")),
+                _seg(2, 9000, mixed), _seg(3, 18000, _eval_clip("cmuarctic_aew_a0003")),
+                _seg(4, 22000, agent[8 * SR :])]
+    return segments, 9000 + caller.size * 1000 // SR
+
+
+def test_talking_over_a_real_voice_makes_the_two_parts_overlap(encoder: SpeakerEncoder) -> None:
+    segments, caller_stops = _talked_over(1.5)
+    result = diarize(segments, encoder, DiarizeOptions())
+    assert result.speakers == 2
+    inside = [(k, p) for k, p in enumerate(result.segments) if 9000 <= p.segment.start_ms < 16000]
+    speakers = [p.speaker for _, p in inside]
+    assert speakers == [result.segments[1].speaker, result.segments[0].speaker], inside  # aew, then Allison
+    (k_caller, caller), (k_agent, agent) = inside
+    assert caller.segment.end_ms == agent.segment.start_ms  # the audio is cut once
+    (_, caller_end), (agent_start, _) = result.spans[k_caller], result.spans[k_agent]
+    # Both parts span the time both spoke (1.5 s up to where aew stops), within half a second.
+    assert agent_start <= caller_stops - 1000 and caller_end >= caller_stops - 500, result.spans
+    assert caller_end - agent_start >= 750 and abs(caller_end - caller_stops) <= 600, result.spans
+    # A clean change (no overlap) leaves the parts end to end.
+    clean, _ = _talked_over(0.0)
+    parts = diarize(clean, encoder, DiarizeOptions())
+    assert parts.spans == tuple((p.segment.start_ms, p.segment.end_ms) for p in parts.segments)
