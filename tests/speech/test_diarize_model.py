@@ -164,20 +164,21 @@ def _talked_over(overlap_s: float) -> tuple[list[SpeechSegment], int]:
     return segments, 9000 + caller.size * 1000 // SR
 
 
-def test_talking_over_a_real_voice_makes_the_two_parts_overlap(encoder: SpeakerEncoder) -> None:
-    segments, caller_stops = _talked_over(1.5)
-    result = diarize(segments, encoder, DiarizeOptions())
-    assert result.speakers == 2
-    inside = [(k, p) for k, p in enumerate(result.segments) if 9000 <= p.segment.start_ms < 16000]
-    speakers = [p.speaker for _, p in inside]
-    assert speakers == [result.segments[1].speaker, result.segments[0].speaker], inside  # aew, then Allison
-    (k_caller, caller), (k_agent, agent) = inside
-    assert caller.segment.end_ms == agent.segment.start_ms  # the audio is cut once
-    (_, caller_end), (agent_start, _) = result.spans[k_caller], result.spans[k_agent]
-    # Both parts span the time both spoke (1.5 s up to where aew stops), within half a second.
-    assert agent_start <= caller_stops - 1000 and caller_end >= caller_stops - 500, result.spans
-    assert caller_end - agent_start >= 750 and abs(caller_end - caller_stops) <= 600, result.spans
-    # A clean change (no overlap) leaves the parts end to end.
-    clean, _ = _talked_over(0.0)
-    parts = diarize(clean, encoder, DiarizeOptions())
-    assert parts.spans == tuple((p.segment.start_ms, p.segment.end_ms) for p in parts.segments)
+def test_overlap_spans_on_real_voices_stay_inside_their_segments(encoder: SpeakerEncoder) -> None:
+    """Overlap detection on (it is off by default: not reliable on the tune split, docs/results.md): whatever it
+    finds on two real voices, the audio is still cut once per change and a part's time only widens over the
+    other speaker's neighbouring part, inside its own segment."""
+    segments, _ = _talked_over(1.5)
+    assert diarize(segments, encoder, DiarizeOptions()).spans == ()  # off by default
+    result = diarize(segments, encoder, DiarizeOptions(overlap_presence=0.3))
+    assert result.speakers == 2 and len(result.spans) == len(result.segments)
+    parts = [p.segment for p in result.segments]
+    for k, (p, (start, end)) in enumerate(zip(parts, result.spans, strict=True)):
+        assert start <= p.start_ms and end >= p.end_ms and p.audio.size == pytest.approx(
+            (p.end_ms - p.start_ms) * 16, abs=16)
+        home = next(s for s in segments if s.start_ms <= p.start_ms and p.end_ms <= s.end_ms)
+        assert home.start_ms <= start and end <= home.end_ms
+        if start < p.start_ms:  # widened back over the part before, another speaker's
+            assert result.segments[k - 1].speaker != result.segments[k].speaker and start >= parts[k - 1].start_ms
+        if end > p.end_ms:
+            assert result.segments[k + 1].speaker != result.segments[k].speaker and end <= parts[k + 1].end_ms

@@ -136,8 +136,8 @@ def test_diarized_parts_overlap_in_time_where_both_speak() -> None:
     assert result.spans[0] == parts[0][:2] and result.spans[3] == parts[3][:2]
     clean = diarize(_call(0.0), MixEncoder(), options)  # type: ignore[arg-type]
     assert clean.spans == tuple((p.segment.start_ms, p.segment.end_ms) for p in clean.segments)
-    off = diarize(_call(1.5), MixEncoder(), DiarizeOptions(overlap_presence=0))  # type: ignore[arg-type]
-    assert off.spans == ()
+    off = diarize(_call(1.5), MixEncoder(), DiarizeOptions())  # type: ignore[arg-type]
+    assert off.spans == ()  # off by default
 
 
 def _result(text: str) -> AsrResult:
