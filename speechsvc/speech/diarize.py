@@ -10,9 +10,10 @@ it (with ``fine_window_s``, also over shorter windows that are scored but not cl
 ``min_turn_s`` joins its neighbours, and a segment is split where the speaker changes. When voices were merged,
 the parts still follow the split before the merge and carry it (``Diarization.unmerged``), so that the roles
 can keep apart two voices that sound alike when their text shows an agent and a customer
-(:func:`speechsvc.batch.speakers.label_roles`). Overlapped speech at a change (both at once) is found from the
-short windows' scores (:mod:`speechsvc.speech.overlap`): its audio stays with the part it was cut into (the
-dominant voice), and the two parts' times (``Diarization.spans``) overlap over it, as two stereo legs do.
+(:func:`speechsvc.batch.speakers.label_roles`). Overlapped speech goes to the speaker who dominates it. With
+``overlap_presence`` set (off by default: not reliable on the tune split), overlap at a change is looked for in
+the short windows' scores (:mod:`speechsvc.speech.overlap`): its audio stays with the part it was cut into, and
+the two parts' times (``Diarization.spans``) overlap over it, as two stereo legs do.
 
 Pure functions over arrays; the encoder is passed in (thread safety: see the encoder's module).
 """
