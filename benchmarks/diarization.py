@@ -1,6 +1,7 @@
 """Diarization and roles of mono recordings, on two-party calls assembled from real speakers of ../shared/eval.
 
     python benchmarks/diarization.py [--eval ../shared/eval] [--out benchmarks/results/diarization.json] [--grid]
+        [--compare-overlap P:T:M,...] [--channels 16k,8k_mulaw] [--tune-only]
 
 How it is taken:
 - Speakers (real recordings, each speaker's utterances trimmed of leading/trailing silence and joined into one
@@ -40,6 +41,14 @@ How it is taken:
   agreement, over all channels); the shipped default is the winner there. ``--compare-fine`` compares short
   scoring windows and change holds on tune (whole metric set plus short turns); the final run takes tune's
   choice. ``--grid`` also searches window options on the tune split (slow).
+- Overlapped speech (:mod:`speechsvc.speech.overlap`): ``overlap_precision`` = frames two found speakers' widened
+  parts both cover that lie inside a scripted overlap (both parties' turns running) / all such found frames;
+  ``overlap_recall`` = frames where both voices sound (reference == 3) that were found / all of them. Overtalk:
+  mono = the agent leg's widened parts over the customer leg's (by the roles' legs), stereo = the scripted turns'
+  overlap. ``interruption_*``: the default pack's ``no_interrupting`` rule on the stereo call and on the mono call
+  whose utterances take their times from the diarized parts of their speaker (widened where overlap was found),
+  as the service times them; ``timed_qa_agreement``: every rule so. ``--compare-overlap`` compares detection
+  settings on tune (``presence:trim_s:min_s``); ``--channels`` and ``--tune-only`` keep a comparison short.
 """
 
 from __future__ import annotations
