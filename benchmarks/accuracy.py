@@ -85,7 +85,12 @@ class FasterWhisperRecipe:
 
 
 VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
-            "fw_decode", "notime", "nocont", "cont1", "cont3", "nb35")
+            "fw_decode", "notime", "nocont", "cont1", "cont3", "nb35", "tail300", "tail500", "fill0", "lp100", "lp80",
+            "lp60", "lpoff")
+
+
+def _zero_padded(mel: np.ndarray, frames: int) -> np.ndarray:
+    return np.pad(mel[:, :frames], ((0, 0), (0, max(0, frames - mel.shape[1]))))
 
 
 def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, variant: str,
@@ -99,7 +104,9 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
     drop, ``fw_decode`` its decoder on our chunks; ``notime`` chunks decoded without timestamps and never continued
     (before the continuation), ``nocont`` with timestamps but never continued, ``cont1`` / ``cont3`` continued
     when the text ends 1 s / 3 s before the chunk does; ``nb35`` (any ``nbNN``) the narrowband VAD threshold 0.35 on
-    sources at 8 kHz and below."""
+    sources at 8 kHz and below; ``tail300`` / ``tail500`` that much digital silence after each chunk, ``fill0`` the
+    window padded with zeros instead of silence; ``lp100`` (any ``lpNN``) sampling again a chunk whose greedy
+    average log-prob is below -1.00, ``lpoff`` never for doubt alone."""
     from dataclasses import replace
 
     from speechsvc.batch.chunks import CHUNK_S, plan_chunks
@@ -110,11 +117,15 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
     options = recognizer.options
     if variant == "win30":
         tuned = replace(options, min_window_s=30.0)
+    elif variant == "lpoff":  # no sampling for doubt
+        tuned = replace(options, fallback_logprob=0.0)
     elif variant == "no_drop":
         tuned = replace(options, no_speech_threshold=1.0)
     elif variant.startswith("nb"):  # nb35: the narrowband VAD threshold 0.35 (sources at 8 kHz and below)
         settings = settings.model_copy(update={"vad_narrowband_threshold": int(variant[2:]) / 100})
         tuned = options
+    elif variant.startswith("lp"):  # lp100: sample again a final whose greedy avg log-prob is below -1.00
+        tuned = replace(options, fallback_logprob=-int(variant[2:]) / 100)
     elif variant in ("nocont", "cont1", "cont3"):
         tuned = replace(options, continue_after_s={"nocont": 0.0, "cont1": 1.0, "cont3": 3.0}[variant])
     else:
@@ -124,6 +135,19 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
         recognizer.options = tuned
         if variant == "notime":
             requests = [replace(r, complete=False) for r in requests]
+        if variant.startswith("tail"):
+
+            tail = np.zeros(int(variant[4:]) * 16, np.float32)
+            requests = [replace(r, audio=np.concatenate([r.audio, tail])) for r in requests]
+        if variant == "fill0":  # the window padded with zeros (faster-whisper's pad_or_trim), not silence
+            import speechsvc.speech.asr as asr_module
+
+            keep = asr_module._pad_frames
+            asr_module._pad_frames = _zero_padded
+            try:
+                return recognizer.transcribe(requests)
+            finally:
+                asr_module._pad_frames = keep
         try:
             return recognizer.transcribe(requests)
         finally:

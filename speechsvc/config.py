@@ -62,6 +62,8 @@ class AsrOptions:
     compression_ratio_threshold: float
     fallback_temperatures: tuple[float, ...]
     fallback_hypotheses: int
+    # Recorded audio: also fall back on a chunk whose greedy average log-probability is below this (0: never).
+    fallback_logprob: float
     # Drop a hypothesis as non-speech when P(no speech) is above and avg log-prob below these.
     no_speech_threshold: float
     logprob_threshold: float
@@ -356,6 +358,7 @@ class Settings(BaseSettings):
     asr_compression_ratio_threshold: float = Field(2.0, gt=0)
     asr_fallback_temperatures: tuple[float, ...] = (0.2, 0.4)
     asr_fallback_hypotheses: int = Field(3, ge=1)
+    asr_fallback_logprob: float = Field(-0.8, le=0)
     asr_no_speech_threshold: float = Field(0.6, ge=0, le=1)
     asr_logprob_threshold: float = -1.0
     # Recorded audio: when a chunk's timestamped text ends more than this many seconds before its audio, the rest
@@ -543,6 +546,7 @@ class Settings(BaseSettings):
             compression_ratio_threshold=self.asr_compression_ratio_threshold,
             fallback_temperatures=self.asr_fallback_temperatures,
             fallback_hypotheses=self.asr_fallback_hypotheses,
+            fallback_logprob=self.asr_fallback_logprob,
             no_speech_threshold=self.asr_no_speech_threshold,
             logprob_threshold=self.asr_logprob_threshold,
             punctuation=self.punctuation,

@@ -322,10 +322,12 @@ class WhisperRecognizer:
             begin = self._tokenizer.timestamp_begin
             body = [t for t in ids if t != self._tokenizer.eot]
             end = (body[-1] - begin) * TIME_PRECISION_S if body and body[-1] >= begin else None
-            fallback = self._needs_fallback(text, len(res.sequences_ids[0]), limit)
+            fallback = self._needs_fallback(text, len(res.sequences_ids[0]), limit) or self._unsure(req, avg_logprob)
             if fallback:
-                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob)
-                end = None
+                greedy = text
+                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob,
+                                                   len(res.sequences_ids[0]) >= limit)
+                end = end if text == greedy else None  # a sampled text's end is not known
             if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
                 text = ""
             ends.append(end)
@@ -498,19 +500,27 @@ class WhisperRecognizer:
     def _needs_fallback(self, text: str, n_tokens: int, limit: int) -> bool:
         return n_tokens >= limit or compression_ratio(text) > self.options.compression_ratio_threshold
 
+    def _unsure(self, request: AsrRequest, avg_logprob: float) -> bool:
+        """Recorded audio whose greedy hypothesis the model itself doubts (average log-probability below
+        ``fallback_logprob``): sampled again, as faster-whisper does, and the likeliest hypothesis kept. Live
+        finals are not: the extra decodes would come out of the calls a machine holds."""
+        threshold = self.options.fallback_logprob
+        return threshold < 0 and request.complete and avg_logprob < threshold
+
     def _fallback(
-        self, mel: Float32Array, prompt: list[int], limit: int, text: str, avg_logprob: float
+        self, mel: Float32Array, prompt: list[int], limit: int, text: str, avg_logprob: float, bound_hit: bool
     ) -> tuple[str, float]:
-        """Re-decode one segment whose hypothesis hit the output bound or repeats itself.
+        """Re-decode one segment whose hypothesis hit the output bound, repeats itself or is doubted
+        (:meth:`_unsure`).
 
         A hypothesis that only ran into the bound (fast speech, not a loop) is first decoded again greedily
         with twice the room: a completed text beats a truncated one. Otherwise (or if that loops too),
-        temperature sampling; keep the best non-repetitive hypothesis."""
+        temperature sampling; keep the likeliest non-repetitive hypothesis, the greedy one included."""
         import ctranslate2
 
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel))
         threshold = self.options.compression_ratio_threshold
-        if compression_ratio(text) <= threshold:
+        if bound_hit and compression_ratio(text) <= threshold:
             room = min(2 * limit, MAX_NEW_TOKENS)
             again = self._ct2.generate(features, [prompt], beam_size=1, max_length=len(prompt) + room,
                                        repetition_penalty=self.options.repetition_penalty, return_scores=True)[0]
