@@ -9,7 +9,8 @@ streaming path decodes one short VAD segment at a time, and three measured choic
   utterances at +0.006 CER.
 * **Bound the output by the audio length** (``tokens_per_second``) and fall back to temperature sampling
   when the greedy hypothesis is repetitive (gzip compression ratio) or runs into the bound: greedy
-  Whisper loops on short clips (``第五大道００００…``), which cost 0.38 CER.
+  Whisper loops on short clips (``第五大道００００…``), which cost 0.38 CER. Recorded chunks whose greedy text
+  the model doubts (``fallback_logprob``) are sampled again too, as faster-whisper does; live finals are not.
 * **No Chinese prompt; convert to Simplified afterwards** with OpenCC (Whisper writes Traditional
   characters for ``zh``, and a Simplified prompt made accuracy worse); punctuation and script in
   :mod:`speechsvc.speech.text`.
