@@ -10,6 +10,7 @@ from speechsvc.analysis.roles import SpeakerText, assign_roles, cues_for, two_si
 from speechsvc.batch.speakers import Split, label_roles
 from speechsvc.speech.diarize import DiarizeOptions, cluster, diarize, kmeans, spectral_labels
 from speechsvc.types import Float32Array, SpeechSegment
+from tests.support.fakes import TwoToneVoices
 
 SR = 16000
 
@@ -53,22 +54,9 @@ def test_options_are_checked() -> None:
         DiarizeOptions(fine_window_s=0.5, fine_hop_s=0.75)
 
 
-class PitchEncoder:
-    """Stands in for the speaker encoder: a window's "voice" is its dominant frequency (200 Hz or 500 Hz),
-    mapped to one of two fixed unit vectors (mixtures give mixtures)."""
-
-    dim = 8
-    voices = _unit(np.eye(8)[:2] + 0.1)
-
-    def embed(self, windows: list[Float32Array]) -> Float32Array:
-        out = []
-        for w in windows:
-            spectrum = np.abs(np.fft.rfft(w))
-            freqs = np.fft.rfftfreq(w.size, 1 / SR)
-            low = spectrum[(freqs > 150) & (freqs < 250)].sum()
-            high = spectrum[(freqs > 450) & (freqs < 550)].sum()
-            out.append(_unit(low * self.voices[0] + high * self.voices[1] + 1e-6))
-        return np.asarray(out, np.float32)
+def pitch_encoder() -> TwoToneVoices:
+    """Two voices (a 200 Hz and a 500 Hz tone) at a cosine of about 0.2."""
+    return TwoToneVoices(np.eye(8)[:2] + 0.1)
 
 
 def _tone(freq: float, seconds: float) -> Float32Array:
@@ -89,7 +77,7 @@ def test_segments_are_split_where_the_speaker_changes() -> None:
         _segment(2, 10.0, _tone(500, 2.0)),
         _segment(3, 13.0, _tone(200, 0.4)),  # a short turn, shorter than a window
     ]
-    result = diarize(segments, PitchEncoder(), DiarizeOptions(speakers=2))  # type: ignore[arg-type]
+    result = diarize(segments, pitch_encoder(), DiarizeOptions(speakers=2))  # type: ignore[arg-type]
     assert result.speakers == 2
     parts = [(p.segment.start_ms, p.segment.end_ms, p.speaker) for p in result.segments]
     assert parts[0] == (0, 2500, 0)
@@ -105,7 +93,7 @@ def test_segments_are_split_where_the_speaker_changes() -> None:
 
 def test_a_brief_flicker_inside_a_turn_is_smoothed_away() -> None:
     audio = np.concatenate([_tone(200, 3.0), _tone(500, 0.3), _tone(200, 3.0)])
-    result = diarize([_segment(0, 0.0, audio), _segment(1, 7.0, _tone(500, 3.0))], PitchEncoder(),  # type: ignore[arg-type]
+    result = diarize([_segment(0, 0.0, audio), _segment(1, 7.0, _tone(500, 3.0))], pitch_encoder(),  # type: ignore[arg-type]
                      DiarizeOptions(speakers=2, min_turn_s=1.0))
     assert [(p.segment.start_ms, p.speaker) for p in result.segments] == [(0, 0), (7000, 1)]
 
@@ -165,11 +153,11 @@ def test_voices_merged_for_sounding_alike_keep_their_split() -> None:
     # the split before the merge changes speaker, and that split is kept for the roles to decide.
     segments = [_segment(0, 0.0, _tone(200, 3.0)), _segment(1, 4.0, np.concatenate([_tone(500, 3.0),
                                                                                    _tone(200, 3.0)]))]
-    result = diarize(segments, PitchEncoder(), DiarizeOptions(speakers=2, same_speaker=0.1))  # type: ignore[arg-type]
+    result = diarize(segments, pitch_encoder(), DiarizeOptions(speakers=2, same_speaker=0.1))  # type: ignore[arg-type]
     assert result.speakers == 1 and {p.speaker for p in result.segments} == {0}
     assert result.unmerged == (0, 1, 0) and result.unmerged_count == 2
     assert abs(result.segments[1].segment.end_ms - 7000) <= 300
-    kept = diarize(segments, PitchEncoder(), DiarizeOptions(speakers=2))  # type: ignore[arg-type]
+    kept = diarize(segments, pitch_encoder(), DiarizeOptions(speakers=2))  # type: ignore[arg-type]
     assert kept.speakers == 2 and kept.unmerged is None
 
 

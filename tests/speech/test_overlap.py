@@ -12,6 +12,7 @@ from speechsvc.speech.asr import AsrResult
 from speechsvc.speech.diarize import DiarizeOptions, diarize
 from speechsvc.speech.overlap import Overlap, find_overlaps, levels, step_means, widen
 from speechsvc.types import Float32Array, SpeechSegment
+from tests.support.fakes import TwoToneVoices
 
 SR = 16000
 
@@ -86,22 +87,9 @@ def test_step_means_of_uncovered_steps() -> None:
     assert np.allclose(step_means(total, count), [[1.0, 0.5], [1.0, 0.5]])
 
 
-class MixEncoder:
-    """Stands in for the speaker encoder: a window's embedding mixes two fixed voices by the energy it has at
-    200 Hz and at 500 Hz, so a window where both sound lies between them."""
-
-    voices = np.asarray([[1.0, 0.0, 0.3, 0.0], [0.0, 1.0, 0.3, 0.0]], np.float32)
-
-    def embed(self, windows: list[Float32Array]) -> Float32Array:
-        out = []
-        for w in windows:
-            spectrum = np.abs(np.fft.rfft(w))
-            freqs = np.fft.rfftfreq(w.size, 1 / SR)
-            low = spectrum[(freqs > 150) & (freqs < 250)].sum()
-            high = spectrum[(freqs > 450) & (freqs < 550)].sum()
-            v = low * self.voices[0] + high * self.voices[1] + 1e-6
-            out.append(v / np.linalg.norm(v))
-        return np.asarray(out, np.float32)
+def mix_encoder() -> TwoToneVoices:
+    """Two voices (a 200 Hz and a 500 Hz tone) at a cosine of about 0.08."""
+    return TwoToneVoices(np.asarray([[1.0, 0.0, 0.3, 0.0], [0.0, 1.0, 0.3, 0.0]]))
 
 
 def _tone(freq: float, seconds: float, gain: float = 0.3) -> Float32Array:
@@ -125,7 +113,7 @@ def _call(overlap_s: float) -> list[SpeechSegment]:
 
 def test_diarized_parts_overlap_in_time_where_both_speak() -> None:
     options = DiarizeOptions(min_turn_s=1.0, overlap_presence=0.3)
-    result = diarize(_call(1.5), MixEncoder(), options)  # type: ignore[arg-type]
+    result = diarize(_call(1.5), mix_encoder(), options)  # type: ignore[arg-type]
     parts = [(p.segment.start_ms, p.segment.end_ms, p.speaker) for p in result.segments]
     assert [p[2] for p in parts] == [0, 0, 1, 1]
     # The audio stays cut at one change (ASR decodes each stretch once) ...
@@ -134,9 +122,9 @@ def test_diarized_parts_overlap_in_time_where_both_speak() -> None:
     (_, a_end), (b_start, _) = result.spans[1], result.spans[2]
     assert abs(a_end - 7000) <= 400 and abs(b_start - 5500) <= 400
     assert result.spans[0] == parts[0][:2] and result.spans[3] == parts[3][:2]
-    clean = diarize(_call(0.0), MixEncoder(), options)  # type: ignore[arg-type]
+    clean = diarize(_call(0.0), mix_encoder(), options)  # type: ignore[arg-type]
     assert clean.spans == tuple((p.segment.start_ms, p.segment.end_ms) for p in clean.segments)
-    off = diarize(_call(1.5), MixEncoder(), DiarizeOptions())  # type: ignore[arg-type]
+    off = diarize(_call(1.5), mix_encoder(), DiarizeOptions())  # type: ignore[arg-type]
     assert off.spans == ()  # off by default
 
 
