@@ -70,10 +70,12 @@ class Metrics:
             registry=r,
         )
         self.asr_fallbacks = Counter(
-            "speechsvc_asr_fallbacks", "ASR items decoded again (greedy text hit the output bound or repeated itself)",
+            "speechsvc_asr_fallbacks",
+            "ASR items decoded again (greedy text hit the output bound or repeated itself; recorded chunks also when"
+            " the model doubted it)",
             ["kind"], registry=r,
         )
-        for kind in ("final", "partial"):  # exposed from the start: 0 is a measurement too
+        for kind in ("final", "partial", "recorded"):  # exposed from the start: 0 is a measurement too
             self.asr_fallbacks.labels(kind)
         self.tenant_rejections = Counter(
             "speechsvc_tenant_rejections_total", "Work refused by a per-tenant limit", ["tenant", "reason"], registry=r

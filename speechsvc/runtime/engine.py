@@ -263,7 +263,8 @@ class Engine:
         results = self.recognizer.transcribe(batch)
         for request, result in zip(batch, results, strict=True):
             if result.fallback:
-                self.metrics.asr_fallbacks.labels("partial" if request.partial else "final").inc()
+                kind = "partial" if request.partial else "recorded" if request.complete else "final"
+                self.metrics.asr_fallbacks.labels(kind).inc()
         audio_s = sum(r.audio.size for r in batch) / PIPELINE_RATE
         if audio_s > 0:
             self.metrics.real_time_factor.observe((time.perf_counter() - started) / audio_s)

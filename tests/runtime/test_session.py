@@ -157,11 +157,12 @@ def test_asr_fallbacks_are_counted_per_kind() -> None:
     engine = fake_engine()
     engine.recognizer.fallback_hz = {440}  # type: ignore[attr-defined]
     requests = [AsrRequest(tone(440, 1.0), "zh"), AsrRequest(tone(440, 0.5), "zh", partial=True),
-                AsrRequest(tone(330, 1.0), "zh")]
-    assert [r.fallback for r in engine._run_asr(requests)] == [True, True, False]
+                AsrRequest(tone(330, 1.0), "zh"), AsrRequest(tone(440, 2.0), "zh", complete=True)]
+    assert [r.fallback for r in engine._run_asr(requests)] == [True, True, False, True]
     value = engine.metrics.registry.get_sample_value
     assert value("speechsvc_asr_fallbacks_total", {"kind": "final"}) == 1
     assert value("speechsvc_asr_fallbacks_total", {"kind": "partial"}) == 1
+    assert value("speechsvc_asr_fallbacks_total", {"kind": "recorded"}) == 1
 
 
 async def test_flush_finishes_the_open_utterance_and_the_call_goes_on() -> None:
