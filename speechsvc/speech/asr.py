@@ -323,11 +323,11 @@ class WhisperRecognizer:
             begin = self._tokenizer.timestamp_begin
             body = [t for t in ids if t != self._tokenizer.eot]
             end = (body[-1] - begin) * TIME_PRECISION_S if body and body[-1] >= begin else None
-            fallback = self._needs_fallback(text, len(res.sequences_ids[0]), limit) or self._unsure(req, avg_logprob)
+            bound_hit = len(res.sequences_ids[0]) >= limit
+            fallback = self._needs_fallback(text, bound_hit) or self._unsure(req, avg_logprob)
             if fallback:
                 greedy = text
-                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob,
-                                                   len(res.sequences_ids[0]) >= limit)
+                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob, bound_hit)
                 end = end if text == greedy else None  # a sampled text's end is not known
             if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
                 text = ""
@@ -498,8 +498,8 @@ class WhisperRecognizer:
         stamps = int(seconds) + 2 if timestamps else 0
         return min(room, int(self.options.tokens_per_second * seconds) + self.options.extra_tokens + stamps)
 
-    def _needs_fallback(self, text: str, n_tokens: int, limit: int) -> bool:
-        return n_tokens >= limit or compression_ratio(text) > self.options.compression_ratio_threshold
+    def _needs_fallback(self, text: str, bound_hit: bool) -> bool:
+        return bound_hit or compression_ratio(text) > self.options.compression_ratio_threshold
 
     def _unsure(self, request: AsrRequest, avg_logprob: float) -> bool:
         """Recorded audio whose greedy hypothesis the model itself doubts (average log-probability below
