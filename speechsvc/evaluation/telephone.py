@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from speechsvc.speech.audio import decode_file, encode_file, resample
@@ -94,6 +95,13 @@ def band_limit(x: Float32Array, rate: int, low: float = 300.0, high: float = 340
 
 def codec_round_trip(x: Float32Array, codec: str) -> Float32Array:
     """8 kHz mono audio encoded and decoded by FFmpeg's ``codec`` (in memory)."""
+    try:
+        av.codec.Codec(codec, "w")
+    except av.codec.codec.UnknownCodecError as exc:
+        raise RuntimeError(
+            f"this PyAV ({av.__version__}) has no {codec} encoder; the telephone chains need the wheels of the "
+            "'bench' extra (pip install -e '.[bench]': av<18.1.1 still carries libopencore_amrnb)"
+        ) from exc
     suffix = {"libopencore_amrnb": ".amr"}.get(codec, ".wav")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"x{suffix}"
