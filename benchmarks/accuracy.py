@@ -86,7 +86,7 @@ class FasterWhisperRecipe:
 
 VARIANTS = ("ours", "gate", "pad200", "gaps", "seg15", "chunk28", "fw_audio", "fw_vad", "whole", "win30", "no_drop",
             "fw_decode", "notime", "nocont", "cont1", "cont3", "nb35", "tail300", "tail500", "fill0", "lp100", "lp80",
-            "lp60", "lpoff")
+            "lp60", "lpoff", "fw30", "fw20")
 
 
 def _zero_padded(mel: np.ndarray, frames: int) -> np.ndarray:
@@ -106,7 +106,8 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
     when the text ends 1 s / 3 s before the chunk does; ``nb35`` (any ``nbNN``) the narrowband VAD threshold 0.35 on
     sources at 8 kHz and below; ``tail300`` / ``tail500`` that much digital silence after each chunk, ``fill0`` the
     window padded with zeros instead of silence; ``lp100`` (any ``lpNN``) sampling again a chunk whose greedy
-    average log-prob is below -1.00, ``lpoff`` never for doubt alone."""
+    average log-prob is below -1.00, ``lpoff`` never for doubt alone; ``fw30`` (any ``fwNN``) a chunk that falls
+    back also decoded greedily in a 30 s window among its hypotheses."""
     from dataclasses import replace
 
     from speechsvc.batch.chunks import CHUNK_S, plan_chunks
@@ -124,6 +125,8 @@ def ours(recognizer: WhisperRecognizer, vad: SileroModel, settings: Settings, va
     elif variant.startswith("nb"):  # nb35: the narrowband VAD threshold 0.35 (sources at 8 kHz and below)
         settings = settings.model_copy(update={"vad_narrowband_threshold": int(variant[2:]) / 100})
         tuned = options
+    elif variant.startswith("fw") and variant[2:].isdigit():  # fw30: the window candidate of a fallback
+        tuned = replace(options, fallback_window_s=float(variant[2:]))
     elif variant.startswith("lp"):  # lp100: sample again a final whose greedy avg log-prob is below -1.00
         tuned = replace(options, fallback_logprob=-int(variant[2:]) / 100)
     elif variant in ("nocont", "cont1", "cont3"):

@@ -64,6 +64,9 @@ class AsrOptions:
     fallback_hypotheses: int
     # Recorded audio: also fall back on a chunk whose greedy average log-probability is below this (0: never).
     fallback_logprob: float
+    # Recorded audio: a chunk that falls back is also decoded greedily in an encoder window of this many seconds
+    # (Whisper's own is 30), and the likeliest hypothesis wins (0: never).
+    fallback_window_s: float
     # Drop a hypothesis as non-speech when P(no speech) is above and avg log-prob below these.
     no_speech_threshold: float
     logprob_threshold: float
@@ -359,6 +362,9 @@ class Settings(BaseSettings):
     asr_fallback_temperatures: tuple[float, ...] = (0.2, 0.4)
     asr_fallback_hypotheses: int = Field(3, ge=1)
     asr_fallback_logprob: float = Field(-0.8, le=0)
+    # Recorded audio: a chunk that falls back also has its greedy hypothesis in Whisper's own 30 s window among the
+    # candidates (0 turns it off); tune mean CER 0.271 -> 0.264 (docs/results.md, issue 27 fourth pass).
+    asr_fallback_window_s: float = Field(30.0, ge=0, le=30.0)
     asr_no_speech_threshold: float = Field(0.6, ge=0, le=1)
     asr_logprob_threshold: float = -1.0
     # Recorded audio: when a chunk's timestamped text ends more than this many seconds before its audio, the rest
@@ -547,6 +553,7 @@ class Settings(BaseSettings):
             fallback_temperatures=self.asr_fallback_temperatures,
             fallback_hypotheses=self.asr_fallback_hypotheses,
             fallback_logprob=self.asr_fallback_logprob,
+            fallback_window_s=self.asr_fallback_window_s,
             no_speech_threshold=self.asr_no_speech_threshold,
             logprob_threshold=self.asr_logprob_threshold,
             punctuation=self.punctuation,

@@ -327,7 +327,8 @@ class WhisperRecognizer:
             fallback = self._needs_fallback(text, bound_hit) or self._unsure(req, avg_logprob)
             if fallback:
                 greedy = text
-                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob, bound_hit)
+                text, avg_logprob = self._fallback(batch[i : i + 1], prompts[i], limit, text, avg_logprob, bound_hit,
+                                                   wide=req.complete)
                 end = end if text == greedy else None  # a sampled text's end is not known
             if res.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.logprob_threshold:
                 text = ""
@@ -509,14 +510,22 @@ class WhisperRecognizer:
         return threshold < 0 and request.complete and avg_logprob < threshold
 
     def _fallback(
-        self, mel: Float32Array, prompt: list[int], limit: int, text: str, avg_logprob: float, bound_hit: bool
+        self,
+        mel: Float32Array,
+        prompt: list[int],
+        limit: int,
+        text: str,
+        avg_logprob: float,
+        bound_hit: bool,
+        wide: bool = False,
     ) -> tuple[str, float]:
         """Re-decode one segment whose hypothesis hit the output bound, repeats itself or is doubted
         (:meth:`_unsure`).
 
         A hypothesis that only ran into the bound (fast speech, not a loop) is first decoded again greedily
         with twice the room: a completed text beats a truncated one. Otherwise (or if that loops too),
-        temperature sampling; keep the likeliest non-repetitive hypothesis, the greedy one included."""
+        temperature sampling; keep the likeliest non-repetitive hypothesis, the greedy one included. A ``wide``
+        (recorded) chunk also has its greedy hypothesis in the ``fallback_window_s`` window among them."""
         import ctranslate2
 
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel))
@@ -532,6 +541,9 @@ class WhisperRecognizer:
                 return candidate, _avg_logprob(again.scores[0], len(tokens))
             limit = room
         best = (text, avg_logprob) if compression_ratio(text) <= threshold else None
+        wider = self._wider(mel, prompt, limit) if wide else None
+        if wider is not None and (best is None or wider[1] > best[1]):
+            best = wider
         # Seeds only worker threads that have not sampled yet: CTranslate2's generator is thread-local and created
         # at a thread's first sample, so run to run the output still depends on what was sampled before (the
         # accuracy benchmark gives each clip a fresh, seeded sampler: speechsvc.evaluation.seeded).
@@ -559,6 +571,25 @@ class WhisperRecognizer:
             if best is not None:
                 return best
         return text, avg_logprob
+
+    def _wider(self, mel: Float32Array, prompt: list[int], limit: int) -> tuple[str, float] | None:
+        """The greedy hypothesis of ``mel`` (one item) padded to the ``fallback_window_s`` window; None when that
+        window is no wider than the one decoded, or the hypothesis loops or runs into the bound."""
+        import ctranslate2
+
+        frames = int(self.options.fallback_window_s * FRAMES_PER_SECOND)
+        if frames <= mel.shape[-1]:
+            return None
+        padded = _pad_frames(mel[0], frames)[None]
+        result = self._ct2.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(padded)), [prompt],
+                                    beam_size=1, max_length=len(prompt) + limit,
+                                    repetition_penalty=self.options.repetition_penalty, return_scores=True)[0]
+        ids = result.sequences_ids[0]
+        tokens = [t for t in ids[:limit] if t < self._tokenizer.eot]
+        candidate = self._decode(tokens)
+        if len(ids) >= limit or compression_ratio(candidate) > self.options.compression_ratio_threshold:
+            return None
+        return candidate, _avg_logprob(result.scores[0], len(tokens))
 
     def _encoder_stats(self, encoded: object, audios: list[Float32Array]) -> list[Float32Array | None]:
         """Mean/std over the real (unpadded) encoder frames of each item: 2 x d_model floats."""

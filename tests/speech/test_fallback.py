@@ -46,3 +46,25 @@ def test_partials_are_never_sampled_for_doubt(doubting: WhisperRecognizer) -> No
     audio = decode_file(fixture_clip("espeak_zh_network").path)[0][0]
     (partial,) = doubting.transcribe([AsrRequest(audio, "zh", partial=True)])
     assert partial.text and not partial.fallback
+
+
+def test_a_recorded_fallback_weighs_the_full_window_hypothesis(recognizer: WhisperRecognizer) -> None:
+    """With ``fallback_window_s`` set, a doubted recorded chunk's hypotheses include the greedy one decoded in
+    Whisper's own 30 s window, and the likeliest of them is kept."""
+    audio = decode_file(fixture_clip("espeak_zh_bill").path)[0][0]
+    kept = recognizer.options
+    request = AsrRequest(audio, "zh", complete=True)
+    try:
+        recognizer.options = replace(kept, fallback_logprob=0.0)
+        (narrow,) = recognizer.transcribe([request])
+        recognizer.options = replace(kept, fallback_logprob=0.0, min_window_s=30.0)
+        (wide,) = recognizer.transcribe([request])
+        # No sampling: the two greedy hypotheses are the only candidates.
+        recognizer.options = replace(kept, fallback_logprob=-1e-4, fallback_window_s=30.0, fallback_temperatures=())
+        (chosen,) = recognizer.transcribe([request])
+    finally:
+        recognizer.options = kept
+    likeliest = max((narrow, wide), key=lambda r: r.confidence)
+    assert chosen.fallback
+    assert chosen.text == likeliest.text, (chosen.text, narrow.text, wide.text)
+    assert chosen.confidence == pytest.approx(likeliest.confidence, abs=1e-4)
