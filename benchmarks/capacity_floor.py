@@ -43,11 +43,11 @@ class CountingRecognizer(WhisperRecognizer):
     sampled = 0  # of which went straight to temperature sampling (a repetitive hypothesis)
 
     def _fallback(self, mel: Float32Array, prompt: list[int], limit: int, text: str,
-                  avg_logprob: float, bound_hit: bool) -> tuple[str, float]:
+                  avg_logprob: float, bound_hit: bool, wide: bool = False) -> tuple[str, float]:
         self.fallbacks += 1
         if not bound_hit or compression_ratio(text) > self.options.compression_ratio_threshold:
             self.sampled += 1
-        return super()._fallback(mel, prompt, limit, text, avg_logprob, bound_hit)
+        return super()._fallback(mel, prompt, limit, text, avg_logprob, bound_hit, wide)
 
 
 def load(path: Path) -> Float32Array:

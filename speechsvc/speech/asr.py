@@ -532,13 +532,9 @@ class WhisperRecognizer:
         threshold = self.options.compression_ratio_threshold
         if bound_hit and compression_ratio(text) <= threshold:
             room = min(2 * limit, MAX_NEW_TOKENS)
-            again = self._ct2.generate(features, [prompt], beam_size=1, max_length=len(prompt) + room,
-                                       repetition_penalty=self.options.repetition_penalty, return_scores=True)[0]
-            ids = again.sequences_ids[0]
-            tokens = [t for t in ids[:room] if t < self._tokenizer.eot]
-            candidate = self._decode(tokens)
-            if len(ids) < room and compression_ratio(candidate) <= threshold:
-                return candidate, _avg_logprob(again.scores[0], len(tokens))
+            again = self._greedy(features, prompt, room)
+            if again is not None:
+                return again
             limit = room
         best = (text, avg_logprob) if compression_ratio(text) <= threshold else None
         wider = self._wider(mel, prompt, limit) if wide else None
@@ -581,13 +577,17 @@ class WhisperRecognizer:
         if frames <= mel.shape[-1]:
             return None
         padded = _pad_frames(mel[0], frames)[None]
-        result = self._ct2.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(padded)), [prompt],
-                                    beam_size=1, max_length=len(prompt) + limit,
+        return self._greedy(ctranslate2.StorageView.from_array(np.ascontiguousarray(padded)), prompt, limit)
+
+    def _greedy(self, features: object, prompt: list[int], room: int) -> tuple[str, float] | None:
+        """One greedy decode of ``features`` with ``room`` tokens of output: its text and average log-prob, or
+        None when it runs into the bound or repeats itself."""
+        result = self._ct2.generate(features, [prompt], beam_size=1, max_length=len(prompt) + room,
                                     repetition_penalty=self.options.repetition_penalty, return_scores=True)[0]
         ids = result.sequences_ids[0]
-        tokens = [t for t in ids[:limit] if t < self._tokenizer.eot]
+        tokens = [t for t in ids[:room] if t < self._tokenizer.eot]
         candidate = self._decode(tokens)
-        if len(ids) >= limit or compression_ratio(candidate) > self.options.compression_ratio_threshold:
+        if len(ids) >= room or compression_ratio(candidate) > self.options.compression_ratio_threshold:
             return None
         return candidate, _avg_logprob(result.scores[0], len(tokens))
 
