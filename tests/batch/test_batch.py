@@ -100,8 +100,10 @@ def test_batch_outputs_and_quality_summary(recordings: dict[str, Path], tmp_path
 
 
 def test_batch_resumes_after_being_killed(recordings: dict[str, Path], tmp_path: Path) -> None:
-    inputs = [str(recordings["mono"]), str(recordings["call"]), str(EVAL / "long" / "orig_8k" /
-                                                                      "ibm_05-gettysburg-address-2min.wav")]
+    talk, rate = decode_file(EVAL / "long" / "orig_8k" / "ibm_05-gettysburg-address-2min.wav")
+    rest = tmp_path / "talk_rest.wav"  # the next 40 s of the talk: a third file, not begun or not done at the kill
+    encode_file(rest, talk[:, rate * 25 : rate * 65], rate)
+    inputs = [str(recordings["mono"]), str(recordings["call"]), str(rest)]
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "speechsvc.cli", "--log-level", "WARNING", "batch", *inputs,
                              "--out", str(out), "--concurrency", "1", "-q"], stdout=subprocess.DEVNULL,

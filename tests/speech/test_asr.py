@@ -1,8 +1,9 @@
 """Whisper on real speech (model tier): accuracy bars, Simplified output, timestamps, no hallucinations.
 
-The bars are the figures measured by benchmarks/accuracy.py on a 2-core CPU (README, "Accuracy") plus
-a margin of ~15% for int8 kernels that differ between CPUs; a regression of the decoding choices in
-ASR_NOTES (30 s padding, unbounded greedy loops, Traditional output) breaks them by far more.
+The error-rate bars are a regression guard on every other row of each shared dev set (the whole sets and the
+held-out figures are benchmarks/accuracy.py's, docs/results.md): the bar is the figure measured on those rows
+on a 2-core CPU plus a margin for int8 kernels that differ between CPUs; a regression of the decoding choices
+in ASR_NOTES (30 s padding, unbounded greedy loops, Traditional output) breaks them by far more.
 """
 
 from __future__ import annotations
@@ -19,19 +20,23 @@ from tests.support.datasets import eval_path, manifest
 
 pytestmark = pytest.mark.model
 
-# (folder, audio column, language, bar, measured)
+# (folder, audio column, language, bar, measured on every other row: 2026-12-07, 2-core AMD EPYC)
 BARS = [
-    ("asr_zh", "file", "zh", 0.26, 0.220),
-    ("asr_zh", "tel_file", "zh", 0.30, 0.249),
-    ("asr_en", "file", "en", 0.09, 0.061),
-    ("asr_en", "orig_8k_file", "en", 0.07, 0.046),
+    ("asr_zh", "file", "zh", 0.21, 0.168),
+    ("asr_zh", "tel_file", "zh", 0.24, 0.198),
+    ("asr_en", "file", "en", 0.08, 0.052),
+    ("asr_en", "orig_8k_file", "en", 0.075, 0.049),
 ]
 
 
 @pytest.mark.parametrize(("folder", "column", "language", "bar", "measured"), BARS)
-def test_error_rate_below_bar(recognizer, vad_model, folder, column, language, bar, measured) -> None:  # type: ignore[no-untyped-def]
-    score = evaluate_asr(eval_path(folder), column, language, recognizer.transcribe, vad_model, Settings().vad())
-    assert score.files >= 40
+def test_error_rate_below_bar(recognizer, vad_model, tmp_path, folder, column, language, bar, measured) -> None:  # type: ignore[no-untyped-def]
+    lines = (eval_path(folder) / "manifest.csv").read_text().splitlines(keepends=True)
+    half = tmp_path / "manifest.csv"  # the header and every other row
+    half.write_text("".join(lines[:1] + lines[1::2]))
+    score = evaluate_asr(eval_path(folder), column, language, recognizer.transcribe, vad_model, Settings().vad(),
+                         manifest=str(half))  # an absolute path: pathlib joins it to the folder as itself
+    assert score.files >= 20
     assert score.error_rate < bar, f"{folder}/{column} {score.metric} {score.error_rate} (measured {measured})"
 
 
