@@ -15,7 +15,7 @@ from pathlib import Path
 
 from speechsvc.analysis.analyzer import CallAnalyzer
 from speechsvc.batch.chunks import CHUNK_S, decode_utterances, decode_utterances_async
-from speechsvc.batch.speakers import SpeakerSplit, label_roles, split_by_speaker, split_segments
+from speechsvc.batch.speakers import SpeakerSplit, Split, label_roles, split_by_speaker, split_segments
 from speechsvc.config import VadOptions
 from speechsvc.speech.asr import AsrRequest, AsrResult, shift_words
 from speechsvc.speech.audio import decode_with_source_rate
@@ -144,6 +144,22 @@ def file_segments(segments: Sequence[SpeechSegment], results: Sequence[AsrResult
     return sorted(out, key=lambda s: (s.start_ms, s.leg))
 
 
+def decoded_segments(
+    legs: tuple[Leg, ...],
+    segments: Sequence[SpeechSegment],
+    results: Sequence[AsrResult],
+    split: Split | None,
+    speaker_split: SpeakerSplit | None,
+) -> tuple[tuple[Leg, ...], list[FileSegment]]:
+    """A recording's decoded segments and its legs: as cut, or, for a mono recording ``split`` by speaker, each
+    with its speaker label, on agent / customer legs when the roles are clear (the same for the service's path and
+    the command line's)."""
+    if split is None or speaker_split is None:
+        return legs, file_segments(segments, results)
+    labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
+    return labelled.legs, file_segments(labelled.segments, results, labelled.speakers, labelled.spans)
+
+
 async def transcribe_audio_async(
     audio: Float32Array,
     worker: InferenceWorker[AsrRequest, AsrResult],
@@ -171,10 +187,7 @@ async def transcribe_audio_async(
     results = await decode_utterances_async(segments, lambda r: worker.submit_wait(r, Priority.BATCH), language,
                                             punctuation=punctuation, words=words, hotwords=hotwords, task=task,
                                             recording=dict(zip(legs, audio, strict=True)))
-    if split is None or speaker_split is None:
-        return legs, file_segments(segments, results)
-    labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
-    return labelled.legs, file_segments(labelled.segments, results, labelled.speakers, labelled.spans)
+    return decoded_segments(legs, segments, results, split, speaker_split)
 
 
 def transcribe_file(
@@ -206,14 +219,10 @@ def transcribe_file(
     legs = legs_for(audio.shape[0])
     segments = [seg for ch, leg in enumerate(legs)
                 for seg in segment_audio(audio[ch], leg, vad_model, vad_options, rate)]
-    recording = dict(zip(legs, audio, strict=True))
-    if speaker_split is None or legs != ("mixed",):
-        out = transcribe_segments(segments, recognize, language, batch_size, progress, punctuation=punctuation,
-                                  chunk_s=chunk_s, recording=recording)
-        return FileTranscript(str(path), round(duration, 3), legs, tuple(out))
-    split = split_segments(segments, speaker_split)
-    results = decode_utterances(split.segments, recognize, language, punctuation=punctuation,
-                                batch_size=batch_size, progress=progress, chunk_s=chunk_s, recording=recording)
-    labelled = label_roles(split, [r.text for r in results], speaker_split.qa_pack)
-    out = file_segments(labelled.segments, results, labelled.speakers, labelled.spans)
-    return FileTranscript(str(path), round(duration, 3), labelled.legs, tuple(out))
+    split = split_segments(segments, speaker_split) if speaker_split and legs == ("mixed",) else None
+    if split is not None:
+        segments = split.segments
+    results = decode_utterances(segments, recognize, language, punctuation=punctuation, batch_size=batch_size,
+                                progress=progress, chunk_s=chunk_s, recording=dict(zip(legs, audio, strict=True)))
+    legs, out = decoded_segments(legs, segments, results, split, speaker_split)
+    return FileTranscript(str(path), round(duration, 3), legs, tuple(out))
