@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ NO_RECORDED_FALLBACK = {"asr_fallback_logprob": 0.0, "asr_fallback_window_s": 0.
 
 
 def run_speechsvc(files: list[tuple[Path, str]], args: argparse.Namespace, full: bool,
-                  tuned: dict[str, float] | None = None) -> dict[str, Any]:
+                  tuned: dict[str, Any] | None = None) -> dict[str, Any]:
     settings = Settings(cpu_threads=args.threads, compute_type=args.compute_type, device="cpu",
                         asr_max_batch=args.batch_size, text_analysis=full, emotion=full, assist=full, qa=full,
                         diarize=full,
@@ -132,9 +133,10 @@ def main() -> None:
     print(json.dumps(env, indent=2))
     files = load_set(args.eval)
     rows = []
-    for run in (lambda: run_faster_whisper(files, args), lambda: run_speechsvc(files, args, False),
-                lambda: run_speechsvc(files, args, False, NO_RECORDED_FALLBACK),
-                lambda: run_speechsvc(files, args, True)):
+    runs: list[Callable[[], dict[str, Any]]] = [
+        lambda: run_faster_whisper(files, args), lambda: run_speechsvc(files, args, False),
+        lambda: run_speechsvc(files, args, False, NO_RECORDED_FALLBACK), lambda: run_speechsvc(files, args, True)]
+    for run in runs:
         row = run()
         rows.append(row)
         print(f"{row['system']}: {row['audio_s_per_s']} audio s / s (wall {row['wall_s']} s for {row['audio_s']} s), "

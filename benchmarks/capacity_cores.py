@@ -31,7 +31,7 @@ def level_cores(level: dict[str, Any], seconds: float) -> dict[str, Any] | None:
     n = level["calls"]
 
     def core_s(prefix: str) -> float:
-        return sum(v for k, v in threads.items() if k.startswith(prefix)) / 100 * wall
+        return float(sum(v for k, v in threads.items() if k.startswith(prefix))) / 100 * float(wall)
 
     asr = core_s("asr-ct") + core_s("infer-asr")
     emotion = core_s("infer-emotion")

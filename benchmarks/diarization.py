@@ -62,6 +62,7 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ from speechsvc.speech.audio import decode_file, resample, telephone_channel  # n
 from speechsvc.speech.diarize import DiarizeOptions, diarize  # noqa: E402
 from speechsvc.speech.speaker import SpeakerEncoder  # noqa: E402
 from speechsvc.speech.vad import SileroModel  # noqa: E402
-from speechsvc.types import Float32Array, SpeechSegment  # noqa: E402
+from speechsvc.types import Float32Array, Leg, SpeechSegment  # noqa: E402
 
 SR = 16000
 FRAME = 160  # 10 ms
@@ -310,7 +311,7 @@ def _scripted(built: BuiltCall, leg: str) -> np.ndarray:
 
 
 def overlap_scores(built: BuiltCall, spans: list[tuple[int, int]], labels: list[int],
-                   legs: dict[int, str]) -> dict[str, Any]:
+                   legs: Mapping[int, str]) -> dict[str, Any]:
     """Overlapped speech found (frames two found speakers' widened parts both cover) against the script:
     ``ovl_hit`` = found frames inside a scripted overlap (both parties' turns running), ``ovl_found`` = found
     frames, ``ovl_heard`` = reference frames with both voices sounding (reference == 3) that were found,
@@ -346,7 +347,7 @@ def timed_qa(built: BuiltCall, parts: list[tuple[int, int]], spans: list[tuple[i
         leg = roles.leg(spk)
         mono_utts.append(replace(u, leg=leg, index=counters[leg], start_ms=start, end_ms=end))
         counters[leg] += 1
-    legs = ("customer", "agent") if roles.known else ("mixed",)
+    legs: tuple[Leg, ...] = ("customer", "agent") if roles.known else ("mixed",)
     mono = qa.score_call(sorted(mono_utts, key=lambda x: x.start_ms), built.call["call_end"], legs)
     stereo = qa.score_call(parsed, built.call["call_end"], ("customer", "agent"))
     outcomes = [(r.rule, r.status, mono.outcome(r.rule).status) for r in stereo.outcomes]
@@ -385,7 +386,7 @@ def roles_and_qa(built: BuiltCall, hyp: np.ndarray, mapping: dict[int, int], par
         leg = roles.leg(spk)
         mono_utts.append(replace(u, leg=leg, index=counters[leg]))
         counters[leg] += 1
-    legs = ("customer", "agent") if roles.known else ("mixed",)
+    legs: tuple[Leg, ...] = ("customer", "agent") if roles.known else ("mixed",)
     mono = qa.score_call(mono_utts, built.call["call_end"], legs)
     outcomes = [(r.rule, r.status, mono.outcome(r.rule).status) for r in stereo.outcomes]
     return {"roles_right": bool(right), "abstained": not roles.known, "role_confidence": roles.confidence,

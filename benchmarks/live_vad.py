@@ -60,7 +60,7 @@ def stream(model: SileroModel, options: VadOptions, pcm: np.ndarray) -> tuple[fl
     fmt = AudioFormat("mulaw", 8000, 1)
     payload = mulaw_encode(np.concatenate([np.zeros(int(LEAD_S * 8000), np.int16), pcm]))
     resampler = StreamResampler(8000)
-    vad = VadStream(model, options, "caller")
+    vad = VadStream(model, options, "customer")
     found = 0
     started = time.process_time()
     for at in range(0, len(payload), FRAME):

@@ -234,7 +234,7 @@ def main() -> None:
     reports = {c["id"]: engine.score_call(c["parsed"], c["call_end"], ("customer", "agent")) for c in calls}
 
     per_rule = rule_figures(rules, calls, reports)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for figures in per_rule.values():
         totals.update({k: figures[k] for k in ("tp", "fp", "fn")})
     sweep = {}
@@ -247,7 +247,7 @@ def main() -> None:
     for report in reports.values():
         for o in report.outcomes:
             statuses[o.rule][o.status] += 1
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "qa_rules",
         "command": "python benchmarks/qa_rules.py",
         "machine": describe(),

@@ -102,7 +102,7 @@ def silence(seconds: float, rate: int = RATE) -> np.ndarray:
 
 
 def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    return bytes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 class TwoToneVoices:
