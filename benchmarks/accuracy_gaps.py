@@ -17,20 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from speechsvc.evaluation.asr_sets import APART, Item, en_items, zh_items
+from speechsvc.evaluation.asr_sets import Item, en_items, zh_items
+from speechsvc.evaluation.heldout import pooled_in
 from speechsvc.evaluation.paired import PairedGap, paired_gap
 from speechsvc.evaluation.scoring import error_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("read", "prompt", "spontaneous", "all", "read_turn", "bronze")
-
-
-def family_keys(item: Item) -> tuple[str, ...]:
-    """The families an item counts in, as benchmarks/accuracy.py pools them ("all": every gold and silver item
-    not reported apart; "bronze": the long turns)."""
-    if item.quality == "bronze":
-        return (item.family, "bronze")
-    return (item.family,) if item.family in APART else (item.family, "all")
 
 
 def gaps(results: dict[str, Any], items: dict[str, Item], rounds: int) -> dict[str, dict[str, dict[str, Any]]]:
@@ -44,7 +37,7 @@ def gaps(results: dict[str, Any], items: dict[str, Item], rounds: int) -> dict[s
         for name in sorted(set(ours) & set(peer)):
             item = items[name]
             length = error_counts(item.reference, "", item.language)[1]
-            for family in family_keys(item):
+            for family in pooled_in(item):
                 a, b, n = pooled.setdefault(family, ([], [], []))
                 a.append(round(float(ours[name]) * length))
                 b.append(round(float(peer[name]) * length))

@@ -53,6 +53,14 @@ class TextCache:
         return cached
 
 
+def pooled_in(item: Item) -> tuple[str, ...]:
+    """The figures an item counts in: its family's, and "bronze" (machine-made references, shown apart) or "all"
+    (the headline: every gold and silver item of the families not reported apart)."""
+    if item.quality == "bronze":
+        return (item.family, "bronze")
+    return (item.family,) if item.family in APART else (item.family, "all")
+
+
 def score(items: Sequence[Item], condition: str, split: str, transcribe: Transcriber, cache: Path,
           noise_dir: Path | None = None, show: Callable[[str, float, str], None] | None = None) -> SetScore:
     """Error rate of ``transcribe`` on ``items`` under ``condition``: per family, and over all but bronze."""
@@ -70,9 +78,7 @@ def score(items: Sequence[Item], condition: str, split: str, transcribe: Transcr
         per_item[item.key] = round(edits / max(1, n), 4)
         if show is not None:
             show(item.key, per_item[item.key], hyp)
-        for key in (item.family, "bronze" if item.quality == "bronze" else "all" if item.family not in APART else ""):
-            if not key:
-                continue
+        for key in pooled_in(item):
             per[key][0] += edits
             per[key][1] += n
             per[key][2] += 1
